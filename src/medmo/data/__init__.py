@@ -1,0 +1,1 @@
+"""Medical datasets as unified records (see schema.py)."""

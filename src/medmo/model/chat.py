@@ -1,0 +1,37 @@
+"""Unified-record messages -> the chat format Qwen3-VL's processor expects.
+
+Records carry `<image>` placeholders in their text (DESIGN.md); the processor's chat
+template wants content lists with {"type": "image"} entries. `to_conversation` turns one
+into the other; images themselves are opened by `medmo.imaging.open_image` and passed to
+the processor separately, in placeholder order.
+"""
+from __future__ import annotations
+
+from medmo.data.schema import IMAGE_TOKEN
+
+
+def to_conversation(messages: list[dict], system: str | None = None) -> list[dict]:
+    """[{"role", "content": str with <image>}] -> [{"role", "content": [parts]}]."""
+    conv: list[dict] = []
+    if system:
+        conv.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    for m in messages:
+        parts: list[dict] = []
+        chunks = m["content"].split(IMAGE_TOKEN)
+        for i, chunk in enumerate(chunks):
+            if i > 0:
+                parts.append({"type": "image"})
+            if chunk:
+                parts.append({"type": "text", "text": chunk})
+        conv.append({"role": m["role"], "content": parts})
+    return conv
+
+
+def prompt_messages(messages: list[dict]) -> list[dict]:
+    """The messages up to (not including) the first assistant turn: what a model is asked."""
+    out = []
+    for m in messages:
+        if m["role"] == "assistant":
+            break
+        out.append(m)
+    return out

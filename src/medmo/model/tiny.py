@@ -1,0 +1,178 @@
+"""A tiny Qwen3-VL, built offline: same classes and code path as the 8B model.
+
+`build_tiny(out_dir)` writes a checkpoint folder that loads with
+`AutoProcessor.from_pretrained` / `Qwen3VLForConditionalGeneration.from_pretrained`
+exactly like a hub checkpoint:
+
+- a byte-level BPE tokenizer (Qwen2's pre-tokenizer: digits split one by one) trained on
+  a small built-in corpus of medical prompt and answer text, with Qwen's special tokens
+  (`<|im_start|>`, `<|im_end|>`, `<|vision_start|>`, `<|image_pad|>`, ...) and a
+  Qwen3-style chat template (with `{% generation %}` marks for assistant-only loss);
+- a `Qwen3VLProcessor`: patch 16, merge 2, so one visual token per 32x32 pixels;
+- a `Qwen3VLForConditionalGeneration` of a few million parameters with DeepStack
+  indexes set (vision layers 1-3 feed the first LLM layers).
+
+Departure from Qwen3-VL: sizes only (hidden 256, 4 layers; vision hidden 128, depth 4),
+and a ~400-token vocabulary instead of 151k. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+]
+# Plain-text tags MedMO emits; single tokens keep grounding answers short for the tiny model.
+EXTRA_TOKENS = ["<box>", "</box>", "<think>", "</think>", "<answer>", "</answer>"]
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}<|im_start|>assistant\n{% generation %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|im_end|>{% endgeneration %}{{ '\\n' }}"
+    "{% else %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for c in message['content'] %}"
+    "{% if c['type'] == 'image' or 'image' in c %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'video' or 'video' in c %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# The BPE is trained on this text so common words of medical prompts become single tokens.
+_CORPUS = """
+Detect and localize all cells in the image. Locate the lesion. Find the nodule in the chest X-ray.
+cell cells nucleus nuclei lesion nodule mass effusion pneumonia pneumothorax atelectasis cardiomegaly
+infiltrate fracture tumor opacity consolidation edema normal abnormal left right upper lower lobe
+How many cells are in the image? Is there a cell in the image? Answer with a single word or number.
+Answer the question using a single word or phrase. Please answer yes or no. yes no Yes No
+Findings: Impression: The lungs are clear. No acute cardiopulmonary abnormality. heart size is normal.
+What is the modality? CT MRI X-ray ultrasound pathology microscopy fundus dermoscopy brain liver kidney
+Answer with the option's letter from the given choices directly. A B C D E The answer is
+Please output the bounding box coordinates. 0 1 2 3 4 5 6 7 8 9 , [ ] [[ ]] ( ) : . ? !
+"""
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the tiny model (the defaults are DESIGN.md's measured 4.9M config)."""
+
+    text_hidden: int = 256
+    text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 2
+    text_intermediate: int = 768
+    vision_hidden: int = 128
+    vision_depth: int = 4
+    vision_heads: int = 4
+    vision_intermediate: int = 384
+    deepstack: tuple[int, ...] = (1, 2, 3)
+    vocab_merges: int = 150  # BPE merges learned on the corpus above
+    min_pixels: int = 32 * 32 * 4
+    max_pixels: int = 512 * 512
+    seed: int = 0
+
+
+def build_tokenizer(cfg: TinyConfig):
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=len(alphabet) + cfg.vocab_merges, initial_alphabet=alphabet, show_progress=False, special_tokens=[]
+    )
+    tok.train_from_iterator(_CORPUS.split("\n") * 4, trainer=trainer)
+    vocab = tok.get_vocab()
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    qtok = Qwen2Tokenizer(vocab=vocab, merges=merges, chat_template=CHAT_TEMPLATE)
+    qtok.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
+    qtok.add_tokens(EXTRA_TOKENS)
+    qtok.eos_token = "<|im_end|>"
+    qtok.pad_token = "<|endoftext|>"
+    qtok.padding_side = "left"
+    return qtok
+
+
+def build_processor(cfg: TinyConfig, tokenizer):
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
+    image_processor = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, size=size,
+                                            image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    video_processor = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2, size=size)
+    return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                            chat_template=CHAT_TEMPLATE)
+
+
+def build_model(cfg: TinyConfig, tokenizer):
+    import torch
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    torch.manual_seed(cfg.seed)
+    ids = tokenizer.convert_tokens_to_ids
+    text_head_dim = cfg.text_hidden // cfg.text_heads
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_intermediate,
+            num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
+            num_key_value_heads=cfg.text_kv_heads, head_dim=text_head_dim, max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope(text_head_dim),
+                             "mrope_interleaved": True},
+            pad_token_id=ids("<|endoftext|>"), tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            depth=cfg.vision_depth, hidden_size=cfg.vision_hidden, intermediate_size=cfg.vision_intermediate,
+            num_heads=cfg.vision_heads, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+            out_hidden_size=cfg.text_hidden, num_position_embeddings=1024,
+            deepstack_visual_indexes=list(cfg.deepstack),
+        ),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=True,
+    )
+    model = Qwen3VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = [ids("<|im_end|>"), ids("<|endoftext|>")]
+    model.generation_config.pad_token_id = ids("<|endoftext|>")
+    model.generation_config.do_sample = False
+    return model
+
+
+def _mrope(head_dim: int) -> list[int]:
+    """Split head_dim/2 rotary frequencies over (t, h, w) in Qwen3-VL's 24:20:20 proportion."""
+    half = head_dim // 2
+    h = w = (half * 20) // 64
+    return [half - h - w, h, w]
+
+
+def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None) -> Path:
+    """Build the tiny model, tokenizer and processor and save them as a checkpoint folder."""
+    cfg = cfg or TinyConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(cfg)
+    processor = build_processor(cfg, tokenizer)
+    model = build_model(cfg, tokenizer)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("tiny Qwen3-VL: %.2fM parameters, vocabulary %d, saved to %s", n / 1e6, len(tokenizer), out)
+    return out

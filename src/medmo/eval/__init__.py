@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks, scoring, metrics, judge, backends, runner, reports."""

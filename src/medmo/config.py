@@ -52,7 +52,17 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
-    return key.strip(), value
+    return key.strip(), _yaml11_float(value)
+
+
+def _yaml11_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-4` (no dot) as a string; a learning rate written that way is a float."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c.isdigit() for c in value) and "e" in value.lower() else value
+        except ValueError:
+            return value
+    return value
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
@@ -83,6 +93,8 @@ def _build(cls, data: dict[str, Any], where: str, errors: list[str]):
         sub = hints.get(key)
         if dataclasses.is_dataclass(sub) and isinstance(value, dict):
             value = _build(sub, value, f"{where}.{key}", errors)
+        else:
+            value = _check_scalar(sub, _yaml11_float(value), f"{where}.{key}", errors)
         kwargs[key] = value
     if errors:
         return None
@@ -91,6 +103,15 @@ def _build(cls, data: dict[str, Any], where: str, errors: list[str]):
     except (TypeError, ValueError) as e:
         errors.append(f"{where}: {e}")
         return None
+
+
+def _check_scalar(hint, value: Any, where: str, errors: list[str]) -> Any:
+    """Plain scalar fields must hold their type (an int is accepted for a float)."""
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, bool, str) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        errors.append(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -1,0 +1,384 @@
+"""Answer extraction and scoring for VQA and multiple-choice QA, in two named modes.
+
+`score_record(task, answer, response, mode)` scores one model response against a
+record's `answer` (DESIGN.md): task "vqa" ({"text", "closed"}) or "mcq" ({"choices",
+"letter"}). `aggregate_qa(samples)` turns scored samples into accuracy, closed and open
+accuracy (the paper's "closed/all"), parse failures and per-subgroup breakdowns.
+
+Mode `strict` (the default, what medmo reports):
+- `<think>…</think>` is removed; the final answer is the last `\\boxed{}`, else the last
+  `<answer>…</answer>`, else what follows the last "answer is" / "Answer:" /
+  "**Answer**:", else the whole text.
+- yes/no questions are judged by the answer's LEADING yes/no word: "Yes, it is normal"
+  is yes, "normal" is neither (a parse failure, scored wrong), "no" is never found
+  inside "normal" or "nodule". Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
+  are judged by the polarity of their first characters.
+- multiple choice by letter in any common form ("B", "(B)", "B.", "B) text",
+  "**Answer**: B", "\\boxed{B}", "Option B", "the correct answer is B") or, when no
+  letter is given, by the one option whose text the answer contains.
+- other closed questions (a small set: "left", "T2", "MRI") by normalized exact match
+  of the answer or of its first clause.
+- open questions by normalized exact match (lower case, no punctuation or articles),
+  plus token precision/recall/F1 (as a multiset, in that order) and, when a judge is
+  configured, the judge's verdict: the result carries "judge": {"question",
+  "reference", "response"} and the runner sets "correct" from the verdict.
+- an empty response scores 0 and is a parse failure; nothing raises.
+
+Mode `medevalkit` reproduces the per-sample rule scoring of MedEvalKit
+(alibaba-damo-academy/MedEvalKit, utils/utils.py and the per-benchmark cal_metrics), so
+numbers can be compared with tables produced by it. Known MedEvalKit defects, and what
+this mode does with each:
+1. Open-question accuracy is divided by the open count twice (the final loop over the
+   "open" metrics also divides "acc"). NOT reproduced: it is an aggregation slip, not a
+   scoring rule, and the headline overall accuracy of MedEvalKit is unaffected.
+2. SLAKE closed questions are counted twice with the LLM judge on (the rule-based closed
+   count is kept and the judge's closed verdicts are added again). NOT reproduced: the
+   judge is not rule scoring, and the double count gives accuracies above what the
+   model earned.
+3. PathVQA closed accuracy is reset to 0 with the judge on. NOT reproduced, same reason.
+4. Token F1 is returned in the wrong order: calculate_f1 returns (f1, precision,
+   recall) but callers unpack (precision, recall, f1), so its "f1" is recall, its
+   "recall" is precision and its "precision" is F1. REPRODUCED in the returned
+   "precision"/"recall"/"f1" fields, because that is what published open-VQA "F1"
+   columns computed with it contain; strict mode returns them correctly.
+5. yes/no by substring: correct when exactly one of "yes"/"no" occurs anywhere in the
+   response and the reference occurs in it, so "normal" counts as "no" and "not
+   sure, probably yes" counts as yes. REPRODUCED: it decides the published closed
+   accuracies.
+6. Empty answers crash ROUGE (and calculate_f1 returns a bare 0 that the caller cannot
+   unpack). NOT reproduced: an empty answer scores 0 and the result carries
+   "medevalkit_crash": True so a user sees where MedEvalKit would have stopped.
+7. MMLU-Med crashes (its prompt builder formats an undefined `context`) and IU-Xray
+   crashes. NOT reproduced: medmo scores MMLU-Med with MedEvalKit's multiple-choice
+   rule (IU-Xray is a report benchmark, scored in medmo.eval.metrics).
+The rules that ARE reproduced: MedEvalKit's answer extraction (last \\boxed{}, else
+<answer> tags, then splitting on "answer is"/"answer:"/... patterns, no <think>
+removal), exact match after removing "\\n" and "." for closed questions, exact match
+without that clean-up for open questions, set-based whitespace-token F1, and its
+multiple-choice rule: first "\\n\\n" paragraph or last paragraph's first sentence if it
+is a bare letter, then the text before the first "." and after the last ":", and when
+that is neither a letter nor an option, the option most similar to the whole answer by
+difflib ratio (so an unparsable answer is silently guessed, never a parse failure).
+For VQA-RAD and PathVQA MedEvalKit calls a question closed when its reference is
+yes/no (not by the dataset's answer_type); pass `closed_by="yes_no"` for those.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import string
+from collections import Counter, defaultdict
+from typing import Any, Iterable
+
+MODES = ("strict", "medevalkit")
+
+YES_NO = {"yes": "yes", "no": "no", "是": "yes", "是的": "yes", "否": "no", "不是": "no"}
+# Chinese closed answers in SLAKE: (reference, polarity); a response is judged by the
+# polarity of its first characters.
+_ZH_NEG_PREFIX = ("不", "没", "否", "无", "非")
+_ZH_POS = {"是", "是的", "有", "包含", "可以", "对", "存在", "正常"}
+_ZH_NEG = {"否", "不是", "没有", "不包含", "不可以", "不对", "不存在", "不正常", "无"}
+_ARTICLES = {"a", "an", "the"}
+_PUNCT = set(string.punctuation) | set("，。、；：？！“”‘’（）《》")
+_TOKEN_RE = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")
+_ANSWER_RE = re.compile(
+    r"(?:final\s+)?answer\s*[*_]*\s*(?:is|:|：)\s*[*_]*\s*:?|答案\s*(?:是|:|：)", re.IGNORECASE
+)
+_MEK_PATTERNS = ("**answer**:", "**answer**", "*answer*:", "**answer:**", "answer is", "answer:", "答案:", "final answer", "final answer is")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown scoring mode {mode!r}; use one of {', '.join(MODES)}")
+
+
+# ---------------------------------------------------------------- extraction
+def boxed_content(text: str) -> str | None:
+    """Content of the last \\boxed{...} (nested braces matched), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i, depth = start + len("\\boxed{"), 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                inner = text[i:j]
+                return re.sub(r"\\text\{([^{}]*)\}", r"\1", inner)
+    return None
+
+
+def tag_content(text: str, tag: str) -> str | None:
+    """Content of the last <tag>...</tag> (or of an unclosed last <tag>), or None."""
+    closed = re.findall(rf"<{tag}>(.*?)</{tag}>", text, flags=re.S)
+    if closed:
+        return closed[-1]
+    if f"<{tag}>" in text:
+        return text.rsplit(f"<{tag}>", 1)[1]
+    return None
+
+
+def strip_think(text: str) -> str:
+    """Remove <think> blocks; a response that only closes one keeps what follows it."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.S)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    elif "<think>" in text:  # never closed: the whole rest is reasoning
+        text = text.split("<think>", 1)[0]
+    return text.strip()
+
+
+def extract_final(response: str | None) -> str:
+    """The strict mode's final answer text (see the module docstring)."""
+    text = strip_think(response or "")
+    for found in (boxed_content(text), tag_content(text, "answer")):
+        if found is not None and found.strip():
+            return found.strip()
+    matches = list(_ANSWER_RE.finditer(text))
+    if matches:
+        rest = text[matches[-1].end():].strip()
+        line = rest.split("\n", 1)[0].strip()
+        if line:
+            return line
+    return text
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation and markdown removed, articles dropped, spaces collapsed."""
+    text = "".join(" " if c in _PUNCT else c for c in text.lower())
+    return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
+def tokens(text: str) -> list[str]:
+    """Word tokens (latin/digits) and single CJK characters, lower case, no articles."""
+    return [t for t in _TOKEN_RE.findall(text.lower()) if t not in _ARTICLES]
+
+
+def token_prf(prediction: str, reference: str) -> tuple[float, float, float]:
+    """(precision, recall, f1) over token multisets; 0s when either side is empty."""
+    pred, ref = tokens(prediction), tokens(reference)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or common == 0:
+        return 0.0, 0.0, 0.0
+    p, r = common / len(pred), common / len(ref)
+    return p, r, 2 * p * r / (p + r)
+
+
+# ---------------------------------------------------------------- strict mode
+def yes_no_polarity(text: str) -> str | None:
+    """'yes'/'no' from the LEADING word of an answer (or first characters for Chinese)."""
+    t = text.strip().lstrip("*_`\"'([ ").lower()
+    if not t:
+        return None
+    if "\u4e00" <= t[0] <= "\u9fff":
+        if t.startswith(_ZH_NEG_PREFIX):
+            return "no"
+        return "yes" if any(t.startswith(p) for p in _ZH_POS) else None
+    m = re.match(r"[a-z]+", t)
+    word = m.group(0) if m else ""
+    return word if word in ("yes", "no") else None
+
+
+def reference_polarity(reference: str) -> str | None:
+    """'yes'/'no' when the reference is a yes/no answer (English or SLAKE Chinese)."""
+    ref = reference.strip().rstrip(".。").strip().lower()
+    if ref in ("yes", "no"):
+        return ref
+    if ref in _ZH_POS or ref in _ZH_NEG:
+        return "no" if ref in _ZH_NEG else "yes"
+    return None
+
+
+_LETTER_ALONE = re.compile(r"^[(\[]?([A-Za-z])[)\]]?[.:)]?$")
+_LETTER_LEAD = re.compile(r"^[(\[]?([A-Z])(?:[)\]][.:]?|[.:])(?:\s|$)")
+_LETTER_NAMED = re.compile(r"\b(?:option|choice|answer|letter)\s*(?:is\s*)?[:：]?\s*[(\[]?([A-Za-z])\b[)\]]?", re.I)
+_LETTER_IS = re.compile(r"\b(?:is|be)\s*:?\s*[(\[]?([A-Z])[)\]]?(?=[\s.,;:)]|$)")
+
+
+def parse_choice(text: str, choices: dict[str, str]) -> str | None:
+    """The chosen letter (a key of `choices`) or None; see the module docstring."""
+    letters = {k.upper() for k in choices}
+    t = text.strip().strip("*_`\"' ").strip()
+    if not t:
+        return None
+
+    def ok(found: Iterable[str]) -> str | None:
+        found = {f.upper() for f in found} & letters
+        return found.pop() if len(found) == 1 else None
+
+    for rx in (_LETTER_ALONE, _LETTER_LEAD):
+        m = rx.match(t)
+        if m and m.group(1).upper() in letters:
+            return m.group(1).upper()
+    for rx in (_LETTER_NAMED, _LETTER_IS):
+        letter = ok(rx.findall(t))
+        if letter:
+            return letter
+    norm = f" {normalize(t)} "
+    hits = [k for k, v in choices.items() if normalize(v) and f" {normalize(v)} " in norm]
+    # an option whose text is inside another matched option ("pneumonia" within
+    # "viral pneumonia") does not count as a second match
+    hits = [k for k in hits if not any(k != o and normalize(choices[k]) in normalize(choices[o]) for o in hits)]
+    return hits[0].upper() if len(hits) == 1 else None
+
+
+def _score_strict(task: str, answer: dict, response: str, question: str) -> dict[str, Any]:
+    final = extract_final(response)
+    if task == "mcq":
+        choices = answer.get("choices") or {}
+        letter = parse_choice(final, choices)
+        if letter is None and final != strip_think(response):
+            letter = parse_choice(strip_think(response), choices)
+        return {"parsed": letter, "correct": letter is not None and letter == str(answer.get("letter", "")).upper()}
+    reference = str(answer.get("text", ""))
+    polarity = reference_polarity(reference)
+    if answer.get("closed") and polarity is not None:
+        got = yes_no_polarity(final)
+        return {"parsed": got, "correct": got == polarity, "closed": True}
+    if answer.get("closed"):
+        ref = normalize(reference)
+        first = normalize(re.split(r"[,.;\n，。]", final, maxsplit=1)[0])
+        parsed = normalize(final) or None
+        return {"parsed": parsed, "correct": bool(ref) and ref in (normalize(final), first), "closed": True}
+    p, r, f1 = token_prf(final, reference)
+    exact = bool(normalize(final)) and normalize(final) == normalize(reference)
+    out = {"parsed": final or None, "correct": exact, "closed": False, "precision": p, "recall": r, "f1": f1}
+    if final and not exact:
+        out["judge"] = {"question": question, "reference": reference, "response": final}
+    return out
+
+
+# ---------------------------------------------------------------- medevalkit mode
+def _mek_extract(response: str) -> str:
+    """MedEvalKit's pre-extraction in cal_metrics: last \\boxed{}, else <answer> tags."""
+    boxed = boxed_content(response)
+    if boxed is not None:
+        return boxed
+    if "<answer>" in response:
+        return " ".join(re.findall(r"<answer>(.*?)</answer>", response, flags=re.S)).strip() or response
+    return response
+
+
+def _mek_parse(response: str) -> str:
+    """MedEvalKit's parse_response: lower case, extraction, then split on answer patterns."""
+    response = _mek_extract(response.lower())
+    for pattern in _MEK_PATTERNS:
+        if pattern in response:
+            response = response.split(pattern)[-1]
+    return response
+
+
+def _mek_multi_choice(choices: dict[str, str], letter: str, response: str) -> str:
+    """The letter MedEvalKit's judge_multi_choice lands on (its correct = this == letter)."""
+    alphas = [chr(ord("a") + i) for i in range(len(choices))]
+    options = [f"{k}. {v}".lower() for k, v in choices.items()]
+    response = response.lower()
+    paragraphs = response.split("\n\n")
+    if paragraphs[0] in alphas:
+        response = paragraphs[0]
+    elif paragraphs[-1].split(".")[0] in alphas:
+        response = paragraphs[-1].split(".")[0]
+    response = _mek_parse(response).strip().replace("\n", "")
+    head = response.split(".")[0].split(":")[-1]
+    if head in alphas:
+        return head.upper()
+    if head in options:
+        return alphas[options.index(head)].upper()
+    if not options:
+        return ""
+    ratios = [difflib.SequenceMatcher(None, o, response).ratio() for o in options]
+    return alphas[max(range(len(options)), key=lambda i: (ratios[i], -i))].upper()
+
+
+def _score_medevalkit(task: str, answer: dict, response: str, question: str, closed_by: str) -> dict[str, Any]:
+    if task == "mcq":
+        text = " ".join(re.findall(r"<answer>(.*?)</answer>", response, flags=re.S)).strip() or response
+        letter = _mek_multi_choice(answer.get("choices") or {}, str(answer.get("letter", "")).lower(), text)
+        return {"parsed": letter, "correct": letter == str(answer.get("letter", "")).upper()}
+    reference = str(answer.get("text", "")).lower()
+    is_yes_no = reference.strip() in ("yes", "no")
+    closed = is_yes_no if closed_by == "yes_no" else bool(answer.get("closed"))
+    parsed = _mek_parse(_mek_extract(response).lower().strip())
+    if closed:
+        cleaned = parsed.replace("\n", "").replace(".", "")
+        if is_yes_no:
+            correct = (("yes" in cleaned) ^ ("no" in cleaned)) and reference.strip() in cleaned
+        else:
+            correct = cleaned == reference
+        return {"parsed": cleaned, "correct": bool(correct), "closed": True}
+    out: dict[str, Any] = {"parsed": parsed, "correct": parsed == reference, "closed": False}
+    pred_set, ref_set = set(parsed.split()), set(reference.split())
+    common = len(pred_set & ref_set)
+    if not pred_set or not ref_set:
+        out.update(precision=0.0, recall=0.0, f1=0.0, medevalkit_crash=True)
+    else:
+        p, r = common / len(pred_set), common / len(ref_set)
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        # MedEvalKit returns (f1, precision, recall) and unpacks (precision, recall, f1)
+        out.update(precision=f1, recall=p, f1=r)
+    out["judge"] = {"question": question, "reference": str(answer.get("text", "")), "response": response}
+    return out
+
+
+# ---------------------------------------------------------------- entry points
+def score_record(task: str, answer: dict, response: str | None, mode: str = "strict", *,
+                 question: str | None = None, closed_by: str = "answer") -> dict[str, Any]:
+    """Score one response. Returns "parsed" (None = nothing could be extracted),
+    "correct" (bool), for VQA "closed" (how the question was counted), for open answers
+    "precision"/"recall"/"f1" and, when a judge should decide, "judge".
+
+    `closed_by` ("answer" or "yes_no") only matters in medevalkit mode: "yes_no" counts
+    a question as closed when its reference is yes/no, as MedEvalKit does for VQA-RAD
+    and PathVQA.
+
+    >>> score_record("vqa", {"text": "no", "closed": True}, "Normal.")["correct"]
+    False
+    >>> score_record("vqa", {"text": "no", "closed": True}, "Normal.", mode="medevalkit")["correct"]
+    True
+    """
+    _check_mode(mode)
+    if task not in ("vqa", "mcq"):
+        raise ValueError(f"score_record scores tasks 'vqa' and 'mcq', not {task!r}")
+    if closed_by not in ("answer", "yes_no"):
+        raise ValueError(f"closed_by must be 'answer' or 'yes_no', not {closed_by!r}")
+    response = response if isinstance(response, str) else ""
+    question = question if question is not None else str(answer.get("question", ""))
+    if mode == "strict":
+        return _score_strict(task, answer, response, question)
+    return _score_medevalkit(task, answer, response, question, closed_by)
+
+
+def _accuracy(samples: list[dict]) -> float | None:
+    return sum(bool(s.get("correct")) for s in samples) / len(samples) if samples else None
+
+
+def _is_closed(sample: dict) -> bool | None:
+    if sample.get("closed") is not None:
+        return bool(sample["closed"])
+    answer = sample.get("answer") or {}
+    return bool(answer["closed"]) if "closed" in answer else None
+
+
+def aggregate_qa(samples: list[dict], groups: Iterable[str] = ()) -> dict[str, Any]:
+    """Accuracy over scored samples: overall, closed and open (VQA), parse failures,
+    mean open-answer recall/F1, and one breakdown per meta key in `groups`
+    ({"by_subject": {"anatomy": {"n", "accuracy"}, ...}})."""
+    out: dict[str, Any] = {"n": len(samples), "accuracy": _accuracy(samples)}
+    closed = [s for s in samples if _is_closed(s) is True]
+    opened = [s for s in samples if _is_closed(s) is False]
+    if closed or opened:
+        out.update(n_closed=len(closed), n_open=len(opened),
+                   closed_accuracy=_accuracy(closed), open_accuracy=_accuracy(opened))
+        scored = [s for s in opened if "f1" in s]
+        if scored:
+            out["open_recall"] = sum(s["recall"] for s in scored) / len(scored)
+            out["open_f1"] = sum(s["f1"] for s in scored) / len(scored)
+    out["parse_failures"] = sum(s.get("parsed") in (None, "") for s in samples)
+    for key in groups:
+        buckets: dict[str, list[dict]] = defaultdict(list)
+        for s in samples:
+            buckets[str((s.get("meta") or {}).get(key, "unknown"))].append(s)
+        out[f"by_{key}"] = {k: {"n": len(v), "accuracy": _accuracy(v)} for k, v in sorted(buckets.items())}
+    return out

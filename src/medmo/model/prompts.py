@@ -13,3 +13,19 @@ GROUND_TARGET = "Locate the {target} in the image. Output the bounding box coord
 # sections `medmo.infer.split_report` reads back.
 REPORT_SECTIONS = ("Please write the radiology report for this image, with two sections. "
                    "Return it in this format: Findings: ... Impression: ...")
+
+# VQA and multiple choice, MedEvalKit's wording (utils/question_formats.py), so
+# published tables stay comparable. The *_BOXED variants are its "reasoning" wording.
+VQA_YES_NO = "{question}\nPlease output 'yes' or 'no'(no extra output)."
+VQA_YES_NO_BOXED = "{question}\nPlease output \"yes\" or \"no\" and put the answer in one \"\\boxed{{}}\"."
+VQA_CLOSED = "{question}\nAnswer the question using a single word or phrase."
+VQA_CLOSED_BOXED = "{question}\nAnswer the question using a single word or phrase and put the answer in one \"\\boxed{{}}\"."
+VQA_OPEN = "{question}\nPlease answer the question concisely."
+VQA_OPEN_BOXED = "{question}\nPlease answer the question concisely and put the answer in one \"\\boxed{{}}\"."
+VQA_YES_NO_ZH = "{question}\n请输出'是'或'否'(不要有任何其它输出)。"
+VQA_CLOSED_ZH = "{question}\n请用一个单词或者短语回答该问题。"
+VQA_OPEN_ZH = "{question}\n请简要回答该问题。"
+MCQ = "\nQuestion: {question}\nOptions: \n{options}\nAnswer with the option's letter from the given choices directly."
+MCQ_BOXED = ("\nQuestion: {question}\nOptions: \n{options}\n"
+             "Answer with the option's letter from the given choices and put the letter in one \"\\boxed{{}}\".")
+MCQ_OPTION = "{letter}. {text}"  # one option line; MedEvalKit joins lines with "\n"

@@ -8,6 +8,11 @@ PROMPT_VERSION = "1"
 
 GROUND_ALL_CELLS = "Detect and localize all cells in the image."
 GROUND_TARGET = "Locate the {target} in the image. Output the bounding box coordinates."
+# Grounding benchmarks (NIH ChestX-ray14, DeepLesion, Bacteria, Cell, MedSG-Bench): every
+# box in the image, answered in MedMO's `Label <box>[[x1, y1, x2, y2], ...]</box>` on the
+# 0-1000 grid. MEDSG_SUFFIX replaces MedSG-Bench's Qwen2-VL format line for grid models.
+GROUND_ALL = "Detect and localize all {target} in the image."
+MEDSG_SUFFIX = " Answer with the bounding box coordinates."
 
 # Inference for people (`medmo infer`, `medmo serve`): a report asked for in the two
 # sections `medmo.infer.split_report` reads back.

@@ -1,0 +1,71 @@
+"""Helpers shared by the detection/grounding converters (not a source: the leading
+underscore keeps it out of the registry).
+
+`check_box` applies one policy to every source's boxes, so "a box outside the image"
+means the same everywhere, and each fix or skip is counted in `Drops` by reason:
+
+    box_malformed          not four finite numbers                      -> box dropped
+    box_outside_image      no overlap with the image                    -> box dropped
+    box_degenerate         zero width or height after clamping          -> box dropped
+    box_clamped_to_image   partly outside: clamped to the image, KEPT   -> counted only
+
+`grounding_record` builds the unified record: ground truth in PIXELS with
+`answer.image_size`; the assistant target in MedMO syntax on the 0-1000 grid, rendered
+once through `Box.to_grid` + `format_boxes` (DESIGN.md: grid coordinates are never
+stored as ground truth).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from medmo.boxes import Box, format_boxes
+from medmo.data.schema import IMAGE_TOKEN, Record
+from medmo.data.sources import Drops
+
+
+def check_box(xyxy: Sequence[Any], width: float, height: float, drops: Drops, where: str,
+              label: str | None = None) -> Box | None:
+    """A pixel box clamped to the image, or None (counted in `drops`) when unusable."""
+    try:
+        vals = [float(v) for v in xyxy]
+    except (TypeError, ValueError):
+        vals = []
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        drops.add("box_malformed", f"{where}: {xyxy!r}")
+        return None
+    box = Box.from_list(vals, label)
+    if box.x1 >= width or box.y1 >= height or box.x2 <= 0 or box.y2 <= 0:
+        drops.add("box_outside_image", f"{where}: {vals} outside {width:g}x{height:g}")
+        return None
+    clamped = box.clamp(width, height)
+    if clamped.x2 - clamped.x1 <= 0 or clamped.y2 - clamped.y1 <= 0:
+        drops.add("box_degenerate", f"{where}: {vals}")
+        return None
+    if clamped != box:
+        drops.add("box_clamped_to_image", f"{where}: {vals} -> {clamped.as_list()}")
+    return clamped
+
+
+def grounding_record(*, rid: str, source: str, split: str, modality: str, images: list[str],
+                     prompt: str, boxes: Sequence[Box], image_size: tuple[float, float],
+                     target_label: str | None = None, target_prefix: str = "",
+                     meta: dict[str, Any] | None = None) -> Record:
+    """A grounding Record: pixel boxes as ground truth, MedMO grid syntax as the target.
+
+    `prompt` gets one `<image>` placeholder per image in front unless it already has them.
+    `target_label` overrides the boxes' labels in the target text (one group);
+    `target_prefix` is text before the boxes (e.g. "It's in the second image.").
+    """
+    width, height = image_size
+    if prompt.count(IMAGE_TOKEN) != len(images):
+        prompt = "".join(f"{IMAGE_TOKEN}\n" for _ in images) + prompt
+    target = format_boxes([b.to_grid(width, height) for b in boxes], label=target_label)
+    if target_prefix:
+        target = f"{target_prefix} {target}"
+    return Record(
+        id=rid, source=source, split=split, task="grounding", modality=modality, images=list(images),
+        messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": target}],
+        answer={"boxes": [b.to_record() for b in boxes], "image_size": [width, height]},
+        meta=dict(meta or {}),
+    )

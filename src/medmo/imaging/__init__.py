@@ -1,0 +1,25 @@
+"""Open medical images as RGB PIL images: PNG/JPEG/TIFF (8/16 bit), DICOM, NIfTI.
+
+    from medmo.imaging import open_image, deidentify, fit_pixels
+    im = open_image("ct.dcm", window="lung")                 # CT lung window, RGB PIL
+    im = open_image("brain.nii.gz", plane="coronal")          # middle coronal slice
+    im = open_image("brain.nii.gz", montage=9)                # 3x3 grid of axial slices
+    im = fit_pixels(im, 768 * 768)                            # stage-1 resolution budget
+
+- `core.py`    format sniffing (path, bytes or file object), 8/16-bit rasters, windowing,
+               resolution budgets.
+- `dicom.py`   rescale slope/intercept, window from tags or a named preset, MONOCHROME1,
+               palette and YBR colour, multi-frame, compressed syntaxes (pylibjpeg), and
+               `deidentify` / `PATIENT_TAGS`.
+- `nifti.py`   plane and slice choice in the canonical (RAS+) orientation, 4-D volumes,
+               montages.
+
+Every medical format ends as an 8-bit RGB image because that is what Qwen3-VL's
+processor consumes; where the source has more dynamic range (CT Hounsfield units, 16-bit
+radiographs), the window decides what the model sees.
+"""
+from medmo.imaging.core import FORMATS, WINDOW_PRESETS, budget_size, fit_pixels, open_image, window_to_uint8
+from medmo.imaging.dicom import PATIENT_TAGS, deidentify, dicom_info
+
+__all__ = ["FORMATS", "PATIENT_TAGS", "WINDOW_PRESETS", "budget_size", "deidentify", "dicom_info",
+           "fit_pixels", "open_image", "window_to_uint8"]

@@ -1,0 +1,229 @@
+"""medmo.imaging on the real files pydicom and nibabel ship (no downloads), plus rasters written here."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from medmo.imaging import PATIENT_TAGS, WINDOW_PRESETS, budget_size, deidentify, dicom_info, fit_pixels, open_image
+from medmo.imaging.core import sniff, window_to_uint8
+
+NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
+
+
+def dcm(name: str) -> str:
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} is not bundled with this pydicom")
+    return path
+
+
+def px(im: Image.Image) -> np.ndarray:
+    assert im.mode == "RGB"
+    return np.asarray(im)
+
+
+# ---- DICOM --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,size", [
+    ("CT_small.dcm", (128, 128)),           # CT, explicit little endian, RescaleIntercept -1024
+    ("MR_small.dcm", (64, 64)),             # MR with WindowCenter/Width tags
+    ("693_J2KI.dcm", (512, 512)),           # CT compressed as JPEG 2000 (pylibjpeg-openjpeg)
+    ("MR_small_RLE.dcm", (64, 64)),         # RLE lossless
+    ("examples_jpeg2k.dcm", (640, 480)),    # ultrasound, YBR_RCT in JPEG 2000
+    ("examples_palette.dcm", (800, 350)),   # ultrasound, PALETTE COLOR
+    ("examples_ybr_color.dcm", (320, 240)), # 30-frame ultrasound, YBR_FULL_422 JPEG
+])
+def test_dicom_opens_as_rgb_with_contrast(name, size):
+    a = px(open_image(dcm(name)))
+    assert a.shape[:2] == (size[1], size[0])
+    assert a.std() > 5  # not a flat image: windowing produced real contrast
+
+
+def test_ct_rescale_and_presets_follow_hounsfield_units():
+    path = dcm("CT_small.dcm")
+    ds = pydicom.dcmread(path)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    for preset in ("lung", "bone", "brain", "abdomen", "mediastinum"):
+        expected = window_to_uint8(hu, WINDOW_PRESETS[preset])
+        assert np.array_equal(px(open_image(path, window=preset))[..., 0], expected), preset
+    # a custom (centre, width) equals the named preset with the same numbers
+    assert np.array_equal(px(open_image(path, window=(-600, 1500))), px(open_image(path, window="lung")))
+    assert not np.array_equal(px(open_image(path, window="lung")), px(open_image(path, window="bone")))
+
+
+def test_tag_window_is_the_default():
+    path = dcm("MR_small.dcm")
+    ds = pydicom.dcmread(path)
+    expected = window_to_uint8(ds.pixel_array.astype(float), (float(ds.WindowCenter), float(ds.WindowWidth)))
+    assert np.array_equal(px(open_image(path))[..., 0], expected)
+
+
+def test_monochrome1_is_inverted():
+    ds = pydicom.dcmread(dcm("MR_small.dcm"))
+    buf = io.BytesIO()
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(buf)
+    normal = px(open_image(dcm("MR_small.dcm")))
+    assert np.array_equal(px(open_image(buf.getvalue())), 255 - normal)
+
+
+def test_multiframe_frame_choice():
+    path = dcm("examples_ybr_color.dcm")
+    first, last = px(open_image(path, frame=0)), px(open_image(path, frame=29))
+    assert not np.array_equal(first, last)
+    assert np.array_equal(px(open_image(path)), px(open_image(path, frame=15)))  # default: the middle frame
+    with pytest.raises(ValueError, match="frame 30 out of range; it has 30"):
+        open_image(path, frame=30)
+
+
+def test_dicom_from_bytes_and_file_objects():
+    path = dcm("CT_small.dcm")
+    data = Path(path).read_bytes()
+    assert np.array_equal(px(open_image(data)), px(open_image(path)))
+    with open(path, "rb") as f:
+        assert np.array_equal(px(open_image(f)), px(open_image(path)))
+    assert sniff(data) == "dicom"
+
+
+@pytest.mark.parametrize("name,match", [
+    ("reportsi.dcm", "no pixel data"),                     # a structured report
+    ("JPGExtended.dcm", "cannot decode pixel data"),      # 12-bit JPEG: no decoder installed
+])
+def test_dicom_errors_are_clear(name, match):
+    with pytest.raises(ValueError, match=match):
+        open_image(dcm(name))
+
+
+def test_deidentify_strips_every_patient_tag_at_every_depth():
+    from pydicom.datadict import keyword_dict
+
+    unknown = [k for k in PATIENT_TAGS if k not in keyword_dict]
+    assert not unknown, f"not DICOM keywords: {unknown}"
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    assert str(ds.PatientName) and "PatientID" in ds
+    ds.add_new("InstitutionName", "LO", "St Example Hospital")
+    ds.add_new("ReferringPhysicianName", "PN", "Doe^Jane")
+    item = pydicom.Dataset()
+    item.PatientName = "Nested^Name"
+    ds.add_new("ReferencedImageSequence", "SQ", pydicom.Sequence([item]))
+    pixels = ds.pixel_array.copy()
+    deidentify(ds)
+    found = []
+    ds.walk(lambda d, e: found.append(e.keyword) if e.keyword in PATIENT_TAGS else None)
+    assert found == []
+    assert not any(e.tag.is_private for e in ds.iterall())
+    assert "MediaStorageSOPInstanceUID" not in ds.file_meta
+    assert np.array_equal(ds.pixel_array, pixels)  # the image itself is untouched
+    assert "Nested" not in str(ds) and "Doe" not in str(ds) and "CompressedSamples" not in str(ds)
+
+
+def test_dicom_info_has_no_patient_tags():
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    info = dicom_info(ds)
+    assert info["Modality"] == "CT" and info["Rows"] == 128
+    assert not set(info) & set(PATIENT_TAGS)
+
+
+# ---- NIfTI --------------------------------------------------------------------------
+
+def test_nifti_planes_slices_and_montage():
+    path = NIB_DATA / "anatomical.nii"  # 33 x 41 x 25, LAS storage
+    mid = open_image(path)
+    assert mid.size == (33, 41)  # axial: x across, y down
+    assert np.array_equal(px(mid), px(open_image(path, slice_index=12)))  # default: the middle slice
+    assert not np.array_equal(px(open_image(path, slice_index=5)), px(mid))
+    assert open_image(path, plane="coronal").size[0] == 33
+    assert open_image(path, plane="sagittal").size[0] == 41
+    grid = open_image(path, montage=9)
+    assert grid.size == (3 * 33, 3 * 41)
+    with pytest.raises(ValueError, match="out of range; the axial plane has 25"):
+        open_image(path, slice_index=25)
+    with pytest.raises(ValueError, match="plane 'axail'"):
+        open_image(path, plane="axail")
+
+
+def test_nifti_reorientation_is_canonical():
+    # the same data stored flipped along x (RAS vs LAS) must render identically
+    img = nib.load(NIB_DATA / "anatomical.nii")
+    data = np.asanyarray(img.dataobj)
+    flipped = nib.Nifti1Image(data[::-1].copy(), img.affine @ np.diag([-1, 1, 1, 1]) @ _shift(data.shape[0]))
+    assert np.array_equal(px(open_image(img.to_bytes())), px(open_image(flipped.to_bytes())))
+
+
+def _shift(nx):
+    m = np.eye(4)
+    m[0, 3] = -(nx - 1)
+    return m
+
+
+def test_nifti_4d_gzip_and_volume_choice():
+    path = NIB_DATA / "example4d.nii.gz"  # 128 x 96 x 24 x 2
+    v0, v1 = px(open_image(path, frame=0)), px(open_image(path, frame=1))
+    assert v0.shape[:2] == (96, 128) and v0.std() > 5
+    assert not np.array_equal(v0, v1)
+    assert np.array_equal(px(open_image(path.read_bytes())), v0)
+    with pytest.raises(ValueError, match="2 volume"):
+        open_image(path, frame=2)
+
+
+# ---- rasters ------------------------------------------------------------------------
+
+def test_16bit_png_uses_its_own_range(tmp_path):
+    arr = np.linspace(0, 4095, 64 * 64).reshape(64, 64).astype(np.uint16)  # 12-bit data in 16 bits
+    Image.fromarray(arr).save(tmp_path / "x.png")
+    out = px(open_image(tmp_path / "x.png"))[..., 0]
+    assert out.min() == 0 and out.max() == 255  # not almost black as a /257 scaling would give
+    assert np.array_equal(out, window_to_uint8(arr))
+
+
+def test_16bit_multipage_tiff(tmp_path):
+    import tifffile
+
+    ramp = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # up to 63000
+    tifffile.imwrite(tmp_path / "x.tif", np.stack([ramp, ramp.max() - ramp]))  # page 1 is the reverse
+    a0, a1 = px(open_image(tmp_path / "x.tif", frame=0)), px(open_image(tmp_path / "x.tif", frame=1))
+    assert (a0[0, 0, 0], a0[7, 7, 0]) == (0, 255)
+    assert (a1[0, 0, 0], a1[7, 7, 0]) == (255, 0)
+    assert np.array_equal(px(open_image(tmp_path / "x.tif")), a0)  # default: the first page
+
+
+def test_8bit_rasters_and_errors(tmp_path):
+    Image.new("L", (10, 20), 77).save(tmp_path / "g.jpg")
+    Image.new("RGBA", (5, 5), (1, 2, 3, 4)).save(tmp_path / "c.png")
+    assert px(open_image(tmp_path / "g.jpg")).shape == (20, 10, 3)
+    assert tuple(px(open_image(tmp_path / "c.png"))[0, 0]) == (1, 2, 3)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png.*expected PNG, JPEG"):
+        open_image(tmp_path / "bad.png")
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        open_image(tmp_path / "nope.png")
+    with pytest.raises(ValueError, match="Did you mean 'lung'"):
+        open_image(tmp_path / "g.jpg", window="lungs")
+
+
+# ---- resolution budgets ---------------------------------------------------------------
+
+@pytest.mark.parametrize("size,max_pixels,expected", [
+    ((224, 224), 768 * 768, (224, 224)),      # already fits, already multiples of 32
+    ((500, 300), 768 * 768, (512, 288)),      # rounds to the nearest multiple of 32
+    ((2048, 2048), 768 * 768, (768, 768)),    # stage-1 budget
+    ((2048, 1024), 1280 * 1280, (1792, 896)), # stage-2 budget keeps 2:1
+    ((3000, 10), 768 * 768, (3008, 32)),      # a side never goes below one 32-px patch
+])
+def test_budget_size(size, max_pixels, expected):
+    w, h = budget_size(*size, max_pixels)
+    assert (w, h) == expected
+    assert w % 32 == 0 and h % 32 == 0 and w * h <= max_pixels
+
+
+def test_fit_pixels_keeps_aspect():
+    im = fit_pixels(Image.new("RGB", (4000, 3000)), 768 * 768)
+    assert im.width * im.height <= 768 * 768 and im.width % 32 == 0 and im.height % 32 == 0
+    assert abs(im.width / im.height - 4 / 3) < 0.05

@@ -25,6 +25,41 @@ def _cmd_tiny(args) -> int:
     return 0
 
 
+def _cmd_data_convert(args) -> int:
+    from medmo.config import load_config
+    from medmo.data.convert import ConvertConfig, run
+
+    cfg = load_config(ConvertConfig, None, (), source=args.source, raw=args.raw, out=args.out, format=args.format,
+                      shard_size=args.shard_size, split=args.split, check_images=args.check_images)
+    print(run(cfg))
+    return 0
+
+
+def _cmd_data_stats(args) -> int:
+    from medmo.data.stats import run_stats
+
+    print(run_stats(args.dir, out=args.out))
+    return 0
+
+
+def _cmd_data_mix(args) -> int:
+    from medmo.config import load_config
+    from medmo.data.mixture import MixtureConfig, run
+
+    print(run(load_config(MixtureConfig, args.recipe, args.overrides)))
+    return 0
+
+
+def _cmd_data_overlap(args) -> int:
+    from medmo.config import load_config
+    from medmo.data.overlap import OverlapConfig, run
+
+    cfg = load_config(OverlapConfig, None, (), train=args.train, bench=args.bench, out=args.out, drop=args.drop,
+                      image_distance=args.image_distance, text_similarity=args.text_similarity)
+    print(run(cfg))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,6 +70,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny", help="build the tiny Qwen3-VL checkpoint (offline)")
     p.add_argument("--out", required=True, help="folder to write the checkpoint to")
     p.set_defaults(func=_cmd_tiny)
+
+    p = sub.add_parser("data", help="convert, inspect, mix and check datasets (see `medmo data -h`)")
+    p.set_defaults(func=lambda _a, _p=p: _p.print_help())
+    data_sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+
+    d = data_sub.add_parser("convert", help="a public dataset release -> sharded unified records + report.json")
+    d.add_argument("source", help="registered source name, e.g. vqa_rad (an unknown name lists them all)")
+    d.add_argument("--raw", required=True, help="the release as downloaded (folder or main file; see the source's doc)")
+    d.add_argument("--out", required=True, help="output folder for shards and report.json")
+    d.add_argument("--format", default="jsonl", choices=("jsonl", "parquet"), help="shard format")
+    d.add_argument("--shard-size", type=int, default=50_000, help="records per shard")
+    d.add_argument("--split", default=None, help="only this split (default: every split the release has)")
+    d.add_argument("--check-images", default="none", choices=("none", "exists", "decode"),
+                   help="drop records whose images are missing (exists) or also undecodable (decode)")
+    d.set_defaults(func=_cmd_data_convert)
+
+    d = data_sub.add_parser("stats", help="counts by source/task/modality/split, size and length histograms")
+    d.add_argument("dir", help="folder of record shards (.jsonl / .parquet)")
+    d.add_argument("--out", default=None, help="where to write stats.json/.md and PNGs (default: DIR/stats)")
+    d.set_defaults(func=_cmd_data_stats)
+
+    d = data_sub.add_parser("mix", help="build a stage's training set from weighted sources (streaming)")
+    d.add_argument("recipe", help="mixture recipe YAML, e.g. recipes/data/stage1_mix.yaml")
+    d.add_argument("overrides", nargs="*", help="key=value overrides, e.g. total=1000 seed=1")
+    d.set_defaults(func=_cmd_data_mix)
+
+    d = data_sub.add_parser("overlap", help="train/benchmark contamination: duplicate images and questions")
+    d.add_argument("train", help="training records folder (shards)")
+    d.add_argument("bench", help="benchmark records folder (shards)")
+    d.add_argument("--out", default=None, help="report folder (default: TRAIN/overlap)")
+    d.add_argument("--drop", default=None, help="write the training set without the overlapping records here")
+    d.add_argument("--image-distance", type=int, default=4, help="max perceptual-hash Hamming distance (of 64 bits)")
+    d.add_argument("--text-similarity", type=float, default=0.8,
+                   help="min Jaccard similarity of question character 5-grams")
+    d.set_defaults(func=_cmd_data_overlap)
 
     return parser
 

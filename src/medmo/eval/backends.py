@@ -1,0 +1,225 @@
+"""Generation backends behind one call: `generate(list[Request]) -> list[str]`.
+
+- `hf`: transformers `Qwen3VLForConditionalGeneration`, true batching with LEFT padding,
+  greedy by default, image budget bounded by min/max pixels. Requests are sorted by
+  prompt length before batching so a batch carries little padding; outputs come back in
+  request order. Qwen3-VL's 3-D rope positions are computed per row from the attention
+  mask (transformers' `get_rope_index` drops pad tokens), so a left-padded row gets the
+  same positions as the row alone and greedy output matches one-at-a-time generation
+  (bench/eval_batching.py checks this and measures the speed-up).
+- `vllm`: optional extra for GPUs, imported lazily; same prompts (the checkpoint's own
+  chat template), greedy sampling.
+- `openai`: any OpenAI-compatible server (vLLM serve, `medmo serve`, a hosted model);
+  images travel as PNG data URLs; requests run concurrently under a semaphore.
+
+Departure from MedEvalKit: its hf path generates one sample at a time; medmo batches.
+A request that fails inside the `openai` backend yields "" and its message is kept in
+`backend.last_errors[index]`, so the runner counts it instead of crashing the batch.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medmo.data.schema import IMAGE_TOKEN
+from medmo.model.chat import to_conversation
+from medmo.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    """One prompt: unified-record turns (prompt only) and its images in placeholder order."""
+
+    messages: list[dict]
+    images: list[Any] = field(default_factory=list)  # PIL.Image.Image, one per <image>
+    max_new_tokens: int | None = None  # None: the backend's default
+
+    def __post_init__(self):
+        n = sum(m["content"].count(IMAGE_TOKEN) for m in self.messages)
+        if n != len(self.images):
+            raise ValueError(f"request has {len(self.images)} image(s) but {n} {IMAGE_TOKEN} placeholder(s)")
+
+
+BACKENDS: Registry[type] = Registry("backend")
+
+
+def get_backend(name: str, **kwargs):
+    """An instance of the named backend ("hf", "vllm", "openai") built with `kwargs`."""
+    return BACKENDS.get(name)(**kwargs)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@BACKENDS.register("hf")
+class HFBackend:
+    """Batched greedy generation with transformers; exposes `.model` and `.processor`."""
+
+    def __init__(self, model: str | Path, batch_size: int = 8, max_new_tokens: int = 256, dtype: str = "float32",
+                 device: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                 attn_implementation: str | None = None):
+        from medmo.model.load import load_model, load_processor
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.device = device or _default_device()
+        self.processor = load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels)
+        self.processor.tokenizer.padding_side = "left"
+        self.model = load_model(model, dtype=dtype, attn_implementation=attn_implementation).to(self.device).eval()
+        self.last_errors: dict[int, str] = {}
+
+    def _prompt(self, req: Request) -> str:
+        return self.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
+                                                  tokenize=False)
+
+    def generate(self, requests: list[Request]) -> list[str]:
+        self.last_errors = {}
+        prompts = [self._prompt(r) for r in requests]
+        # Long prompts (and images) together: padding stays small within a batch.
+        cost = [len(p) + sum(im.width * im.height for im in r.images) / 1024 for p, r in zip(prompts, requests)]
+        order = sorted(range(len(requests)), key=lambda i: -cost[i])
+        out: list[str] = [""] * len(requests)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            texts = self._generate_batch([prompts[i] for i in idx], [requests[i] for i in idx])
+            for i, text in zip(idx, texts):
+                out[i] = text
+        return out
+
+    def _generate_batch(self, prompts: list[str], requests: list[Request]) -> list[str]:
+        import torch
+
+        images = [im for r in requests for im in r.images]
+        enc = self.processor(text=prompts, images=images or None, return_tensors="pt", padding=True)
+        enc = enc.to(self.device)
+        limits = [r.max_new_tokens or self.max_new_tokens for r in requests]
+        with torch.inference_mode():
+            gen = self.model.generate(**enc, max_new_tokens=max(limits), do_sample=False)
+        new = gen[:, enc["input_ids"].shape[1]:]
+        # Greedy decoding is prefix-stable, so cutting a row at its own limit equals generating with it.
+        return [self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+                for row, n in zip(new, limits)]
+
+
+@BACKENDS.register("vllm")
+class VLLMBackend:
+    """vLLM offline engine (GPU). Install with `pip install medmo[gpu]`."""
+
+    def __init__(self, model: str | Path, max_new_tokens: int = 256, dtype: str = "auto",
+                 min_pixels: int | None = None, max_pixels: int | None = None, max_images: int = 8,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.85, batch_size: int | None = None,
+                 device: str | None = None):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as e:
+            raise ValueError("backend 'vllm' needs vLLM on a GPU machine: `pip install 'medmo[gpu]'` "
+                             "(or use --backend hf)") from e
+        from medmo.model.load import load_processor
+
+        self._sampling = SamplingParams
+        self.max_new_tokens = max_new_tokens
+        self.processor = load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels)
+        mm_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        self.llm = LLM(model=str(model), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
+                       gpu_memory_utilization=gpu_memory_utilization, limit_mm_per_prompt={"image": max_images},
+                       mm_processor_kwargs=mm_kwargs or None)
+        self.last_errors: dict[int, str] = {}
+
+    def generate(self, requests: list[Request]) -> list[str]:
+        self.last_errors = {}
+        inputs = []
+        for r in requests:
+            prompt = self.processor.apply_chat_template(to_conversation(r.messages), add_generation_prompt=True,
+                                                        tokenize=False)
+            item: dict[str, Any] = {"prompt": prompt}
+            if r.images:
+                item["multi_modal_data"] = {"image": list(r.images)}
+            inputs.append(item)
+        params = [self._sampling(temperature=0.0, max_tokens=r.max_new_tokens or self.max_new_tokens)
+                  for r in requests]
+        outs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [o.outputs[0].text.strip() if o.outputs else "" for o in outs]
+
+
+def image_data_url(image) -> str:
+    """A PIL image as a PNG data URL (what OpenAI-compatible servers accept)."""
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def to_openai_messages(req: Request) -> list[dict]:
+    """Unified turns -> OpenAI chat messages, each <image> replaced by an image_url part."""
+    images = iter(req.images)
+    out = []
+    for m in req.messages:
+        if IMAGE_TOKEN not in m["content"]:
+            out.append({"role": m["role"], "content": m["content"]})
+            continue
+        parts: list[dict] = []
+        for i, chunk in enumerate(m["content"].split(IMAGE_TOKEN)):
+            if i > 0:
+                parts.append({"type": "image_url", "image_url": {"url": image_data_url(next(images))}})
+            if chunk:
+                parts.append({"type": "text", "text": chunk})
+        out.append({"role": m["role"], "content": parts})
+    return out
+
+
+@BACKENDS.register("openai")
+class OpenAIBackend:
+    """Any OpenAI-compatible chat endpoint; the key is read from `api_key_env` (may be unset)."""
+
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 max_new_tokens: int = 256, concurrency: int = 8, timeout: float = 120.0, max_retries: int = 2,
+                 temperature: float = 0.0, batch_size: int | None = None, **_ignored):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.model = str(model)
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1) or OPENAI_BASE_URL")
+        self.api_key = os.environ.get(api_key_env) or "EMPTY"
+        self.max_new_tokens = max_new_tokens
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.temperature = temperature
+        self.last_errors: dict[int, str] = {}
+
+    def generate(self, requests: list[Request]) -> list[str]:
+        self.last_errors = {}
+        return asyncio.run(self._run(requests))
+
+    async def _run(self, requests: list[Request]) -> list[str]:
+        from openai import AsyncOpenAI
+
+        sem = asyncio.Semaphore(self.concurrency)
+        async with AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
+                               max_retries=self.max_retries) as client:
+            async def one(i: int, req: Request) -> str:
+                async with sem:
+                    try:
+                        resp = await client.chat.completions.create(
+                            model=self.model, messages=to_openai_messages(req), temperature=self.temperature,
+                            max_tokens=req.max_new_tokens or self.max_new_tokens)
+                        return (resp.choices[0].message.content or "").strip()
+                    except Exception as e:  # noqa: BLE001 - any transport/server error becomes a counted failure
+                        self.last_errors[i] = f"{type(e).__name__}: {e}"
+                        logger.warning("openai backend: request %d failed: %s", i, self.last_errors[i])
+                        return ""
+
+            return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))

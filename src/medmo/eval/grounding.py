@@ -1,0 +1,99 @@
+"""Grounding scoring: one response against one record's boxes, and the benchmark aggregate.
+
+Per sample: boxes are parsed from the response with `medmo.boxes.parse_boxes` (every
+syntax models emit; grid or pixel coordinates per `box_format`), matched one to one to
+the ground truth (Hungarian on GIoU) and scored with `set_iou`: the sum of matched IoUs
+over max(#pred, #gt), which is plain IoU when each side has one box. A response with no
+readable box is a parse failure and scores 0, as in MedSG-Bench's evaluation code.
+
+Two protocols:
+- "set" (default): all predicted boxes, clamped to the image (parse_boxes), set IoU.
+- "medsg": MedSG-Bench's official rule, to reproduce its published tables: the FIRST
+  predicted box as written (not clamped, no fraction rescaling) against the first
+  ground-truth box. On shared/data/medsg_bench's Qwen2.5-VL file this gives exactly the
+  published 187.715 IoU sum and 92 hits at 0.5 over 1482 items; "set" gives 192.63 and
+  96, because clamping a box that runs off the image raises its IoU and a second box
+  costs. medmo.boxes has no unclamped public parser yet, so "medsg" reads the raw
+  coordinates through `medmo.boxes._parse_raw` (the same parser, before clamping).
+
+Aggregate: mean IoU and the fraction of samples with IoU >= 0.3 / 0.5 / 0.7 (MedSG-Bench
+and the MedMO paper count ">= threshold"), over every scored sample, parse failures
+included as 0. Samples the runner could not score at all (missing image, malformed row)
+carry "failure" and are left out of n; the runner reports them by reason.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from medmo.boxes import Box, _parse_raw, iou, parse_boxes, set_iou
+
+THRESHOLDS = (0.3, 0.5, 0.7)
+PROTOCOLS = ("set", "medsg")
+
+
+def gt_boxes(answer: dict[str, Any]) -> tuple[list[Box], float, float]:
+    """Ground-truth boxes (pixels, clamped to the image) and the image size; ValueError if malformed."""
+    size = answer.get("image_size")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size)
+            and size[0] > 0 and size[1] > 0):
+        raise ValueError(f"answer.image_size must be [width, height] in pixels, got {size!r}")
+    boxes = answer.get("boxes")
+    if not isinstance(boxes, list):
+        raise ValueError(f"answer.boxes must be a list of {{'bbox': [x1, y1, x2, y2]}}, got {boxes!r}")
+    w, h = float(size[0]), float(size[1])
+    out = []
+    for b in boxes:
+        try:
+            box = Box.from_record(b).clamp(w, h)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"answer.boxes item {b!r} is not {{'bbox': [x1, y1, x2, y2]}}") from e
+        if box.area <= 0:
+            raise ValueError(f"answer box {b['bbox']} lies outside the {w:g}x{h:g} image (or has no area)")
+        out.append(box)
+    return out, w, h
+
+
+def score_grounding(answer: dict[str, Any], response: str, box_format: str = "grid",
+                    protocol: str = "set") -> dict[str, Any]:
+    """{"parsed": [[x1, y1, x2, y2], ...] (pixels), "score": IoU in [0, 1], "parse_failure": bool}.
+
+    `box_format` is "grid" (0-1000, Qwen3-VL/MedMO) or "pixels" (Qwen2.5-VL style answers);
+    `protocol` is "set" or "medsg" (module docstring). Raises ValueError only for a
+    malformed ground truth or argument, never for a bad response.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"grounding protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    gt, w, h = gt_boxes(answer)
+    if protocol == "medsg":
+        return _score_medsg(gt, w, h, response, box_format)
+    pred = parse_boxes(response, w, h, box_format=box_format)
+    parse_failure = not pred and bool(gt)
+    score = 0.0 if parse_failure else set_iou(pred, gt)
+    return {"parsed": [[round(v, 2) for v in b.as_list()] for b in pred], "score": float(score),
+            "parse_failure": parse_failure}
+
+
+def _score_medsg(gt: list[Box], w: float, h: float, response: str, box_format: str) -> dict[str, Any]:
+    if box_format not in ("grid", "pixels"):
+        raise ValueError(f"box_format must be 'grid' or 'pixels', got {box_format!r}")
+    try:
+        raw = _parse_raw(response) if isinstance(response, str) else []
+    except (ValueError, RecursionError, OverflowError):
+        raw = []
+    if not raw or not gt:
+        return {"parsed": [], "score": 0.0 if gt else float(not raw), "parse_failure": bool(gt)}
+    box = Box.from_list(raw[0][0])
+    if box_format == "grid":
+        box = box.from_grid(w, h)
+    return {"parsed": [box.as_list()], "score": iou(box, gt[0]), "parse_failure": False}
+
+
+def aggregate_grounding(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """{"n", "mean_iou", "iou@0.3", "iou@0.5", "iou@0.7", "parse_failures"} over scored samples."""
+    scored = [s for s in samples if not s.get("failure") and s.get("score") is not None]
+    n = len(scored)
+    out: dict[str, Any] = {"n": n, "mean_iou": sum(s["score"] for s in scored) / n if n else 0.0}
+    for t in THRESHOLDS:
+        out[f"iou@{t}"] = sum(s["score"] >= t for s in scored) / n if n else 0.0
+    out["parse_failures"] = sum(bool(s.get("parse_failure")) for s in scored)
+    return out

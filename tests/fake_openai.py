@@ -1,0 +1,84 @@
+"""A local fake OpenAI-compatible server for tests (loopback only, bounded).
+
+`FakeOpenAI(reply)` serves POST /v1/chat/completions on 127.0.0.1 with a random port in a
+daemon thread. `reply(body) -> str` builds the assistant text from the request body; it may
+sleep (to make a client time out) or raise (the server answers 500). The server keeps every
+request body and the highest number of requests it held at once.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+class FakeOpenAI:
+    def __init__(self, reply: Callable[[dict], str], max_requests: int = 10_000):
+        self.reply = reply
+        self.max_requests = max_requests  # bound: a runaway client cannot loop forever
+        self.bodies: list[dict] = []
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.bodies.append(body)
+                    fake.active += 1
+                    fake.max_active = max(fake.max_active, fake.active)
+                    over = len(fake.bodies) > fake.max_requests
+                try:
+                    if over or not self.path.endswith("/chat/completions"):
+                        raise RuntimeError("refused")
+                    text = fake.reply(body)
+                    status, payload = 200, {
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                        "model": body.get("model", "fake"),
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": text}}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    }
+                except Exception as e:  # noqa: BLE001 - the fake turns any failure into a 500
+                    status, payload = 500, {"error": {"message": str(e), "type": "server_error"}}
+                finally:
+                    with fake._lock:
+                        fake.active -= 1
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "FakeOpenAI":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def user_text(body: dict) -> str:
+    """The text parts of the last user message of a request body."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")

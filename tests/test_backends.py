@@ -1,0 +1,118 @@
+"""Backends: hf batching equals one-at-a-time under greedy; openai against a local fake server."""
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fake_openai import FakeOpenAI, user_text
+from medmo.eval.backends import HFBackend, Request, get_backend
+
+
+def _image(w, h, seed):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def _requests():
+    reqs = []
+    for i in range(5):
+        if i % 3 == 2:  # text-only rows mixed into image batches
+            reqs.append(Request([{"role": "user", "content": f"Is finding {i} present? Please answer yes or no."}]))
+        else:  # images of different sizes -> different numbers of visual tokens and padding per row
+            reqs.append(Request([{"role": "user", "content": "<image>Detect and localize all cells." + " Now." * i}],
+                                [_image(64 + 32 * (i % 4), 96 + 32 * (i % 3), i)]))
+    return reqs
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_dir):
+    return HFBackend(tiny_dir, batch_size=4, max_new_tokens=8)
+
+
+def test_batched_equals_one_at_a_time(hf):
+    reqs = _requests()
+    hf.batch_size = 4
+    batched = hf.generate(reqs)
+    hf.batch_size = 1
+    single = hf.generate(reqs)
+    hf.batch_size = 4
+    assert batched == single
+    assert len(set(batched)) > 1  # different prompts give different text: outputs are not all empty
+
+
+def test_per_request_token_limit_is_a_prefix(hf):
+    reqs = _requests()[:3]
+    full = hf.generate(reqs)
+    short = hf.generate([Request(r.messages, r.images, max_new_tokens=3) for r in reqs])
+    assert all(f.startswith(s) for f, s in zip(full, short))
+    assert any(len(s) < len(f) for f, s in zip(full, short))
+
+
+def test_image_budget_bounds_visual_tokens(tiny_dir):
+    b = HFBackend(tiny_dir, max_new_tokens=1, max_pixels=64 * 64)
+    enc = b.processor(text=["<|vision_start|><|image_pad|><|vision_end|>"], images=[_image(512, 512, 0)],
+                      return_tensors="pt")
+    # 64x64 px budget / (32x32 px per visual token) = 4 tokens, instead of 256 unbounded
+    assert int((enc["input_ids"] == b.processor.image_token_id).sum()) <= 4
+
+
+def test_request_checks_placeholders():
+    with pytest.raises(ValueError, match="1 <image> placeholder"):
+        Request([{"role": "user", "content": "<image>what?"}], [])
+
+
+def test_unknown_backend_suggests():
+    with pytest.raises(ValueError, match="Did you mean 'openai'"):
+        get_backend("opena1", model="m")
+
+
+def test_vllm_missing_is_a_clear_error():
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vllm is installed")
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match="pip install"):
+        get_backend("vllm", model="x")
+
+
+def test_openai_backend_sends_data_urls_and_bounds_concurrency():
+    def reply(body):
+        time.sleep(0.05)
+        return "echo:" + user_text(body)
+
+    reqs = [Request([{"role": "user", "content": f"<image>q{i}"}], [_image(8, 8, i)]) for i in range(8)]
+    with FakeOpenAI(reply) as fake:
+        backend = get_backend("openai", model="served", base_url=fake.base_url, concurrency=3)
+        out = backend.generate(reqs)
+    assert out == [f"echo:q{i}" for i in range(8)]  # order kept
+    assert 1 <= fake.max_active <= 3
+    part = fake.bodies[0]["messages"][0]["content"][0]
+    assert part["type"] == "image_url" and part["image_url"]["url"].startswith("data:image/png;base64,")
+    png = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == (8, 8)
+    assert fake.bodies[0]["temperature"] == 0.0
+
+
+def test_openai_backend_counts_failures_instead_of_raising():
+    def reply(body):
+        if "bad" in user_text(body):
+            raise RuntimeError("boom")
+        return "ok"
+
+    reqs = [Request([{"role": "user", "content": t}]) for t in ("good", "bad", "good")]
+    with FakeOpenAI(reply) as fake:
+        backend = get_backend("openai", model="served", base_url=fake.base_url, max_retries=0)
+        out = backend.generate(reqs)
+    assert out == ["ok", "", "ok"]
+    assert list(backend.last_errors) == [1] and "500" in backend.last_errors[1]
+
+
+def test_openai_backend_needs_a_url(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ValueError, match="base_url"):
+        get_backend("openai", model="m")

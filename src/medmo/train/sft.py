@@ -1,0 +1,306 @@
+"""Stages 1-3 of MedMO: supervised fine-tuning of Qwen3-VL on unified records, on TRL's SFTTrainer.
+
+    medmo train recipes/tiny/stage1_sft.yaml                       # CPU, the tiny model
+    medmo train recipes/tiny/stage1_sft.yaml max_steps=20 learning_rate=1e-3
+    accelerate launch --config_file recipes/accelerate/deepspeed_zero2.yaml \\
+        -m medmo train recipes/medmo-8b/stage1_sft.yaml           # GPUs
+
+One `SFTConfig` (the recipe's keys) drives one stage: which record files, which pixel
+budget (MedMO: 768x768 in stage 1, 1280x1280 in stage 2), which modules train (vision
+tower / merger / LLM) at which learning rate, optional LoRA. The loss is on assistant
+tokens only (the chat template's `{% generation %}` marks; TRL's Qwen3-VL training
+template is used when a checkpoint's own template has none). Images are opened lazily in
+`SFTCollator`, so a run never holds decoded pixels for the whole set.
+
+Runs are resumable: checkpoints every `save_steps` in the run folder, and a restarted run
+continues from the newest one (`resume: true`). The final model (LoRA merged) and its
+processor are saved at the run folder's root, so the next stage, `medmo eval` and
+`medmo infer` take the folder as `--model`. log.jsonl holds every logged step;
+loss.png is drawn at the end.
+
+Departures from the paper: none in the recipe's logic; MedMO's data mixture and sizes are
+in recipes/medmo-*/. TRL refuses to pack vision samples, so `packing` is medmo's own
+(medmo.train.packing); without it batches are padded.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medmo.config import make_run_dir
+from medmo.data.schema import read_records, resolve_image
+from medmo.model.load import DTYPES, LoraConfig
+from medmo.train.callbacks import JsonlLogCallback, last_checkpoint, plot_curve
+
+logger = logging.getLogger(__name__)
+
+MODULES = ("vision", "merger", "llm")
+
+
+@dataclass
+class SFTConfig:
+    """One supervised stage. Every field is a recipe key (recipes/*/stage{1,2,3}_sft.yaml)."""
+
+    model: str  # starting checkpoint: a folder written by save_pretrained, or a hub id
+    data: list[str]  # unified-record files (.jsonl/.parquet); image paths resolve against each file's folder
+    output_dir: str = "runs/sft"  # the run folder: checkpoints, log.jsonl, loss.png and the final model
+    max_samples: int | None = None  # use only the first N records (smoke tests, ablations)
+    # --- resolution budget (the processor resizes every image into [min_pixels, max_pixels])
+    min_pixels: int | None = None  # None keeps the checkpoint's processor setting
+    max_pixels: int | None = None  # e.g. 768*768 in stage 1, 1280*1280 in stage 2
+    max_length: int | None = None  # drop (and count) samples longer than this many tokens; never cut images
+    # --- which modules train, and how fast (None = learning_rate)
+    train_vision: bool = False  # the ViT blocks and patch embedding
+    train_merger: bool = True  # the patch merger and DeepStack mergers (vision -> LLM projection)
+    train_llm: bool = True  # the language model, embeddings and LM head
+    learning_rate: float = 1e-5  # base learning rate (the LLM's)
+    vision_lr: float | None = None  # vision tower learning rate (MedMO-style recipes use ~0.1x the LLM's)
+    merger_lr: float | None = None  # merger learning rate
+    lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA adapters instead of full weights
+    # --- schedule
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    lr_scheduler_type: str = "cosine"  # any transformers scheduler name
+    warmup_steps: float = 0.03  # < 1: a fraction of all steps; >= 1: a number of steps
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    # --- numerics and memory
+    dtype: str = "float32"  # weights: float32 on CPU; bfloat16 on GPUs (with bf16: true)
+    bf16: bool = False  # bf16 autocast (GPU)
+    gradient_checkpointing: bool = False  # trade compute for memory (large models)
+    attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
+    packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding
+    dataloader_num_workers: int = 0  # image decoding workers
+    # --- checkpoints and logs
+    save_steps: int = 500  # checkpoint every N optimizer steps (resumable)
+    save_total_limit: int | None = 2  # keep the newest N checkpoints
+    resume: bool = True  # continue from the newest checkpoint-* in output_dir if there is one
+    logging_steps: int = 10
+    report_to: str = "none"  # "wandb", "tensorboard", ... (log.jsonl is always written)
+
+    def __post_init__(self):
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if not self.data:
+            raise ValueError("data: give at least one record file (.jsonl or .parquet)")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not (self.train_vision or self.train_merger or self.train_llm):
+            raise ValueError("train_vision, train_merger and train_llm are all false: nothing would train")
+        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def load_sft_rows(paths: list[str], max_samples: int | None = None) -> tuple[list[dict], Counter]:
+    """Records -> rows {"messages", "images" (resolved paths)}; records with missing images are skipped and counted."""
+    rows: list[dict] = []
+    skipped: Counter = Counter()
+    for p in paths:
+        path = Path(p)
+        for rec in read_records(path):
+            if not any(m["role"] == "assistant" for m in rec.messages):
+                skipped["no assistant turn"] += 1
+                continue
+            images = [str(resolve_image(i, path.parent)) for i in rec.images]
+            if not all(Path(i).exists() for i in images):
+                skipped["missing image"] += 1
+                continue
+            rows.append({"id": rec.id, "messages": rec.messages, "images": images})
+            if max_samples is not None and len(rows) >= max_samples:
+                return rows, skipped
+    if skipped:
+        logger.warning("skipped records: %s", dict(skipped))
+    if not rows:
+        raise ValueError(f"no usable records in {paths} (skipped: {dict(skipped)})")
+    return rows, skipped
+
+
+class SFTCollator:
+    """Rows {"messages" with <image> placeholders, "images": paths} -> a padded Qwen3-VL batch.
+
+    Labels are -100 everywhere but the assistant turns (the template's generation marks).
+    A sample whose image cannot be read, or that is longer than `max_length`, is dropped
+    from its batch and counted in `self.skipped` by reason; a batch left empty raises.
+    """
+
+    def __init__(self, processor, max_length: int | None = None):
+        from trl.chat_template_utils import get_training_chat_template
+
+        self.processor = processor
+        self.max_length = max_length
+        self.chat_template = get_training_chat_template(processor)  # None: the checkpoint's own has the marks
+        self.skipped: Counter = Counter()
+
+    def _conversation(self, row: dict) -> list[dict] | None:
+        from medmo.imaging import open_image
+        from medmo.model.chat import to_conversation
+
+        try:
+            images = iter([open_image(p) for p in row["images"]])
+        except (OSError, ValueError) as e:
+            self.skipped["unreadable image"] += 1
+            logger.warning("skipping %s: %s", row.get("id", "?"), e)
+            return None
+        conv = to_conversation(row["messages"])
+        for turn in conv:
+            for part in turn["content"]:
+                if part["type"] == "image":
+                    part["image"] = next(images)
+        return conv
+
+    def _encode(self, convs: list[list[dict]]):
+        return self.processor.apply_chat_template(
+            convs, chat_template=self.chat_template, tokenize=True, return_dict=True, return_tensors="pt",
+            return_assistant_tokens_mask=True,
+            processor_kwargs={"padding": True, "padding_side": "right", "add_special_tokens": False},
+        )
+
+    def __call__(self, rows: list[dict]) -> dict:
+        convs = [c for c in (self._conversation(r) for r in rows) if c is not None]
+        if not convs:
+            raise ValueError(f"every sample of a batch was unusable ({dict(self.skipped)}); check the record files")
+        batch = self._encode(convs)
+        if self.max_length is not None:
+            lengths = batch["attention_mask"].sum(1).tolist()
+            keep = [c for c, n in zip(convs, lengths) if n <= self.max_length]
+            if len(keep) < len(convs):
+                self.skipped["longer than max_length"] += len(convs) - len(keep)
+                if not keep:
+                    raise ValueError(f"every sample of a batch is longer than max_length={self.max_length}")
+                batch = self._encode(keep)
+        labels = batch["input_ids"].clone()
+        labels[batch.pop("assistant_masks") == 0] = -100
+        labels[batch["attention_mask"] == 0] = -100
+        batch["labels"] = labels
+        return dict(batch)
+
+
+# ---------------------------------------------------------------------------- modules
+
+
+def module_of(param_name: str) -> str:
+    """Which trainable unit a Qwen3-VL parameter belongs to: vision, merger or llm."""
+    if ".visual.merger" in param_name or ".visual.deepstack_merger_list" in param_name:
+        return "merger"
+    if ".visual." in param_name or param_name.startswith("visual."):
+        return "vision"
+    return "llm"
+
+
+def set_trainable(model, cfg: SFTConfig) -> dict[str, int]:
+    """Freeze the modules a stage does not train; return trainable parameter counts per module.
+
+    With LoRA, PEFT has already frozen base weights: a disabled module's adapters are frozen too.
+    """
+    enabled = {"vision": cfg.train_vision, "merger": cfg.train_merger, "llm": cfg.train_llm}
+    counts = dict.fromkeys(MODULES, 0)
+    for name, p in model.named_parameters():
+        unit = module_of(name)
+        if not enabled[unit]:
+            p.requires_grad_(False)
+        elif not cfg.lora.enabled:
+            p.requires_grad_(True)
+        if p.requires_grad:
+            counts[unit] += p.numel()
+    return counts
+
+
+class PerModuleAdamW:
+    """An optimizer factory for transformers' Trainer: AdamW with one param group per module.
+
+    Trainer calls `PerModuleAdamW()(model, **kwargs)` when the model is ready (after any
+    distributed wrapping), so the groups always hold the parameters that will train.
+    """
+
+    def __call__(self, model, lrs: dict[str, float], weight_decay: float = 0.0, **adam_kwargs):
+        import torch
+
+        groups: dict[str, list] = {m: [] for m in MODULES}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                groups[module_of(name)].append(p)
+        param_groups = [{"params": ps, "lr": lrs[m], "weight_decay": weight_decay, "name": m}
+                        for m, ps in groups.items() if ps]
+        return torch.optim.AdamW(param_groups, **adam_kwargs)
+
+
+# ---------------------------------------------------------------------------- run
+
+
+def trl_args(cfg: SFTConfig, run_dir: Path):
+    """medmo's SFTConfig -> TRL's SFTConfig (the knobs medmo does not expose keep TRL's defaults)."""
+    from trl import SFTConfig as TRLSFTConfig
+
+    return TRLSFTConfig(
+        output_dir=str(run_dir), max_steps=cfg.max_steps, num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, report_to=cfg.report_to,
+        dataloader_num_workers=cfg.dataloader_num_workers, max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(cfg: SFTConfig, run_dir: Path):
+    """The TRL SFTTrainer for one stage (model loaded, modules frozen, data wired)."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from medmo.model.load import load_model, load_processor
+
+    rows, _ = load_sft_rows(cfg.data, cfg.max_samples)
+    processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
+    model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
+    counts = set_trainable(model, cfg)
+    logger.info("trainable parameters: %s", {k: f"{v / 1e6:.2f}M" for k, v in counts.items()})
+    lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
+           "merger": cfg.merger_lr or cfg.learning_rate}
+    collator = SFTCollator(processor, max_length=cfg.max_length)
+    trainer = SFTTrainer(
+        model=model, args=trl_args(cfg, run_dir), train_dataset=Dataset.from_list(rows),
+        processing_class=processor, data_collator=collator,
+        optimizer_cls_and_kwargs=(PerModuleAdamW, {"lrs": lrs, "weight_decay": cfg.weight_decay}),
+        callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],
+    )
+    return trainer, collator
+
+
+def run(cfg: SFTConfig) -> Path:
+    """Train one stage; returns the run folder (final model + processor at its root)."""
+    run_dir = make_run_dir(cfg.output_dir, cfg)
+    trainer, collator = build_trainer(cfg, run_dir)
+    resume_from = last_checkpoint(run_dir) if cfg.resume else None
+    if resume_from:
+        logger.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
+    if collator.skipped:
+        logger.warning("samples skipped during training: %s", dict(collator.skipped))
+    save_final(trainer, run_dir)
+    plot_curve(run_dir / "log.jsonl", ["loss"], run_dir / "loss.png", title=f"{run_dir.name}: training loss")
+    return run_dir
+
+
+def save_final(trainer, run_dir: Path) -> None:
+    """Save the trained model (LoRA merged into full weights) and the processor at run_dir."""
+    from accelerate.utils import is_peft_model
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not is_peft_model(model):
+        trainer.save_model(str(run_dir))  # gathers sharded weights (ZeRO-3, FSDP); saves the processor too
+        return
+    merged = model.merge_and_unload()
+    if trainer.is_world_process_zero():
+        merged.save_pretrained(run_dir)
+        trainer.processing_class.save_pretrained(run_dir)

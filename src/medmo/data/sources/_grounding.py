@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from medmo.boxes import Box, format_boxes
 from medmo.data.schema import IMAGE_TOKEN, Record
 from medmo.data.sources import Drops
+from medmo.model.prompts import GROUND_ALL
 
 
 def check_box(xyxy: Sequence[Any], width: float, height: float, drops: Drops, where: str,
@@ -69,3 +70,20 @@ def grounding_record(*, rid: str, source: str, split: str, modality: str, images
         answer={"boxes": [b.to_record() for b in boxes], "image_size": [width, height]},
         meta=dict(meta or {}),
     )
+
+
+def infer_split(name: str, default: str = "test") -> str:
+    """train / val / test from a file or folder name ("instances_val2017" -> "val")."""
+    low = name.lower()
+    for key, split in (("train", "train"), ("val", "val"), ("test", "test")):
+        if key in low:
+            return split
+    return default
+
+
+def detection_prompt(labels: Sequence[str], target: str | None = None) -> str:
+    """"Detect and localize all <target> in the image.", target defaulting to the label names."""
+    if target is None:
+        names = sorted(set(labels)) or ["objects"]
+        target = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return GROUND_ALL.format(target=target)

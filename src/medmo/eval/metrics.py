@@ -62,7 +62,7 @@ def _check(refs: Refs, hyps: Sequence[str]) -> None:
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(zip(*(tokens[i:] for i in range(n))))
 
 
 # ---------------------------------------------------------------- BLEU
@@ -75,13 +75,10 @@ def bleu_tokens(refs: list[list[str]], hyp: list[str], max_n: int = 4) -> list[f
     hyp_len = len(hyp)
     nums, dens = [], []
     for n in range(1, max_n + 1):
-        counts = _ngrams(hyp, n)
-        max_ref: Counter = Counter()
-        for r in refs:
-            for g, c in _ngrams(r, n).items():
-                if c > max_ref[g]:
-                    max_ref[g] = c
-        nums.append(sum(min(c, max_ref[g]) for g, c in counts.items()))
+        max_ref = _ngrams(refs[0], n)
+        for r in refs[1:]:
+            max_ref |= _ngrams(r, n)  # Counter union keeps the largest count
+        nums.append(sum((_ngrams(hyp, n) & max_ref).values()))  # clipped counts
         dens.append(max(1, hyp_len - n + 1))
     if nums[0] == 0:
         return [0.0] * max_n
@@ -159,10 +156,10 @@ def cider_d_scores(refs: Refs, hyps: Sequence[str], n: int = 4, sigma: float = 6
 
     def cook(tokens: list[str], rows: list, cols: list, vals: list, row: int) -> int:
         for k in range(1, n + 1):
-            for g, c in _ngrams(tokens, k).items():
-                rows.append(row)
-                cols.append(vocab.setdefault(g, len(vocab)))
-                vals.append(c)
+            counts = _ngrams(tokens, k)
+            rows.extend([row] * len(counts))
+            cols.extend([vocab.setdefault(g, len(vocab)) for g in counts])
+            vals.extend(counts.values())
         return max(len(tokens) - 1, 0)  # pycocoevalcap's "length": the bigram count
 
     for i, (ref, hyp) in enumerate(zip(refs, hyps)):

@@ -1,0 +1,37 @@
+"""PathVQA (He et al., 2020): pathology VQA from textbooks and the PEIR library.
+
+Release format read: the Hugging Face copy `flaviagiammarino/path-vqa` that MedEvalKit and
+most papers use (parquet shards `data/{train,validation,test}-*.parquet`, or a folder
+written by `save_to_disk`; fields image {bytes, path}, question, answer). The original
+release pickles (`qas/test/test_qa.pkl`) are not read: unpickling runs code, convert
+them to the HF layout first. A question is closed when its answer is yes/no (PathVQA's
+own definition). Splits: train 19,654, validation 6,259, test 6,719 questions.
+Licence: MIT (HF card); images from PEIR and textbooks, research use.
+Embedded images are written once to `image_dir` (default $MEDMO_CACHE/images/path_vqa).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from medmo.data.schema import Record
+from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources._qa import image_folder, keep, read_rows, save_image, vqa_record, yes_no_closed
+
+
+@register_source("path_vqa", tasks=("vqa",), modality="pathology")
+def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path | None = None) -> Iterator[Record]:
+    raw = require_path(raw, "the flaviagiammarino/path-vqa parquet folder (data/test-*.parquet) or save_to_disk folder")
+    split = split or "test"
+    folder = image_folder("path_vqa", image_dir)
+    for i, row in enumerate(read_rows(raw, split)):
+        if not keep(row, drops, f"{split}[{i}]", ("question", "answer", "image")):
+            continue
+        try:
+            path = save_image(row["image"], folder, f"{split}-{i}")
+        except ValueError as e:
+            drops.add("bad_image", f"{split}[{i}]: {e}")
+            continue
+        answer = str(row["answer"])
+        yield vqa_record(rid=f"path_vqa/{split}/{i}", source="path_vqa", split=split, modality="pathology",
+                         images=[path], question=row["question"], answer=answer, closed=yes_no_closed(answer))

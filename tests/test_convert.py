@@ -1,0 +1,120 @@
+"""`medmo data convert`: shards, report.json, drops by reason, idempotence, clear errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medmo.cli import main
+from medmo.data.convert import ConvertConfig, run
+from medmo.data.schema import Record
+from medmo.data.shards import iter_records, shard_files
+from medmo.data.sources import SOURCES, Source
+
+TOY_DOC = """Toy release for tests: one JSON file, a list of {"q", "a", "image"} objects.
+
+Point `raw` at toy.json; images are paths relative to it."""
+
+
+def _toy_convert(raw, drops, split=None):
+    raw = Path(raw)
+    if raw.suffix != ".json":
+        raise ValueError(f"{raw} is not a .json file")
+    for i, row in enumerate(json.loads(raw.read_text())):
+        if not isinstance(row, dict) or "q" not in row:
+            drops.add("malformed_row", f"row {i}")
+            continue
+        images = [str(raw.parent / row["image"])] if row.get("image") else []
+        prompt = "<image>\n" * len(images) + row["q"]
+        yield Record(id=f"toy/train/{i}", source="toy", split="train", task="vqa", modality="ct", images=images,
+                     messages=[{"role": "user", "content": prompt}, {"role": "assistant", "content": row["a"]}],
+                     answer={"text": row["a"], "closed": False})
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """A registered `toy` source and a release with 6 good rows, 1 malformed row, 1 missing and 1 broken image."""
+    SOURCES.add("toy", Source("toy", _toy_convert, ("vqa",), "ct", TOY_DOC))
+    from data_helpers import write_images
+
+    raw = tmp_path / "raw"
+    names = [Path(p).name for p in write_images(raw / "images", 3)]
+    (raw / "images" / "broken.png").write_bytes(b"\x89PNG but not really")
+    rows = [{"q": f"What is shown {i}?", "a": "a lesion", "image": f"images/{names[i % 3]}"} for i in range(6)]
+    rows += [["not", "a", "dict"], {"q": "missing?", "a": "x", "image": "images/gone.png"},
+             {"q": "broken?", "a": "x", "image": "images/broken.png"}]
+    (raw / "toy.json").write_text(json.dumps(rows))
+    yield raw / "toy.json"
+    SOURCES._items.pop("toy")
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and p.name != "config.yaml"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_convert_shards_report_and_idempotence(toy, tmp_path, fmt):
+    out = run(ConvertConfig(source="toy", raw=str(toy), out=str(tmp_path / "out"), format=fmt, shard_size=3))
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 8 and report["kept_by_split"] == {"train": 8}
+    assert report["dropped"]["by_reason"] == {"malformed_row": 1}
+    assert report["shards"] == [f"toy-00000.{fmt}", f"toy-00001.{fmt}", f"toy-00002.{fmt}"]
+    recs = [d for d, _ in iter_records(out)]
+    assert [r["id"] for r in recs] == [f"toy/train/{i}" for i in (0, 1, 2, 3, 4, 5, 7, 8)]
+    assert all(Path(p).is_absolute() for r in recs for p in r["images"])
+    first = _bytes(out)
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), format=fmt, shard_size=3))
+    assert _bytes(out) == first  # a re-run gives the same bytes
+    assert not any(p.name.startswith(".staging") for p in out.iterdir())
+
+
+def test_rerun_with_fewer_records_removes_stale_shards(toy, tmp_path):
+    out = tmp_path / "out"
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=2))
+    assert len(shard_files(out)) == 4
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=5))
+    assert [p.name for p in shard_files(out)] == ["toy-00000.jsonl", "toy-00001.jsonl"]
+
+
+@pytest.mark.parametrize("check,reasons,kept", [
+    ("none", {"malformed_row": 1}, 8),                                          # paths not looked at
+    ("exists", {"malformed_row": 1, "image_missing": 1}, 7),                    # gone.png counted
+    ("decode", {"malformed_row": 1, "image_missing": 1, "image_unreadable": 1}, 6),  # broken.png too
+])
+def test_image_checks_count_failures_by_reason(toy, tmp_path, check, reasons, kept):
+    out = run(ConvertConfig(source="toy", raw=str(toy), out=str(tmp_path / check), check_images=check))
+    report = json.loads((out / "report.json").read_text())
+    assert report["dropped"]["by_reason"] == reasons
+    assert report["kept"] == kept
+
+
+def test_wrong_path_and_wrong_format_say_what_was_expected(toy, tmp_path):
+    with pytest.raises(FileNotFoundError, match="(?s)nope.json does not exist.*toy expects.*Point `raw` at toy.json"):
+        run(ConvertConfig(source="toy", raw=str(tmp_path / "nope.json"), out=str(tmp_path / "o")))
+    (tmp_path / "toy.csv").write_text("q,a\n")
+    with pytest.raises(ValueError, match="(?s)not a .json file.*Point `raw` at toy.json"):
+        run(ConvertConfig(source="toy", raw=str(tmp_path / "toy.csv"), out=str(tmp_path / "o")))
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="format 'csv'"):
+        ConvertConfig(source="toy", raw="x", out="y", format="csv")
+    with pytest.raises(ValueError, match="check_images"):
+        ConvertConfig(source="toy", raw="x", out="y", check_images="maybe")
+
+
+def test_cli(toy, tmp_path, capsys):
+    assert main(["data", "convert", "toy", "--raw", str(toy), "--out", str(tmp_path / "o"), "--format", "parquet",
+                 "--check-images", "exists"]) == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["kept"] == 7
+    assert main(["data", "convert", "toyy", "--raw", str(toy), "--out", str(tmp_path / "o2")]) == 2
+    assert "Did you mean 'toy'" in capsys.readouterr().err
+
+
+def test_real_source_vqa_rad(shared_data, tmp_path):
+    out = run(ConvertConfig(source="vqa_rad", raw=str(shared_data / "vqa_rad"), out=str(tmp_path / "vr"),
+                            check_images="exists"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 451 and report["dropped"]["total"] == 0
+    assert report["kept_by_task"] == {"vqa": 451}

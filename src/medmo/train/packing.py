@@ -1,0 +1,292 @@
+"""Multimodal sequence packing for Qwen3-VL SFT (TRL's SFTTrainer refuses to pack vision data).
+
+Several samples share one row up to a token budget, so a batch holds real tokens instead of
+padding. What makes a packed row train exactly like the same samples in a padded batch:
+
+- **Plan.** Sample lengths are computed exactly without decoding pixels (`sample_length`:
+  the chat template's text plus the image-token count from each image's size), then
+  best-fit-decreasing puts them in rows of at most `budget` tokens. A sample longer than the
+  budget is reported in `PackPlan.too_long` and left out, never cut: cutting through image
+  tokens breaks the image-feature/placeholder match.
+- **Positions.** Qwen3-VL takes `position_ids` of shape [4, B, L]: row 0 is the plain text
+  position, rows 1-3 are the (t, h, w) M-RoPE ids. Both restart at 0 for every sample; the
+  M-RoPE ids are computed per sample exactly as `Qwen3VLModel.get_rope_index` does for an
+  unpadded sample (a test checks they are identical).
+- **Attention.** With `attention_mask=None`, transformers (>= 5.x `masking_utils`) reads
+  sample boundaries from the restarts in row 0 and builds a block-diagonal causal mask for
+  SDPA/eager on any batch size; flash-attention-2 with one row per device turns the same
+  restarts into `cu_seqlens` (varlen kernel). So no attention crosses a sample boundary, and
+  no mask has to be materialized here. Row padding (only with several rows per batch) is
+  its own pseudo-sample with label -100.
+- **Labels.** Only assistant tokens (the encoder's assistant mask); the first token of every
+  sample is -100, so no sample is ever asked to predict the next sample's first token.
+- `mm_token_type_ids`, `pixel_values` and `image_grid_thw` are concatenated in row order,
+  the order in which the model scatters image features into placeholder tokens.
+
+Departure from TRL's text packing (`pack_dataset(strategy="bfd")`): TRL splits or truncates
+over-long sequences; medmo never does, since a split image is not a sample.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+IGNORE = -100
+
+
+@dataclass
+class PackPlan:
+    """Which samples go in which row; over-long samples are counted, not packed."""
+
+    packs: list[list[int]]
+    lengths: list[int]
+    budget: int
+    too_long: list[int] = field(default_factory=list)
+
+    @property
+    def fill(self) -> float:
+        """Real tokens / row slots: the non-padding fraction if every row is padded to the budget."""
+        real = sum(self.lengths[i] for p in self.packs for i in p)
+        return real / max(1, len(self.packs) * self.budget)
+
+    def summary(self) -> dict[str, Any]:
+        return {"samples": sum(len(p) for p in self.packs), "rows": len(self.packs), "budget": self.budget,
+                "fill": round(self.fill, 4), "too_long": len(self.too_long)}
+
+
+def plan_packs(lengths: Sequence[int], budget: int) -> PackPlan:
+    """Best-fit-decreasing bin packing of sample lengths into rows of at most `budget` tokens.
+
+    Deterministic (ties broken by sample index), so every rank and every resumed run builds
+    the same plan from the same data.
+    """
+    if budget <= 0:
+        raise ValueError(f"packing budget must be a positive number of tokens, got {budget}")
+    lengths = [int(n) for n in lengths]
+    too_long = [i for i, n in enumerate(lengths) if n > budget]
+    order = sorted((i for i, n in enumerate(lengths) if n <= budget), key=lambda i: (-lengths[i], i))
+    packs: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # (remaining capacity, pack index), sorted
+    for i in order:
+        j = bisect.bisect_left(free, (lengths[i], -1))
+        if j < len(free):
+            room, p = free.pop(j)
+        else:
+            room, p = budget, len(packs)
+            packs.append([])
+        packs[p].append(i)
+        bisect.insort(free, (room - lengths[i], p))
+    if too_long:
+        logger.warning("packing: %d of %d samples are longer than the %d-token budget and are skipped "
+                       "(raise the budget or lower the image resolution)", len(too_long), len(lengths), budget)
+    return PackPlan(packs=packs, lengths=lengths, budget=budget, too_long=too_long)
+
+
+# ---------------------------------------------------------------------------------------------
+# One sample: conversation + images -> token features, and its exact length without pixels.
+
+
+def conversation(example: dict) -> list[dict]:
+    """The processor chat format of an example whose `messages` hold text with `<image>` or parts."""
+    from medmo.model.chat import to_conversation
+
+    msgs = example["messages"]
+    if msgs and isinstance(msgs[0].get("content"), str):
+        return to_conversation(msgs)
+    return msgs
+
+
+def example_images(example: dict) -> list:
+    from PIL import Image
+
+    images = example.get("images") or []
+    out = []
+    for im in images:
+        if isinstance(im, (str, Path)):
+            from medmo.imaging import open_image
+
+            im = open_image(im)
+        out.append(im if isinstance(im, Image.Image) else Image.fromarray(im))
+    return out
+
+
+def _with_images(conv: list[dict], images: list) -> list[dict]:
+    it = iter(images)
+    return [{**m, "content": [{**c, "image": next(it)} if c.get("type") == "image" else c for c in m["content"]]}
+            for m in conv]
+
+
+def encode_example(processor, example: dict) -> dict[str, torch.Tensor]:
+    """One sample, unpadded: input_ids, labels (assistant tokens only), mm_token_type_ids, images."""
+    conv = _with_images(conversation(example), example_images(example))
+    out = processor.apply_chat_template(conv, tokenize=True, return_dict=True, return_tensors="pt",
+                                        return_assistant_tokens_mask=True)
+    ids = out["input_ids"][0]
+    labels = ids.clone()
+    labels[out["assistant_masks"][0] == 0] = IGNORE
+    feat = {"input_ids": ids, "labels": labels, "mm_token_type_ids": out["mm_token_type_ids"][0]}
+    if "pixel_values" in out:
+        feat["pixel_values"] = out["pixel_values"]
+        feat["image_grid_thw"] = out["image_grid_thw"]
+    return feat
+
+
+def image_token_count(processor, width: int, height: int) -> int:
+    """Placeholder tokens the processor will insert for an image of this size."""
+    ip = processor.image_processor
+    return ip.get_number_of_image_patches(height, width) // (ip.merge_size ** 2)
+
+
+def sample_length(processor, example: dict, image_sizes: list[tuple[int, int]] | None = None) -> int:
+    """Exact token length of `encode_example(processor, example)`, without decoding pixels.
+
+    `image_sizes` ([(width, height)], placeholder order) avoids opening the images at all.
+    """
+    if image_sizes is None:
+        image_sizes = [im.size for im in example_images(example)]
+    text = processor.apply_chat_template(conversation(example), tokenize=False)
+    n = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return n + sum(image_token_count(processor, w, h) - 1 for w, h in image_sizes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample M-RoPE positions and row assembly.
+
+
+def mrope_positions(mm_token_type_ids: torch.Tensor, image_grid_thw: torch.Tensor | None,
+                    spatial_merge_size: int) -> torch.Tensor:
+    """[3, L] (t, h, w) position ids of one unpadded sample, as `Qwen3VLModel.get_rope_index`.
+
+    Text runs advance all three axes together; an image run gets its (t, h, w) grid offset
+    by the current position, which then advances by max(h, w) of the merged grid.
+    """
+    grids = iter(image_grid_thw.tolist() if image_grid_thw is not None else [])
+    parts, pos = [], 0
+    for kind, group in itertools.groupby(mm_token_type_ids.tolist()):
+        n = len(list(group))
+        if kind == 0:
+            parts.append(torch.arange(pos, pos + n).expand(3, -1))
+            pos += n
+            continue
+        if kind != 1:
+            raise ValueError("packing supports image and text tokens only (found video tokens)")
+        t, h, w = next(grids)
+        h, w = h // spatial_merge_size, w // spatial_merge_size
+        if t * h * w != n:
+            raise ValueError(f"image grid {t}x{h}x{w} does not match its {n} placeholder tokens")
+        tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+        parts.append(torch.stack([tt, hh, ww]).reshape(3, -1) + pos)
+        pos += max(h, w)
+    return torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
+
+
+def pack_rows(rows: list[list[dict[str, torch.Tensor]]], pad_token_id: int, spatial_merge_size: int = 2,
+              pad_to_multiple_of: int | None = None) -> dict[str, Any]:
+    """Encoded samples grouped by row -> one model batch (no attention_mask, [4, B, L] positions)."""
+    ids, labels, types, pos, pixels, grids = [], [], [], [], [], []
+    for row in rows:
+        r_ids, r_lab, r_typ, r_pos = [], [], [], []
+        for f in row:
+            lab = f["labels"].clone()
+            lab[0] = IGNORE
+            grid = f.get("image_grid_thw")
+            p3 = mrope_positions(f["mm_token_type_ids"], grid, spatial_merge_size)
+            r_pos.append(torch.cat([torch.arange(len(f["input_ids"]))[None], p3]))
+            r_ids.append(f["input_ids"])
+            r_lab.append(lab)
+            r_typ.append(f["mm_token_type_ids"])
+            if grid is not None:
+                pixels.append(f["pixel_values"])
+                grids.append(grid)
+        ids.append(torch.cat(r_ids))
+        labels.append(torch.cat(r_lab))
+        types.append(torch.cat(r_typ))
+        pos.append(torch.cat(r_pos, dim=1))
+    width = max(len(x) for x in ids)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    batch = {
+        "input_ids": torch.stack([_pad(x, width, pad_token_id) for x in ids]),
+        "labels": torch.stack([_pad(x, width, IGNORE) for x in labels]),
+        "mm_token_type_ids": torch.stack([_pad(x, width, 0) for x in types]),
+        # padding restarts at 0: a pseudo-sample that attends only to itself
+        "position_ids": torch.stack([torch.cat([p, torch.arange(width - p.shape[1]).expand(4, -1)], dim=1)
+                                     for p in pos], dim=1),
+        # transformers reads packed boundaries only without a KV cache; a packed batch never wants one
+        "use_cache": False,
+    }
+    if pixels:
+        batch["pixel_values"] = torch.cat(pixels)
+        batch["image_grid_thw"] = torch.cat(grids)
+    return batch
+
+
+def _pad(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return torch.cat([x, x.new_full((width - len(x),), value)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer plumbing: a dataset whose items are rows, and the collator that builds their batch.
+
+
+class PackedDataset(torch.utils.data.Dataset):
+    """Items are rows: the list of base-dataset examples the plan put together."""
+
+    def __init__(self, base, plan: PackPlan):
+        self.base, self.plan = base, plan
+
+    def __len__(self) -> int:
+        return len(self.plan.packs)
+
+    def __getitem__(self, i: int) -> list[dict]:
+        return [self.base[j] for j in self.plan.packs[i]]
+
+
+def build_packed_dataset(base, processor, budget: int,
+                         length_fn: Callable[[dict], int] | None = None) -> PackedDataset:
+    """Measure every example of `base` and plan its rows; logs the plan summary."""
+    from tqdm.auto import tqdm
+
+    length_fn = length_fn or (lambda ex: sample_length(processor, ex))
+    lengths = [length_fn(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
+    plan = plan_packs(lengths, budget)
+    logger.info("packing plan: %s", plan.summary())
+    return PackedDataset(base, plan)
+
+
+class PackedCollator:
+    """Collates rows (lists of examples) into one packed batch for Qwen3-VL.
+
+    `encode(example) -> features` defaults to `encode_example` with this processor; pass the
+    SFT collator's per-sample encoder to pack exactly what unpacked training would see.
+    `trace_file`, if set, gets one JSON line per batch with this rank and the example ids:
+    the evidence that ranks see disjoint data and that a resumed run continues in place.
+    """
+
+    def __init__(self, processor, encode: Callable[[dict], dict] | None = None,
+                 pad_to_multiple_of: int | None = None, trace_file: str | Path | None = None):
+        self.processor = processor
+        self.encode = encode or (lambda ex: encode_example(processor, ex))
+        self.pad_id = processor.tokenizer.pad_token_id
+        self.merge = processor.image_processor.merge_size
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.trace_file = Path(trace_file) if trace_file else None
+
+    def __call__(self, rows: list[list[dict]]) -> dict[str, Any]:
+        if self.trace_file is not None:
+            rank = int(os.environ.get("RANK", "0"))
+            line = {"rank": rank, "ids": [ex.get("id") for row in rows for ex in row]}
+            with open(self.trace_file.with_name(f"{self.trace_file.stem}.rank{rank}{self.trace_file.suffix}"), "a") as f:
+                f.write(json.dumps(line) + "\n")
+        encoded = [[self.encode(ex) for ex in row] for row in rows]
+        return pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)

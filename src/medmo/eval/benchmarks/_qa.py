@@ -1,0 +1,69 @@
+"""Shared plumbing for the VQA and text-QA benchmarks (not a benchmark: the leading
+underscore keeps it out of the registry).
+
+`register_qa` turns a data source plus a few choices (split, filter, subgroup keys) into a
+registered `Benchmark`: `load` runs the source's converter (records already carry the
+MedEvalKit prompt, see medmo.data.sources._qa), `score` calls medmo.eval.scoring in the
+requested mode, and `aggregate` reports accuracy, closed/open accuracy, parse failures and
+per-subgroup accuracy. The benchmark version carries the prompt version ("1.p1") so a
+prompt change shows up in results.json.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from medmo.data.schema import Record
+from medmo.data.sources import Drops, get_source
+from medmo.eval.benchmarks import BENCHMARKS, Benchmark
+from medmo.eval.scoring import aggregate_qa, score_record
+from medmo.model.prompts import PROMPT_VERSION
+
+logger = logging.getLogger(__name__)
+_REPO_SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
+
+
+def resolve_data(name: str, data: str | Path | None, default: str | None, expected: str) -> Path:
+    """The user's --data, else `default` under $MEDMO_SHARED_DATA (or ../shared/data)."""
+    if data is not None:
+        return Path(data)
+    root = Path(os.environ.get("MEDMO_SHARED_DATA", _REPO_SHARED))
+    if default and (root / default).exists():
+        return root / default
+    raise FileNotFoundError(f"benchmark {name}: no data given; pass --data PATH pointing at {expected}")
+
+
+def register_qa(name: str, *, family: str, source: str, expected: str, split: str | None = None,
+                default_data: str | None = None, keep: Callable[[Record], bool] | None = None,
+                groups: tuple[str, ...] = (), closed_by: str = "answer", description: str = "",
+                version: str = "1") -> Benchmark:
+    """Register one benchmark built on data source `source` (see the module docstring).
+
+    `closed_by="yes_no"` reproduces MedEvalKit's closed/open split for VQA-RAD and
+    PathVQA in medevalkit mode; strict mode always uses the dataset's own split.
+    """
+
+    def load(data: Path | None = None) -> list[Record]:
+        path = resolve_data(name, data, default_data, expected)
+        drops = Drops()
+        records = [r for r in get_source(source).convert(path, drops, split) if keep is None or keep(r)]
+        if drops.total:
+            logger.warning("%s: %d item(s) skipped while loading %s: %s", name, drops.total, path, dict(drops.counts))
+        if not records:
+            raise ValueError(f"benchmark {name}: no questions found in {path}; expected {expected}")
+        return records
+
+    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
+        question = (sample.get("meta") or {}).get("question")
+        return score_record(sample["task"], sample["answer"], response, mode, question=question,
+                            closed_by=closed_by if mode == "medevalkit" else "answer")
+
+    def aggregate(samples: list[dict]) -> dict[str, Any]:
+        return aggregate_qa(samples, groups)
+
+    bench = Benchmark(name=name, family=family, load=load, score=score, aggregate=aggregate,
+                      version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, description=description)
+    BENCHMARKS.add(name, bench)
+    return bench

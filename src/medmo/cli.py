@@ -36,9 +36,10 @@ def _cmd_data_convert(args) -> int:
 
 
 def _cmd_data_stats(args) -> int:
-    from medmo.data.stats import run_stats
+    from medmo.config import load_config
+    from medmo.data.stats import StatsConfig, run
 
-    print(run_stats(args.dir, out=args.out))
+    print(run(load_config(StatsConfig, None, (), dir=args.dir, out=args.out)))
     return 0
 
 

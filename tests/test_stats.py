@@ -1,0 +1,67 @@
+"""`medmo data stats`: counts, image sizes from headers, answer lengths, outputs a person reads."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from data_helpers import vqa, write_folder, write_images
+from medmo.cli import main
+from medmo.data.stats import StatsConfig, collect, hist_quantile, image_size, run
+
+
+@pytest.fixture
+def folder(tmp_path):
+    pngs = write_images(tmp_path / "img", 2, size=(48, 40))
+    recs = [vqa(f"a/{i}", f"q{i}?", "yes", [pngs[i % 2]], source="a", split="train") for i in range(5)]
+    recs += [vqa(f"b/{i}", f"q{i}?", "a small nodule in the left lung", [], source="b", split="test",
+                 modality="xray") for i in range(3)]
+    recs.append(vqa("b/0", "dup?", "no", ["img/missing.png"], source="b", split="test"))  # duplicate id, missing image
+    return write_folder(tmp_path / "recs", recs, shard_size=4)
+
+
+def test_collect_counts(folder):
+    s = collect(folder)
+    assert s["records"] == 9 and s["duplicate_ids"] == 1
+    assert s["by_source"] == {"a": 5, "b": 4}
+    assert s["by_split"] == {"test": 4, "train": 5}
+    assert s["by_modality"] == {"ct": 6, "xray": 3}
+    assert s["by_source_split"] == {"a/train": 5, "b/test": 4}
+    assert s["by_images_per_record"] == {"0": 3, "1": 6}
+    assert s["image_sizes"] == {"48x40": 5}
+    assert s["images"] == {"ok": 5, "missing_or_unreadable": 1}
+    assert s["answer_words"] == {"1": 6, "7": 3}
+
+
+def test_run_writes_json_markdown_and_pngs(folder, tmp_path):
+    out = run(StatsConfig(dir=str(folder), out=str(tmp_path / "st")))
+    assert json.loads((out / "stats.json").read_text())["records"] == 9
+    md = (out / "stats.md").read_text()
+    assert "| a | 5 | 55.6% |" in md and "median 1" in md
+    for png in ("image_sizes.png", "answer_lengths.png"):
+        with Image.open(out / png) as im:
+            assert im.width > 100
+
+
+def test_image_size_reads_headers_of_every_format(tmp_path):
+    assert image_size(Path(get_testdata_file("CT_small.dcm", download=False))) == (128, 128)
+    assert image_size(Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii") == (33, 41)
+    assert image_size(tmp_path / "none.png") is None
+
+
+@pytest.mark.parametrize("hist,q,expected", [
+    ({1: 1, 2: 1, 3: 1}, 0.5, 2),     # odd count: the middle value
+    ({1: 9, 50: 1}, 0.5, 1),          # skewed: the bulk
+    ({1: 9, 50: 1}, 0.95, 50),        # the tail
+])
+def test_hist_quantile(hist, q, expected):
+    assert hist_quantile(hist, q) == expected
+
+
+def test_cli_default_out(folder):
+    assert main(["data", "stats", str(folder)]) == 0
+    assert (folder / "stats" / "stats.md").exists()

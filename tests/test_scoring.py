@@ -1,0 +1,183 @@
+"""medmo.eval.scoring: hand-made responses for every QA family, in both modes.
+
+Each table row is (answer, response, expected parsed, expected correct) with a comment
+saying what the case shows. The DEFECT rows are MedEvalKit's known defects: the same
+response scored by strict and medevalkit with different results.
+"""
+from __future__ import annotations
+
+import pytest
+
+from medmo.eval.scoring import (MODES, aggregate_qa, boxed_content, extract_final, score_record, strip_think,
+                                token_prf)
+
+YES = {"text": "yes", "closed": True}
+NO = {"text": "no", "closed": True}
+LEFT = {"text": "Left", "closed": True}
+OPEN = {"text": "right lower lobe", "closed": False}
+MCQ = {"choices": {"A": "Pneumonia", "B": "Viral pneumonia", "C": "Pulmonary edema", "D": "Normal"}, "letter": "B"}
+
+STRICT = [
+    # --- yes/no: the answer's leading yes/no word decides
+    ("vqa", NO, "no", "no", True),  # bare answer
+    ("vqa", YES, "Yes, it is normal.", "yes", True),  # leading "Yes" wins over "normal"
+    ("vqa", NO, "Normal.", None, False),  # DEFECT 5: "no" is not found inside "normal"
+    ("vqa", NO, "Nodule in the right lung", None, False),  # nor inside "nodule"
+    ("vqa", NO, "**No**", "no", True),  # markdown around the word
+    ("vqa", YES, "The answer is yes.", "yes", True),  # "answer is" extraction
+    ("vqa", YES, "<think>Could be no.</think>Yes", "yes", True),  # reasoning removed
+    ("vqa", NO, "Reasoning...\n\\boxed{no}", "no", True),  # \boxed{} wins
+    ("vqa", YES, "<answer>yes</answer>", "yes", True),  # <answer> tags
+    ("vqa", YES, "", None, False),  # empty response: 0, no crash
+    ("vqa", YES, None, None, False),  # missing response (None) behaves like empty
+    ("vqa", {"text": "不是", "closed": True}, "不是的", "no", True),  # Chinese polarity
+    ("vqa", {"text": "包含", "closed": True}, "不包含", "no", False),  # negated Chinese answer is wrong
+    # --- closed, small answer set: normalized exact match of answer or first clause
+    ("vqa", LEFT, "left", "left", True),  # case-insensitive
+    ("vqa", LEFT, "Left side.", "left side", False),  # a different phrase is not the answer
+    ("vqa", LEFT, "Left. The lesion is in the left hemisphere.", "left lesion is in left hemisphere", True),  # first clause
+    # --- open: normalized exact match; recall/F1 reported
+    ("vqa", OPEN, "The right lower lobe.", "The right lower lobe.", True),  # articles/punctuation ignored
+    ("vqa", OPEN, "right lung", "right lung", False),  # partial: wrong, judge may decide
+    # --- multiple choice: letter in any common form, or unique option text
+    ("mcq", MCQ, "B", "B", True),  # bare letter
+    ("mcq", MCQ, "(B)", "B", True),  # parenthesised
+    ("mcq", MCQ, "B.", "B", True),  # with a period
+    ("mcq", MCQ, "B) Viral pneumonia", "B", True),  # letter then option text
+    ("mcq", MCQ, "**Answer**: B", "B", True),  # markdown answer line
+    ("mcq", MCQ, "\\boxed{B}", "B", True),  # boxed
+    ("mcq", MCQ, "Option B", "B", True),  # "Option X"
+    ("mcq", MCQ, "After weighing them, the correct answer is B because ...", "B", True),  # sentence
+    ("mcq", MCQ, "It is viral pneumonia.", "B", True),  # option text; "pneumonia" inside it is not a 2nd match
+    ("mcq", MCQ, "Pulmonary edema", "C", False),  # option text of a wrong option
+    ("mcq", MCQ, "A or B, hard to say", None, False),  # ambiguous: parse failure
+    ("mcq", MCQ, "I cannot tell.", None, False),  # no letter, no option: parse failure (not a guess)
+    ("mcq", MCQ, "<think>A looks right</think>\nD", "D", False),  # letter inside reasoning ignored
+    ("mcq", MCQ, "", None, False),  # empty
+]
+
+MEDEVALKIT = [
+    # --- yes/no by substring (DEFECT 5, reproduced)
+    ("vqa", NO, "Normal.", "normal", True),  # DEFECT 5: "no" found inside "normal" -> counted correct
+    ("vqa", NO, "Nodule in the right lung", "nodule in the right lung", True),  # "no" inside "nodule"
+    ("vqa", YES, "Yes, it is normal.", "yes, it is normal", False),  # both "yes" and "no" present -> wrong
+    ("vqa", YES, "not sure, probably yes", "not sure, probably yes", False),  # "no" in "not": both -> wrong
+    ("vqa", NO, "The answer is no.", " no", True),  # its "answer is" split keeps the leading space
+    ("vqa", YES, "", "", False),  # empty: wrong, no crash
+    # --- closed non-yes/no: exact match after removing "." and newlines
+    ("vqa", LEFT, "Left.", "left", True),  # period removed
+    ("vqa", LEFT, "Left side", "left side", False),  # anything more is wrong
+    # --- open: exact match after its parse_response, no article/punctuation normalization
+    ("vqa", OPEN, "right lower lobe", "right lower lobe", True),  # exact
+    ("vqa", OPEN, "The right lower lobe.", "the right lower lobe.", False),  # strict calls this correct
+    # --- multiple choice: its judge_multi_choice
+    ("mcq", MCQ, "B", "B", True),  # bare letter
+    ("mcq", MCQ, "B. Viral pneumonia", "B", True),  # text before the first "."
+    ("mcq", MCQ, "**Answer**: B", "B", True),  # answer pattern split
+    ("mcq", MCQ, "Option B", "C", False),  # not a letter form it knows: difflib similarity picks C
+    ("mcq", MCQ, "I cannot tell.", "D", False),  # unparsable is silently guessed (never a parse failure)
+    ("mcq", MCQ, "<think>A looks right</think>\n\nD", "D", False),  # last paragraph is a bare letter
+    ("mcq", MCQ, "<think>A looks right</think>\nD", "C", False),  # one paragraph, no letter: a guess
+]
+
+
+@pytest.mark.parametrize("task,answer,response,parsed,correct", STRICT)
+def test_strict(task, answer, response, parsed, correct):
+    out = score_record(task, answer, response, "strict")
+    assert out["parsed"] == parsed
+    assert out["correct"] is correct
+
+
+@pytest.mark.parametrize("task,answer,response,parsed,correct", MEDEVALKIT)
+def test_medevalkit(task, answer, response, parsed, correct):
+    out = score_record(task, answer, response, "medevalkit")
+    assert out["parsed"] == parsed
+    assert out["correct"] is correct
+
+
+def test_strict_and_medevalkit_differ_on_the_known_defects():
+    # the substring yes/no test: one response, opposite verdicts
+    for response in ("Normal.", "Nodule in the right lung"):
+        assert score_record("vqa", NO, response, "strict")["correct"] is False
+        assert score_record("vqa", NO, response, "medevalkit")["correct"] is True
+    # an unparsable multiple-choice answer: strict reports a parse failure, MedEvalKit guesses
+    assert score_record("mcq", MCQ, "I cannot tell.", "strict")["parsed"] is None
+    assert score_record("mcq", MCQ, "I cannot tell.", "medevalkit")["parsed"] == "D"
+
+
+def test_token_f1_order_strict_vs_medevalkit():
+    # prediction 5 tokens, reference 2, both shared: precision 0.4, recall 1.0, F1 0.571
+    ref = {"text": "right lung", "closed": False}
+    strict = score_record("vqa", ref, "lung on the right side", "strict")
+    assert strict["precision"] == pytest.approx(2 / 4)  # "the" is an article: 4 tokens
+    assert strict["recall"] == pytest.approx(1.0)
+    assert strict["f1"] == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    mek = score_record("vqa", ref, "lung on the right side", "medevalkit")
+    # DEFECT 4, reproduced: its "f1" is recall, "recall" is precision, "precision" is F1
+    assert mek["f1"] == pytest.approx(1.0)
+    assert mek["recall"] == pytest.approx(2 / 5)
+    assert mek["precision"] == pytest.approx(2 * 0.4 / 1.4)
+
+
+def test_empty_open_answer_scores_zero_and_flags_medevalkit_crash():
+    # DEFECT 6: MedEvalKit's ROUGE/F1 crash on an empty answer; medmo scores 0
+    assert score_record("vqa", OPEN, "", "strict") == {"parsed": None, "correct": False, "closed": False,
+                                                        "precision": 0.0, "recall": 0.0, "f1": 0.0}
+    mek = score_record("vqa", OPEN, "", "medevalkit")
+    assert mek["correct"] is False and mek["f1"] == 0.0 and mek["medevalkit_crash"] is True
+
+
+def test_judge_request_for_open_answers_only():
+    out = score_record("vqa", OPEN, "right lung base", "strict", question="Where is the opacity?")
+    assert out["judge"] == {"question": "Where is the opacity?", "reference": "right lower lobe", "response": "right lung base"}
+    assert "judge" not in score_record("vqa", OPEN, "right lower lobe", "strict")  # exact match needs no judge
+    assert "judge" not in score_record("vqa", YES, "maybe", "strict")  # closed questions are rule-scored
+    assert "judge" not in score_record("mcq", MCQ, "B", "strict")
+
+
+def test_closed_by_yes_no_follows_medevalkit_for_vqa_rad():
+    # VQA-RAD: "Left" is CLOSED by answer_type, but MedEvalKit counts non-yes/no answers as open
+    assert score_record("vqa", LEFT, "left", "medevalkit", closed_by="yes_no")["closed"] is False
+    assert score_record("vqa", LEFT, "left", "medevalkit")["closed"] is True
+    assert score_record("vqa", LEFT, "left", "strict", closed_by="yes_no")["closed"] is True
+
+
+@pytest.mark.parametrize("bad", [dict(mode="lenient"), dict(task="report"), dict(closed_by="type")])
+def test_bad_arguments_name_the_valid_ones(bad):
+    kwargs = {"task": "vqa", "answer": YES, "response": "yes", "mode": "strict", **bad}
+    with pytest.raises(ValueError):
+        score_record(kwargs.pop("task"), kwargs.pop("answer"), kwargs.pop("response"), kwargs.pop("mode"), **kwargs)
+
+
+def test_extraction_helpers():
+    assert boxed_content("x \\boxed{\\frac{1}{2}} y \\boxed{B}") == "B"  # the last box
+    assert boxed_content("\\boxed{\\text{yes}}") == "yes"  # \text{} unwrapped
+    assert boxed_content("no box") is None
+    assert strip_think("<think>a</think> b <think>c</think>d") == "b d"
+    assert strip_think("reasoning</think>final") == "final"  # template put <think> in the prompt
+    assert extract_final("Let me see.\nFinal answer: C\nbecause") == "C"
+    assert token_prf("", "x") == (0.0, 0.0, 0.0)
+    assert token_prf("肺部", "肺") == pytest.approx((0.5, 1.0, 2 / 3))  # CJK by character
+
+
+def test_aggregate_reports_closed_open_overall_and_groups():
+    samples = [
+        {"answer": YES, "parsed": "yes", "correct": True, "meta": {"organ": "chest"}},
+        {"answer": NO, "parsed": None, "correct": False, "meta": {"organ": "chest"}},
+        {"answer": OPEN, "parsed": "x", "correct": True, "recall": 1.0, "f1": 0.5, "meta": {"organ": "head"}},
+    ]
+    out = aggregate_qa(samples, groups=("organ",))
+    assert out["n"] == 3 and out["accuracy"] == pytest.approx(2 / 3)
+    assert (out["n_closed"], out["closed_accuracy"]) == (2, 0.5)
+    assert (out["n_open"], out["open_accuracy"]) == (1, 1.0)  # divided once (DEFECT 1 not copied)
+    assert out["parse_failures"] == 1
+    assert out["open_recall"] == 1.0 and out["open_f1"] == 0.5
+    assert out["by_organ"] == {"chest": {"n": 2, "accuracy": 0.5}, "head": {"n": 1, "accuracy": 1.0}}
+    # a sample's own "closed" (how it was scored) wins over the dataset's
+    assert aggregate_qa([{**samples[0], "closed": False}])["n_open"] == 1
+    # MCQ only: no closed/open keys
+    assert "closed_accuracy" not in aggregate_qa([{"answer": MCQ, "parsed": "B", "correct": True}])
+
+
+def test_modes_constant():
+    assert MODES == ("strict", "medevalkit")

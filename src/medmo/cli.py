@@ -61,6 +61,16 @@ def _cmd_data_overlap(args) -> int:
     return 0
 
 
+def _cmd_data_cell(args) -> int:
+    from medmo.config import load_config
+    from medmo.data.cell import CellConfig, run
+
+    cfg = load_config(CellConfig, args.recipe, args.overrides, masks=args.masks, out=args.out, tile=args.tile,
+                      min_area=args.min_area)
+    print(run(cfg))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -106,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--text-similarity", type=float, default=0.8,
                    help="min Jaccard similarity of question character 5-grams")
     d.set_defaults(func=_cmd_data_overlap)
+
+    d = data_sub.add_parser("cell", help="build the Cell detection benchmark from microscopy instance masks")
+    d.add_argument("--masks", required=True, help="folder of images + instance masks (see medmo.data.sources.masks)")
+    d.add_argument("--out", required=True, help="output folder: records.jsonl, images/, report.json")
+    d.add_argument("--tile", type=int, default=0, help="cut images into N x N tiles, one record each (0: whole images)")
+    d.add_argument("--min-area", type=int, default=10, help="instances under this many pixels are not cells")
+    d.add_argument("--recipe", default=None, help="optional YAML of CellConfig fields (strata thresholds)")
+    d.add_argument("overrides", nargs="*", help="key=value CellConfig overrides, e.g. small_diameter=12")
+    d.set_defaults(func=_cmd_data_cell)
 
     return parser
 

@@ -71,6 +71,31 @@ def _cmd_data_cell(args) -> int:
     return 0
 
 
+def _cmd_infer(args) -> int:
+    from medmo.config import load_config
+    from medmo.infer import InferConfig, format_result, infer
+
+    cfg = load_config(InferConfig, None, (), model=args.model, image=args.image, prompt=args.prompt, task=args.task,
+                      target=args.target, window=args.window, slice_index=args.slice, frame=args.frame,
+                      draw=args.draw, max_new_tokens=args.max_new_tokens, max_pixels=args.max_pixels,
+                      dtype=args.dtype, device=args.device)
+    print(format_result(infer(cfg), as_json=args.json))
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    from medmo.config import load_config
+    from medmo.serve.api import ServeConfig, run
+
+    cfg = load_config(ServeConfig, None, (), model=args.model, host=args.host, port=args.port,
+                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                      max_new_tokens=args.max_new_tokens, max_body_mb=args.max_body_mb,
+                      max_image_pixels=args.max_image_pixels, max_pixels=args.max_pixels, dtype=args.dtype,
+                      device=args.device)
+    run(cfg)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,6 +150,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipe", default=None, help="optional YAML of CellConfig fields (strata thresholds)")
     d.add_argument("overrides", nargs="*", help="key=value CellConfig overrides, e.g. small_diameter=12")
     d.set_defaults(func=_cmd_data_cell)
+
+    p = sub.add_parser("infer", help="answer one image (PNG/JPEG/DICOM/NIfTI): vqa, report or ground; draw boxes")
+    p.add_argument("--model", required=True, help="checkpoint folder or hub id")
+    p.add_argument("--image", required=True, help="PNG/JPEG/TIFF, DICOM (.dcm) or NIfTI (.nii/.nii.gz) file")
+    p.add_argument("--prompt", default=None, help="the question (vqa), or a prompt replacing the task's default")
+    p.add_argument("--task", default="vqa", choices=("vqa", "report", "ground"), help="what to ask (default vqa)")
+    p.add_argument("--target", default=None, help="ground: what to find, e.g. nodule")
+    p.add_argument("--draw", default=None, help="write the image with the answer's boxes drawn to this PNG")
+    p.add_argument("--json", action="store_true", help="print a JSON object (answer, boxes in pixels and grid)")
+    p.add_argument("--window", default=None, help="DICOM/CT window: preset (lung, bone, brain, ...) or centre,width")
+    p.add_argument("--slice", type=int, default=None, help="NIfTI slice index (default: the middle one)")
+    p.add_argument("--frame", type=int, default=None, help="multi-frame DICOM frame / 4-D NIfTI volume")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="generation budget")
+    p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.set_defaults(func=_cmd_infer)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible HTTP API, /v1/ground|report|vqa, and a web page at /")
+    p.add_argument("--model", required=True, help="checkpoint folder or hub id")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (the API has no authentication)")
+    p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument("--max-batch-size", type=int, default=16, help="dynamic batching: most requests per call (1 = off)")
+    p.add_argument("--max-wait-ms", type=float, default=10.0, help="dynamic batching: wait window for a batch")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="default generation budget per request")
+    p.add_argument("--max-body-mb", type=float, default=20.0, help="larger request bodies get 413")
+    p.add_argument("--max-image-pixels", type=int, default=40_000_000, help="larger images get 400")
+    p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.set_defaults(func=_cmd_serve)
 
     return parser
 

@@ -28,7 +28,7 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
         if not keep(row, drops, f"{split}[{i}]", ("question", "answer", "image")):
             continue
         try:
-            path = save_image(row["image"], folder, f"{split}-{i}")
+            path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
         except ValueError as e:
             drops.add("bad_image", f"{split}[{i}]: {e}")
             continue

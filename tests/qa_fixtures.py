@@ -1,0 +1,151 @@
+"""Small files in the exact public release formats of the QA datasets that have no real
+copy in ../shared/data (PathVQA, PMC-VQA, OmniMedVQA, MMMU, Medbullets, SuperGPQA).
+
+Each writer makes a folder laid out like the download and returns its path; every set
+includes one deliberately bad row so tests see it counted in Drops. Images are tiny PNGs.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+
+def png_bytes(color=(200, 30, 30), size=(40, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_parquet(rows: list[dict], path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), str(path))
+    return path
+
+
+def path_vqa(root: Path) -> Path:
+    """HF flaviagiammarino/path-vqa snapshot: data/test-00000-of-00001.parquet."""
+    img = {"bytes": png_bytes(), "path": None}
+    rows = [
+        {"image": img, "question": "where are liver stem cells (oval cells) located?", "answer": "in the canals of hering"},
+        {"image": img, "question": "is this a lesion of the liver?", "answer": "yes"},
+        {"image": {"bytes": png_bytes((0, 90, 0)), "path": None}, "question": "does this image show necrosis?", "answer": "no"},
+        {"image": None, "question": "what is shown?", "answer": "fibrosis"},  # bad: no image
+    ]
+    write_parquet(rows, root / "data" / "test-00000-of-00001.parquet")
+    return root
+
+
+def pmc_vqa(root: Path) -> Path:
+    """PMC-VQA release: test_2.csv (Choice values "A:text", Answer_label) + images/."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    cols = ["Figure_path", "Question", "Answer", "Choice A", "Choice B", "Choice C", "Choice D", "Answer_label", "split"]
+    rows = [
+        ["PMC1_F1.jpg", "What imaging modality was used?", "CT", "A:MRI ", "B:CT ", "C:Ultrasound ", "D:PET ", "B", "test"],
+        ["PMC2_F3.jpg", "Which organ shows the lesion?", "Liver", "A:Kidney", "B:Spleen", "C:Liver", "D:Pancreas", "C", "test"],
+        ["PMC3_F2.jpg", "What stain was used?", "H&E", "A:H&E", "B:PAS", "C:Giemsa", "D:Trichrome", "", "test"],
+        ["PMC4_F1.jpg", "What is shown?", "Bone", "A:Skin", "B:Nerve", "C:Fat", "D:Muscle", "Z", "test"],  # bad letter
+    ]
+    with (root / "test_2.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    for r in rows:
+        (root / "images" / r[0]).write_bytes(png_bytes())
+    return root
+
+
+def omnimedvqa(root: Path) -> Path:
+    """OmniMedVQA release: QA_information/Open-access/<dataset>.json + Images/."""
+    qa = root / "QA_information" / "Open-access"
+    qa.mkdir(parents=True, exist_ok=True)
+    items = [
+        {"dataset": "Chest CT Scan", "question_id": "Chest CT Scan_0", "question_type": "Modality Recognition",
+         "question": "What imaging modality is used?", "gt_answer": "CT", "image_path": "Images/Chest CT Scan/a.png",
+         "option_A": "MRI", "option_B": "CT", "option_C": "X-ray", "option_D": "PET", "modality_type": "CT(Computed Tomography)"},
+        {"dataset": "Chest CT Scan", "question_id": "Chest CT Scan_1", "question_type": "Disease Diagnosis",
+         "question": "Is there an abnormality?", "gt_answer": "No, It's normal.", "image_path": "Images/Chest CT Scan/b.png",
+         "option_A": "Adenocarcinoma", "option_B": "No, It's normal.", "modality": "CT(Computed Tomography)"},
+        {"dataset": "Chest CT Scan", "question_id": "Chest CT Scan_2", "question_type": "Disease Diagnosis",
+         "question": "What is seen?", "gt_answer": "Nodule", "image_path": "Images/Chest CT Scan/c.png",
+         "option_A": "Mass", "option_B": "Effusion", "modality_type": "CT(Computed Tomography)"},  # bad: answer absent
+    ]
+    (qa / "Chest CT Scan.json").write_text(json.dumps(items), encoding="utf-8")
+    fundus = [{"dataset": "ODIR", "question_id": "ODIR_0", "question_type": "Anatomy Identification",
+               "question": "Which eye is shown?", "gt_answer": "Left", "image_path": "Images/ODIR/x.jpg",
+               "option_A": "Left", "option_B": "Right", "option_C": "Both", "modality_type": "Fundus Photography"}]
+    (qa / "ODIR.json").write_text(json.dumps(fundus), encoding="utf-8")
+    for it in items + fundus:
+        p = root / it["image_path"]
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(png_bytes())
+    return root
+
+
+def mmmu(root: Path) -> Path:
+    """MMMU/MMMU hub snapshot: <Subject>/validation-00000-of-00001.parquet per subject."""
+    img = {"bytes": png_bytes(), "path": "image_1.png"}
+    empty = {f"image_{k}": None for k in range(2, 8)}
+    base = {"explanation": "", "img_type": "['Pathological Images']", "topic_difficulty": "Medium"}
+    clinical = [
+        {"id": "validation_Clinical_Medicine_1", "question": "<image 1> What is the most likely diagnosis?",
+         "options": "['Melanoma', 'Nevus', 'Basal cell carcinoma', 'Wart']", "answer": "C", "question_type": "multiple-choice",
+         "subfield": "Dermatology", "image_1": img, **empty, **base},
+        {"id": "validation_Clinical_Medicine_2", "question": "<image 1> <image 2> Which finding differs?",
+         "options": "['A mass', 'An effusion']", "answer": "B", "question_type": "multiple-choice", "subfield": "Radiology",
+         "image_1": img, **empty, "image_2": {"bytes": png_bytes((0, 0, 200)), "path": "image_2.png"}, **base},
+        {"id": "validation_Clinical_Medicine_3", "question": "Broken options", "options": "['unterminated",
+         "answer": "A", "question_type": "multiple-choice", "subfield": "x", "image_1": img, **empty, **base},  # bad
+    ]
+    public = [
+        {"id": "validation_Public_Health_1", "question": "<image 1> What is the incidence per 1000?", "options": "[]",
+         "answer": "12", "question_type": "open", "subfield": "Epidemiology", "image_1": img, **empty, **base},
+    ]
+    write_parquet(clinical, root / "Clinical_Medicine" / "validation-00000-of-00001.parquet")
+    write_parquet(public, root / "Public_Health" / "validation-00000-of-00001.parquet")
+    return root
+
+
+def medbullets(root: Path) -> Path:
+    """github HanjieChen/ChallengeClinicalQA: medbullets/medbullets_op4.csv and _op5.csv."""
+    d = root / "medbullets"
+    d.mkdir(parents=True, exist_ok=True)
+    q = "A 45-year-old man presents with chest pain radiating to the back. What is the next best step?"
+    opts = ["CT angiography", "Troponin", "Aspirin", "Exercise stress test", "Reassurance"]
+    for n in (4, 5):
+        keys = ["opa", "opb", "opc", "opd", "ope"][:n]
+        with (d / f"medbullets_op{n}.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=["question", "answer", "answer_idx", *keys, "explanation", "link"])
+            w.writeheader()
+            w.writerow({"question": q, "answer": opts[0], "answer_idx": "A", **dict(zip(keys, opts)), "explanation": "e", "link": "u"})
+            w.writerow({"question": "Which drug?", "answer": opts[2], "answer_idx": "C", **dict(zip(keys, opts)), "explanation": "", "link": ""})
+            w.writerow({"question": "", "answer": "", "answer_idx": "B", **dict(zip(keys, opts)), "explanation": "", "link": ""})  # bad
+    return root
+
+
+def supergpqa(root: Path) -> Path:
+    """HF m-a-p/SuperGPQA: SuperGPQA-all.jsonl (all disciplines; medicine is filtered)."""
+    root.mkdir(parents=True, exist_ok=True)
+    opts = [f"option {i}" for i in range(10)]
+    rows = [
+        {"uuid": "u1", "question": "Which enzyme is deficient in PKU?", "options": ["Phenylalanine hydroxylase", *opts[1:]],
+         "answer": "Phenylalanine hydroxylase", "answer_letter": "A", "discipline": "Medicine", "field": "Basic Medicine",
+         "subfield": "Biochemistry", "difficulty": "easy", "is_calculation": False},
+        {"uuid": "u2", "question": "Dose?", "options": opts, "answer": "option 7", "answer_letter": "H",
+         "discipline": "Medicine", "field": "Clinical Medicine", "subfield": "Pharmacology", "difficulty": "hard",
+         "is_calculation": True},
+        {"uuid": "u3", "question": "What is 2+2?", "options": ["3", "4"], "answer": "4", "answer_letter": "B",
+         "discipline": "Science", "field": "Mathematics", "subfield": "x", "difficulty": "easy", "is_calculation": True},
+    ]
+    with (root / "SuperGPQA-all.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.write('{"uuid": "u4", "question": "truncated\n')  # bad: malformed line
+    return root

@@ -58,8 +58,12 @@ def image_path(folder: Path, file_name: str) -> Path:
 @register_source("deeplesion", tasks=("grounding",), modality="ct")
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, f"the DeepLesion folder or its {CSV_NAME}")
-    csv_path = raw / CSV_NAME if raw.is_dir() else raw
-    require_path(csv_path, f"{CSV_NAME} (DeepLesion annotations)")
+    csv_path = raw
+    if raw.is_dir():  # DL_info.csv, or one excerpt of it such as DL_info_sample.csv
+        found = [raw / CSV_NAME] if (raw / CSV_NAME).exists() else sorted(raw.glob("DL_info*.csv"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{raw}: expected one {CSV_NAME} (DeepLesion annotations), found {len(found)}")
+        csv_path = found[0]
     slices: dict[str, list[dict]] = defaultdict(list)
     with csv_path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)

@@ -138,6 +138,9 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, tasks: tupl
         if not isinstance(items, list):
             drops.add("unreadable_file", f"{path}: not a JSON list of items")
             continue
+        if items and isinstance(items[0], dict) and "groundtruth" in items[0]:
+            drops.add("evaluation_output_file", f"{path.name}: model outputs, read with reference_predictions()")
+            continue
         for i, item in enumerate(items):
             if not isinstance(item, dict) or item.get("task") not in TASKS:
                 drops.add("unknown_task", f"{path.name}[{i}]: {str(item)[:80]}")

@@ -1,0 +1,106 @@
+"""Shared plumbing for the grounding benchmarks (not a benchmark: the leading underscore
+keeps it out of the registry).
+
+`register_grounding` turns a record loader plus a few choices into a registered
+`Benchmark`:
+- `load` gives records whose prompts and targets are already rendered by the data
+  source (ground truth in pixels with answer.image_size, DESIGN.md);
+- `score` is medmo.eval.grounding.score_grounding (contract 2) with the benchmark's
+  coordinate convention: box_format "grid" = the response speaks Qwen3-VL's 0-1000 grid,
+  the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu);
+- `aggregate` is aggregate_grounding plus one breakdown per meta key in `groups`
+  ({"by_finding": {"Mass": {"n", "mean_iou", "iou@0.5"}, ...}}; a dotted key such as
+  "strata.size" reads a nested meta field and is reported as "by_size").
+
+Scoring modes: "strict" (default) scores every predicted box (set IoU, boxes clamped to
+the image). "medevalkit", the mode that reproduces published tables, applies the
+benchmark's published protocol where it has one: MedSG-Bench's "first box as written"
+(grounding protocol "medsg"); MedEvalKit itself has no grounding scorer, so the other
+grounding benchmarks score the same in both modes.
+
+The benchmark version carries the prompt version ("1.p1"), so a prompt change shows up
+in results.json.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from medmo.data.schema import Record
+from medmo.data.sources import Drops
+from medmo.eval.benchmarks import BENCHMARKS, Benchmark
+from medmo.eval.grounding import aggregate_grounding, score_grounding
+from medmo.model.prompts import PROMPT_VERSION
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[Path | None, Drops], list[Record]]
+
+
+def _meta_value(meta: dict, key: str) -> Any:
+    value: Any = meta
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def aggregate_groups(samples: list[dict], groups: tuple[str, ...]) -> dict[str, Any]:
+    """aggregate_grounding overall and per value of each meta key in `groups`."""
+    out = aggregate_grounding(samples)
+    for key in groups:
+        buckets: dict[str, list[dict]] = defaultdict(list)
+        for s in samples:
+            buckets[str(_meta_value(s.get("meta") or {}, key))].append(s)
+        out[f"by_{key.rsplit('.', 1)[-1]}"] = {
+            k: {m: v for m, v in aggregate_grounding(group).items() if m in ("n", "mean_iou", "iou@0.5")}
+            for k, group in sorted(buckets.items())
+        }
+    return out
+
+
+def register_grounding(name: str, *, load_records: Loader, expected: str, default_data: str | None = None,
+                       groups: tuple[str, ...] = (), box_format: str = "grid", published_protocol: str = "set",
+                       extra_score: Callable[[dict, dict], dict] | None = None,
+                       extra_aggregate: Callable[[list[dict]], dict] | None = None,
+                       description: str = "", version: str = "1") -> Benchmark:
+    """Register one grounding benchmark (see the module docstring).
+
+    `published_protocol` is the grounding protocol "medevalkit" mode uses ("medsg" for
+    MedSG-Bench). `extra_score(sample, scored)` and `extra_aggregate(samples)` add
+    benchmark-specific fields (e.g. the Cell set's per-cell recall by stratum).
+    """
+    from medmo.eval.benchmarks._qa import resolve_data
+
+    def load(data: Path | None = None) -> list[Record]:
+        path = resolve_data(name, data, default_data, expected)
+        drops = Drops()
+        records = load_records(path, drops)
+        if drops.total:
+            logger.warning("%s: %d item(s) skipped or fixed while loading %s: %s", name, drops.total, path,
+                           dict(drops.counts))
+        if not records:
+            raise ValueError(f"benchmark {name}: no grounding items found in {path}; expected {expected}")
+        return records
+
+    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
+        if mode not in ("strict", "medevalkit"):
+            raise ValueError(f"unknown scoring mode {mode!r}; use strict or medevalkit")
+        protocol = published_protocol if mode == "medevalkit" else "set"
+        scored = score_grounding(sample["answer"], response, box_format, protocol=protocol)
+        if extra_score is not None:
+            scored.update(extra_score(sample, scored))
+        return scored
+
+    def aggregate(samples: list[dict]) -> dict[str, Any]:
+        out = aggregate_groups(samples, groups)
+        if extra_aggregate is not None:
+            out.update(extra_aggregate(samples))
+        return out
+
+    bench = Benchmark(name=name, family="grounding", load=load, score=score, aggregate=aggregate,
+                      version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, box_format=box_format,
+                      description=description)
+    BENCHMARKS.add(name, bench)
+    return bench

@@ -19,6 +19,15 @@ MEDSG_SUFFIX = " Answer with the bounding box coordinates."
 REPORT_SECTIONS = ("Please write the radiology report for this image, with two sections. "
                    "Return it in this format: Findings: ... Impression: ...")
 
+# Report generation benchmarks (MIMIC-CXR, CheXpert Plus, IU-Xray): MedEvalKit's wording,
+# braces included and never .format()-ed. CAPTION: captioning sources (ROCO, PMC-OA);
+# MEDTRINITY: MedTrinity-25M's multigranular descriptions (medmo's wording).
+REPORT = ("You are a helpful assistant. Please generate a report for the given images, including both findings "
+          "and impressions. Return the report in the following format: Findings: {} Impression: {}.")
+CAPTION = "Please write a caption for this medical image."
+MEDTRINITY = ("Describe this medical image in detail: the modality, the organ and region shown, "
+              "any abnormality and where it is, and what it suggests.")
+
 # VQA and multiple choice, MedEvalKit's wording (utils/question_formats.py), so
 # published tables stay comparable. The *_BOXED variants are its "reasoning" wording.
 VQA_YES_NO = "{question}\nPlease output 'yes' or 'no'(no extra output)."

@@ -7,7 +7,8 @@ keeps it out of the registry).
   source (ground truth in pixels with answer.image_size, DESIGN.md);
 - `score` is medmo.eval.grounding.score_grounding (contract 2) with the benchmark's
   coordinate convention: box_format "grid" = the response speaks Qwen3-VL's 0-1000 grid,
-  the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu);
+  the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu); a sample's
+  "box_format" (the user's --box-format, set by the runner) overrides it;
 - `aggregate` is aggregate_grounding plus one breakdown per meta key in `groups`
   ({"by_finding": {"Mass": {"n", "mean_iou", "iou@0.5"}, ...}}; a dotted key such as
   "strata.size" reads a nested meta field and is reported as "by_size").
@@ -88,7 +89,8 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
         if mode not in ("strict", "medevalkit"):
             raise ValueError(f"unknown scoring mode {mode!r}; use strict or medevalkit")
         protocol = published_protocol if mode == "medevalkit" else "set"
-        scored = score_grounding(sample["answer"], response, box_format, protocol=protocol)
+        fmt = sample.get("box_format") or box_format  # the runner passes the user's --box-format here
+        scored = score_grounding(sample["answer"], response, fmt, protocol=protocol)
         if extra_score is not None:
             scored.update(extra_score(sample, scored))
         return scored

@@ -96,6 +96,42 @@ def _cmd_serve(args) -> int:
     return 0
 
 
+_EVAL_FIELDS = ("model", "backend", "records", "data", "limit", "shard", "out", "batch_size", "max_new_tokens", "mode",
+                "box_format", "grounding_protocol", "dtype", "device", "min_pixels", "max_pixels", "base_url",
+                "concurrency")
+
+
+def _cmd_eval(args) -> int:
+    from medmo.config import load_config
+    from medmo.eval.runner import EvalConfig, merge, run, suite_path
+
+    if args.eval_command == "merge":
+        print(merge(args.dirs, args.out or f"{args.dirs[0].rstrip('/')}/../merged", plots=not args.no_plots))
+        return 0
+    given = {k: getattr(args, k) for k in _EVAL_FIELDS if getattr(args, k) is not None}
+    if args.benchmark:
+        given["benchmarks"] = [b for item in args.benchmark for b in item.split(",") if b]
+    if args.no_plots:
+        given["plots"] = False
+    overrides = list(args.set or [])
+    overrides += [f"judge.{k}={v}" for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url))
+                  if v is not None]
+    recipe = suite_path(args.suite) if args.suite else None
+    print(run(load_config(EvalConfig, recipe, overrides, **given)))
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from medmo.eval.judge import JudgeConfig
+    from medmo.eval.runner import score_predictions
+
+    judge = JudgeConfig(model=args.judge_model, base_url=args.judge_base_url)
+    print(score_predictions(args.predictions, args.out, box_format=args.box_format, mode=args.mode,
+                            protocol=args.grounding_protocol, benchmark=args.benchmark, judge=judge,
+                            plots=not args.no_plots))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -137,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("bench", help="benchmark records folder (shards)")
     d.add_argument("--out", default=None, help="report folder (default: TRAIN/overlap)")
     d.add_argument("--drop", default=None, help="write the training set without the overlapping records here")
-    d.add_argument("--image-distance", type=int, default=4, help="max perceptual-hash Hamming distance (of 64 bits)")
+    d.add_argument("--image-distance", type=int, default=6, help="max perceptual-hash Hamming distance (of 64 bits)")
     d.add_argument("--text-similarity", type=float, default=0.8,
                    help="min Jaccard similarity of question character 5-grams")
     d.set_defaults(func=_cmd_data_overlap)
@@ -181,6 +217,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("eval", help="evaluate a model on benchmarks or record files (`medmo eval merge` joins shards)")
+    p.add_argument("--model", help="checkpoint folder or hub id (hf/vllm), or served model name (openai)")
+    p.add_argument("--suite", help="suite name in recipes/eval (vqa, textqa, report, grounding, all) or a YAML path")
+    p.add_argument("--benchmark", action="append", help="registered benchmark name(s), repeatable or comma-separated")
+    p.add_argument("--records", help="a .jsonl/.parquet of unified records, scored by task (images relative to it)")
+    p.add_argument("--data", help="the benchmark's data folder, or a root holding one folder per benchmark")
+    p.add_argument("--limit", type=int, help="first N items of each benchmark")
+    p.add_argument("--shard", help="i/n: evaluate every n-th item from i (writes OUT/shard-i-of-n)")
+    p.add_argument("--out", help="run folder (default runs/eval); re-running resumes it")
+    p.add_argument("--backend", help="hf (default) | vllm | openai")
+    p.add_argument("--base-url", dest="base_url", help="openai backend: server base URL, e.g. http://host:8000/v1")
+    p.add_argument("--concurrency", type=int, help="openai backend: requests in flight")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="hf backend: sequences per batch (default 16)")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, help="generation budget (default 256)")
+    p.add_argument("--mode", choices=("strict", "medevalkit"), help="answer scoring rules (default strict)")
+    p.add_argument("--box-format", dest="box_format", choices=("grid", "pixels"),
+                   help="coordinates in responses: 0-1000 grid (Qwen3-VL) or pixels (Qwen2.5-VL)")
+    p.add_argument("--grounding-protocol", dest="grounding_protocol", choices=("set", "medsg"),
+                   help="set IoU over all boxes (default) or MedSG-Bench's first-box rule")
+    p.add_argument("--dtype", help="float32 (default) | bfloat16 | float16")
+    p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--min-pixels", dest="min_pixels", type=int, help="image budget: min pixels per image")
+    p.add_argument("--max-pixels", dest="max_pixels", type=int, help="image budget: max pixels per image")
+    p.add_argument("--judge-model", help="LLM judge model for open answers (off unless given)")
+    p.add_argument("--judge-base-url", help="judge endpoint (OpenAI-compatible); key from $OPENAI_API_KEY")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any EvalConfig override, e.g. judge.timeout=30")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
+    p.set_defaults(func=_cmd_eval, eval_command=None)
+    eval_sub = p.add_subparsers(dest="eval_command", metavar="merge")
+    m = eval_sub.add_parser("merge", help="combine shard run folders into one")
+    m.add_argument("dirs", nargs="+", help="run folders written by `medmo eval --shard i/n`")
+    m.add_argument("--out", help="merged run folder (default: next to the first, named merged)")
+    m.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
+
+    p = sub.add_parser("score", help="score a file of unified records + \"response\" (saved predictions), no model")
+    p.add_argument("--predictions", required=True, help=".jsonl: one unified record per line plus its \"response\"")
+    p.add_argument("--out", required=True, help="run folder for samples.jsonl, results.json, results.md")
+    p.add_argument("--box-format", default="grid", choices=("grid", "pixels"),
+                   help="coordinates in responses: 0-1000 grid (Qwen3-VL) or pixels (Qwen2.5-VL)")
+    p.add_argument("--grounding-protocol", default="set", choices=("set", "medsg"),
+                   help="set IoU over all boxes (default) or MedSG-Bench's first-box rule (its published tables)")
+    p.add_argument("--mode", default="strict", choices=("strict", "medevalkit"), help="answer scoring rules")
+    p.add_argument("--benchmark", default=None, help="score with this registered benchmark's rules instead of by task")
+    p.add_argument("--judge-model", default=None, help="LLM judge model for open answers (off unless given)")
+    p.add_argument("--judge-base-url", default=None, help="judge endpoint (OpenAI-compatible)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
+    p.set_defaults(func=_cmd_score)
 
     return parser
 

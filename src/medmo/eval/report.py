@@ -1,0 +1,167 @@
+"""results.md and plots: the paper's table layout, and the comparison with published numbers.
+
+Tables follow the MedMO paper's four families: medical VQA (closed / open / all
+accuracy, the paper's "closed/all" columns), text QA (accuracy), report generation
+(BLEU, ROUGE-L, CIDEr-D, and any model-based metric present) and grounding (mean IoU,
+IoU@0.3/0.5/0.7). Numbers print in percent with one decimal like the paper; results.json
+keeps fractions. Record sets scored by task get a generic table of their numeric metrics.
+
+The comparison table and the plots put the evaluated model next to the MedMO numbers
+stored in paper_results.json (only numbers with a citable source; see that file), on each
+benchmark's headline metric. Plots (matplotlib, Agg backend, no display needed): one bar
+chart per family present (`bars_<family>.png`) and one radar chart across all benchmarks
+with a headline number (`radar.png`, drawn when there are at least 3).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+PAPER_MODEL = "MedMO-8B-Next"
+FAMILY_TITLES = {"vqa": "Medical VQA", "textqa": "Medical text QA", "report": "Report generation",
+                 "grounding": "Grounding", "mixed": "Record sets"}
+COLUMNS = {  # family -> [(results key, column title)]
+    "vqa": [("closed_accuracy", "closed"), ("open_accuracy", "open"), ("accuracy", "all")],
+    "textqa": [("accuracy", "accuracy")],
+    "report": [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("cider_d", "CIDEr-D"),
+               ("ratescore", "RaTEScore"), ("sembscore", "SembScore")],
+    "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7")],
+}
+HEADLINE = {"vqa": "accuracy", "textqa": "accuracy", "report": "rouge_l", "grounding": "mean_iou"}
+_SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open"}
+
+
+@lru_cache(maxsize=1)
+def paper_results(model: str = PAPER_MODEL) -> dict[str, dict[str, float]]:
+    """{benchmark: {metric: fraction}} published for `model` (paper_results.json, percent / 100)."""
+    data = json.loads((Path(__file__).with_name("paper_results.json")).read_text())
+    published = data["models"][model]["results"]
+    return {b: {k: v / 100.0 for k, v in m.items()} for b, m in published.items()}
+
+
+def headline(name: str, res: dict) -> tuple[str, float] | None:
+    """(metric, value) a benchmark is compared on; None when it has none."""
+    fam = res.get("family", "mixed")
+    keys = [HEADLINE[fam]] if fam in HEADLINE else ["accuracy", "mean_iou", "rouge_l"]
+    for k in keys:
+        if isinstance(res.get(k), (int, float)):
+            return k, float(res[k])
+    return None
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * v:.1f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def family_table(fam: str, benches: dict[str, dict]) -> list[str]:
+    cols = COLUMNS.get(fam)
+    if cols is None:  # record sets: whichever numeric metrics they have
+        keys = sorted({k for r in benches.values() for k, v in r.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _SKIP})
+        cols = [(k, k) for k in keys]
+    cols = [(k, t) for k, t in cols if any(k in r for r in benches.values())] or cols[:1]
+    header = ["benchmark", "n"] + [t for _, t in cols] + ["parse failures", "failed"]
+    rows = [[name, str(r.get("n", 0))] + [_pct(r.get(k)) for k, _ in cols]
+            + [str(r.get("parse_failures", "–")), str(r.get("n_failed", 0))] for name, r in benches.items()]
+    return _table(header, rows)
+
+
+def comparison_rows(results: dict) -> list[tuple[str, str, float, float | None]]:
+    """[(benchmark, metric, ours, published or None)] for every benchmark with a headline number."""
+    paper = paper_results()
+    rows = []
+    for name, res in results["benchmarks"].items():
+        h = headline(name, res)
+        if h is None or not res.get("n") or (res.get("kind") == "records" and name not in paper):
+            continue
+        rows.append((name, h[0], h[1], paper.get(name, {}).get(h[0])))
+    return rows
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Evaluation of `{results.get('model')}`", ""]
+    meta = [f"{k}: `{results[k]}`" for k in ("backend", "suite", "mode", "box_format", "grounding_protocol",
+                                              "judge_model", "shard") if results.get(k) is not None]
+    lines += [" · ".join(meta), "", "Numbers are percentages (results.json holds fractions).", ""]
+    by_family: dict[str, dict[str, dict]] = {}
+    for name, res in results["benchmarks"].items():
+        by_family.setdefault(res.get("family", "mixed"), {})[name] = res
+    for fam in [*COLUMNS, "mixed"]:
+        if fam in by_family:
+            lines += [f"## {FAMILY_TITLES[fam]}", "", *family_table(fam, by_family[fam]), ""]
+    comp = comparison_rows(results)
+    if comp:
+        lines += [f"## Compared with published {PAPER_MODEL} numbers", ""]
+        rows = [[b, m, _pct(ours), _pct(pub), f"{100 * (ours - pub):+.1f}" if pub is not None else "–"]
+                for b, m, ours, pub in comp]
+        lines += _table(["benchmark", "metric", "this model", PAPER_MODEL, "Δ"], rows)
+        lines += ["", "Published numbers: see medmo/eval/paper_results.json for sources; – = not published.", ""]
+    fails = [[b, reason, str(c)] for b, r in results["benchmarks"].items() for reason, c in r.get("failures", {}).items()]
+    if fails:
+        lines += ["## Failures and issues by reason", "", *_table(["benchmark", "reason", "count"], fails), ""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out: str | Path, plots: bool = True) -> Path:
+    out = Path(out)
+    path = out / "results.md"
+    path.write_text(markdown(results))
+    if plots:
+        write_plots(results, out)
+    return path
+
+
+def write_plots(results: dict, out: Path) -> list[Path]:
+    """Bar chart per family and a radar chart across benchmarks; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    comp = comparison_rows(results)
+    fams = {name: res.get("family", "mixed") for name, res in results["benchmarks"].items()}
+    written = []
+    label = str(results.get("model"))[-40:]
+    for fam in sorted({fams[b] for b, *_ in comp}):
+        rows = [r for r in comp if fams[r[0]] == fam]
+        x = np.arange(len(rows))
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.6))
+        ax.bar(x - 0.2, [100 * r[2] for r in rows], 0.4, label=label)
+        ax.bar(x + 0.2, [100 * r[3] if r[3] is not None else 0 for r in rows], 0.4, label=f"{PAPER_MODEL} (paper)")
+        ax.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 100)
+        ax.set_title(FAMILY_TITLES.get(fam, fam))
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out / f"bars_{fam}.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    if len(comp) >= 3:
+        angles = np.linspace(0, 2 * np.pi, len(comp), endpoint=False)
+        closed = np.concatenate([angles, angles[:1]])
+        fig, ax = plt.subplots(figsize=(5.5, 5.5), subplot_kw={"projection": "polar"})
+        ours = [100 * r[2] for r in comp]
+        ax.plot(closed, ours + ours[:1], label=label)
+        ax.fill(closed, ours + ours[:1], alpha=0.15)
+        pub = [(a, 100 * r[3]) for a, r in zip(angles, comp) if r[3] is not None]
+        if pub:
+            ax.plot([a for a, _ in pub], [v for _, v in pub], "o", label=f"{PAPER_MODEL} (paper)")
+        ax.set_xticks(angles, [r[0] for r in comp], fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.legend(loc="lower right", fontsize=7, bbox_to_anchor=(1.15, -0.1))
+        fig.tight_layout()
+        written.append(out / "radar.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written

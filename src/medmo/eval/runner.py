@@ -1,0 +1,417 @@
+"""`medmo eval`: run a model on benchmarks or record files, score, and write the run folder.
+
+    medmo eval --model runs/demo/stage3 --suite vqa --out runs/eval/vqa
+    medmo eval --model MBZUAI/MedMO-8B --benchmark vqa_rad --data ~/data/vqa_rad --out runs/eval/rad
+    medmo eval --model DIR --records my_boxes.jsonl --box-format grid --out runs/eval/mine
+    medmo eval --model DIR --suite all --shard 0/4 --out runs/eval/all     # 4 machines, then
+    medmo eval merge runs/eval/all/shard-*-of-4 --out runs/eval/all
+
+Flow: config is validated and every benchmark name resolved before a model loads; each
+benchmark (or the record file) is loaded, cut to --limit, split by --shard; samples
+already in samples.jsonl are skipped (resume recomputes nothing); the rest go to the
+backend in chunks, are scored (benchmark rules, or by task for record files), judged when
+a judge is set, and appended to samples.jsonl chunk by chunk. results.json, results.md
+and the plots are then computed from samples.jsonl, so a resumed or merged run reports
+every sample.
+
+Bad items never stop a run. A sample that cannot be asked (missing or corrupt image,
+malformed row, backend error) is written with "failure" and left out of the metrics; it
+is retried on the next run (fix the image, re-run). A sample that was asked but has an
+empty response or a failed judge call is scored (empty = wrong / IoU 0; judge failure =
+rule score) and carries the reason in "issues". results.json counts both by reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from medmo.config import make_run_dir
+from medmo.data.schema import Record, resolve_image
+from medmo.eval.judge import Judge, JudgeConfig
+from medmo.eval.samples import SampleLog, read_record_rows, sample_key
+from medmo.eval.tasks import aggregate_by_task, family_of, score_by_task
+
+logger = logging.getLogger(__name__)
+RESULTS_JSON, RESULTS_MD, SAMPLES = "results.json", "results.md", "samples.jsonl"
+RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "eval"
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation run; suite recipes in recipes/eval/*.yaml set `suite` and `benchmarks`."""
+
+    model: str = ""  # checkpoint folder or hub id (hf/vllm), or the served model name (openai)
+    backend: str = "hf"  # hf | vllm | openai
+    suite: str | None = None  # suite name shown in results (vqa, textqa, report, grounding, all)
+    benchmarks: list[str] = field(default_factory=list)  # registered benchmark names
+    records: str | None = None  # a .jsonl/.parquet of unified records, scored by task
+    data: str | None = None  # a benchmark's data folder, or a root holding one folder per benchmark
+    limit: int | None = None  # first N items of each benchmark (before sharding)
+    shard: str = "0/1"  # i/n: this process evaluates items i, i+n, i+2n, ...
+    out: str = "runs/eval"  # run folder (a shard writes to out/shard-i-of-n)
+    batch_size: int = 16  # hf backend: sequences per forward pass
+    max_new_tokens: int = 256  # generation budget per answer
+    mode: str = "strict"  # strict | medevalkit (see medmo.eval.scoring)
+    box_format: str | None = None  # grid | pixels; None = each benchmark's own (records: grid)
+    grounding_protocol: str = "set"  # set | medsg (see medmo.eval.grounding)
+    dtype: str = "float32"  # hf/vllm weights dtype (bfloat16 on GPUs)
+    device: str | None = None  # hf: cuda / cpu; None = cuda when available
+    min_pixels: int | None = None  # image budget: lower bound on pixels per image
+    max_pixels: int | None = None  # image budget: upper bound on pixels per image (bounds memory)
+    base_url: str | None = None  # openai backend: the server's base URL (http://host:port/v1)
+    api_key_env: str = "OPENAI_API_KEY"  # openai backend: environment variable with the key
+    concurrency: int = 8  # openai backend: requests in flight
+    judge: JudgeConfig = field(default_factory=JudgeConfig)  # LLM judge for open answers (off by default)
+    plots: bool = True  # write bar and radar charts next to results.md
+
+    def __post_init__(self):
+        from medmo.eval.backends import BACKENDS
+        from medmo.eval.grounding import PROTOCOLS
+        from medmo.eval.scoring import MODES
+        from medmo.registry import unknown_name_message
+
+        if isinstance(self.judge, dict):
+            self.judge = JudgeConfig(**self.judge)
+        if not self.model:
+            raise ValueError("model is required: a checkpoint folder, a hub id or a served model name")
+        if self.backend not in BACKENDS:
+            raise ValueError(unknown_name_message("backend", self.backend, BACKENDS.names()))
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.box_format not in (None, "grid", "pixels"):
+            raise ValueError(f"box_format must be grid or pixels, got {self.box_format!r}")
+        if self.grounding_protocol not in PROTOCOLS:
+            raise ValueError(f"grounding_protocol must be one of {PROTOCOLS}, got {self.grounding_protocol!r}")
+        if not self.benchmarks and not self.records:
+            raise ValueError("nothing to evaluate: give --suite, --benchmark or --records")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        parse_shard(self.shard)
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in str(shard).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/n (e.g. 0/4), got {shard!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {shard!r}: need 0 <= i < n")
+    return i, n
+
+
+def suite_path(suite: str) -> Path:
+    """A suite name (recipes/eval/<name>.yaml) or a path to a suite YAML."""
+    p = Path(suite)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise FileNotFoundError(f"suite file {p} does not exist")
+        return p
+    p = RECIPES / f"{suite}.yaml"
+    if not p.exists():
+        from medmo.registry import unknown_name_message
+
+        raise ValueError(unknown_name_message("suite", suite, [q.stem for q in RECIPES.glob("*.yaml")]))
+    return p
+
+
+@dataclass
+class Unit:
+    """One thing to evaluate and report as a row: a benchmark or a record set."""
+
+    name: str
+    kind: str  # "benchmark" | "records"
+    family: str
+    records: list[dict]  # record dicts (malformed rows carry "failure")
+    score: Callable[[dict, str], dict]
+    aggregate: Callable[[list[dict]], dict]
+    version: str = ""
+    base_dir: Path | None = None
+
+
+def records_unit(name: str, rows: list[dict], *, base_dir=None, mode="strict", box_format="grid",
+                 protocol="set") -> Unit:
+    ok = [r for r in rows if not r.get("failure")]
+    return Unit(name=name, kind="records", family=family_of(ok) if ok else "mixed", records=rows,
+                score=lambda s, resp: score_by_task(s, resp, mode=mode, box_format=box_format, protocol=protocol),
+                aggregate=aggregate_by_task, base_dir=Path(base_dir) if base_dir else None)
+
+
+def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | None) -> Unit:
+    from medmo.eval.benchmarks import get_benchmark
+
+    bench = get_benchmark(name)
+    path = None
+    if data is not None:
+        root = Path(data)
+        path = root / bench.default_data if bench.default_data and (root / bench.default_data).exists() else root
+    rows = [r.to_dict() for r in bench.load(path)]
+
+    def score(sample: dict, response: str) -> dict:
+        if box_format is not None:  # the user's --box-format reaches the benchmark's scorer through the sample
+            sample = {**sample, "box_format": box_format}
+        return bench.score(sample, response, mode)
+
+    return Unit(name=name, kind="benchmark", family=bench.family, records=rows, score=score,
+                aggregate=bench.aggregate, version=bench.version, base_dir=path)
+
+
+def select(rows: list[dict], limit: int | None, shard: str) -> list[dict]:
+    i, n = parse_shard(shard)
+    return (rows[:limit] if limit else rows)[i::n]
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def _request(rec: dict, base_dir: Path | None):
+    """The backend request for a record; raises with the failure reason as the exception type."""
+    from medmo.eval.backends import Request
+    from medmo.imaging import open_image
+    from medmo.model.chat import prompt_messages
+
+    images = [open_image(resolve_image(p, base_dir)) for p in rec.get("images") or []]
+    return Request(prompt_messages(rec["messages"]), images)
+
+
+def _failure(rec: dict, reason: str, error: str) -> dict:
+    return {**rec, "failure": reason, "error": error}
+
+
+def _score(unit: Unit, rec: dict, response: str) -> dict:
+    sample = {**rec, "response": response}
+    try:
+        sample.update(unit.score(rec, response))
+    except ValueError as e:  # a malformed answer in the row: name it, keep going
+        return _failure(sample, "malformed_row", str(e))
+    except Exception as e:  # noqa: BLE001 - a scorer bug must not stop a long run; it is counted and logged
+        logger.exception("scoring %s failed", rec.get("id"))
+        return _failure(sample, "scoring_error", f"{type(e).__name__}: {e}")
+    if not (response or "").strip():
+        sample.setdefault("issues", []).append("empty_response")
+    return sample
+
+
+def _judge(samples: list[dict], judge: Judge | None) -> None:
+    """Ask the judge about open answers; its verdict replaces the rule score when it has one."""
+    todo = [s for s in samples if isinstance(s.get("judge"), dict)]
+    if judge is not None and todo:
+        verdicts = judge.judge([s["judge"] for s in todo])
+        for i, (s, v) in enumerate(zip(todo, verdicts)):
+            s["rule_correct"], s["judge_verdict"] = s.get("correct"), v
+            if v is None:
+                s.setdefault("issues", []).append(judge.last_errors.get(i, "judge_error"))
+            else:
+                s["correct"] = v
+    for s in todo:
+        del s["judge"]
+
+
+def _generate(backend, requests: list) -> tuple[list[str], dict[int, str]]:
+    """Responses and per-request errors; a failing batch is retried one by one to isolate the bad item."""
+    try:
+        return backend.generate(requests), dict(getattr(backend, "last_errors", {}) or {})
+    except Exception as e:  # noqa: BLE001 - e.g. an image the processor rejects; isolate it below
+        if len(requests) == 1:
+            return [""], {0: f"{type(e).__name__}: {e}"}
+        logger.warning("batch of %d failed (%s); retrying one at a time", len(requests), e)
+    out, errors = [], {}
+    for i, r in enumerate(requests):
+        texts, errs = _generate(backend, [r])
+        out.append(texts[0])
+        if errs:
+            errors[i] = errs[0]
+    return out, errors
+
+
+def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: int, progress: tqdm) -> None:
+    todo = [r for r in unit.records if sample_key(unit.name, r) not in log.done]
+    progress.set_description(unit.name)
+    for start in range(0, len(todo), chunk):
+        rows, requests, samples = todo[start:start + chunk], [], []
+        for rec in rows:
+            if rec.get("failure"):
+                samples.append({**rec, "benchmark": unit.name})
+                continue
+            try:
+                requests.append((rec, _request(rec, unit.base_dir)))
+            except FileNotFoundError as e:
+                samples.append(_failure(rec, "missing_image", str(e)))
+            except ValueError as e:
+                reason = "corrupt_image" if "image" in str(e).lower() and "placeholder" not in str(e) else "malformed_row"
+                samples.append(_failure(rec, reason, str(e)))
+        if requests:
+            responses, errors = _generate(backend, [q for _, q in requests])
+            for i, ((rec, _), resp) in enumerate(zip(requests, responses)):
+                samples.append(_failure(rec, "backend_error", errors[i]) if i in errors else _score(unit, rec, resp))
+        _judge([s for s in samples if not s.get("failure")], judge)
+        for s in samples:
+            s["benchmark"] = unit.name
+        log.extend(samples)
+        progress.update(len(rows))
+
+
+def summarize(unit_name: str, kind: str, family: str, version: str, samples: list[dict],
+              aggregate: Callable[[list[dict]], dict]) -> dict[str, Any]:
+    """Metrics over the scored samples plus failure counts by reason."""
+    scored = [s for s in samples if not s.get("failure")]
+    reasons = Counter(s["failure"] for s in samples if s.get("failure"))
+    reasons.update(issue for s in scored for issue in s.get("issues", []))
+    metrics = aggregate(scored) if scored else {"n": 0}
+    return {"kind": kind, "family": family, "version": version, **metrics,
+            "n_failed": sum(1 for s in samples if s.get("failure")), "failures": dict(sorted(reasons.items()))}
+
+
+def finish(out: Path, header: dict, units: dict[str, dict], plots: bool) -> dict:
+    """Write results.json, results.md and plots; return the results dict."""
+    from medmo.eval.report import write_report
+
+    results = {**header, "benchmarks": units}
+    (out / RESULTS_JSON).write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    write_report(results, out, plots=plots)
+    return results
+
+
+def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, header: dict,
+                   batch_size: int, limit: int | None = None, shard: str = "0/1", plots: bool = True) -> dict:
+    log = SampleLog(out / SAMPLES)
+    for u in units:
+        u.records = select(u.records, limit, shard)
+    total = sum(1 for u in units for r in u.records if sample_key(u.name, r) not in log.done)
+    logger.info("%d sample(s) to evaluate, %d already done in %s", total, len(log.done), out / SAMPLES)
+    with tqdm(total=total, unit="sample", dynamic_ncols=True) as progress:
+        for u in units:
+            run_unit(u, log, backend, judge, chunk=batch_size * 4, progress=progress)
+    samples = log.by_unit()
+    summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate)
+                 for u in units}
+    return finish(out, header, summaries, plots)
+
+
+def _backend(cfg: EvalConfig):
+    from medmo.eval.backends import get_backend
+
+    kw: dict[str, Any] = dict(model=cfg.model, max_new_tokens=cfg.max_new_tokens)
+    if cfg.backend == "openai":
+        kw.update(base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency)
+    else:
+        kw.update(dtype=cfg.dtype, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels, device=cfg.device)
+        if cfg.backend == "hf":
+            kw["batch_size"] = cfg.batch_size
+    return get_backend(cfg.backend, **kw)
+
+
+def header_of(cfg: EvalConfig) -> dict:
+    return {"model": cfg.model, "backend": cfg.backend, "suite": cfg.suite, "mode": cfg.mode, "shard": cfg.shard,
+            "box_format": cfg.box_format, "grounding_protocol": cfg.grounding_protocol,
+            "judge_model": cfg.judge.model if cfg.judge.enabled else None}
+
+
+def run(cfg: EvalConfig) -> Path:
+    """Evaluate as configured; returns the run folder."""
+    from medmo.eval.benchmarks import get_benchmark
+
+    for name in cfg.benchmarks:  # unknown names fail here, before data or model load
+        get_benchmark(name)
+    i, n = parse_shard(cfg.shard)
+    out = make_run_dir(Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else cfg.out, cfg)
+    judge = Judge(cfg.judge, out / "judge_cache.jsonl") if cfg.judge.enabled else None
+    units = []
+    if cfg.records:
+        rows = read_record_rows(cfg.records)
+        units.append(records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
+                                  box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol))
+    for name in cfg.benchmarks:
+        units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format))
+    evaluate_units(units, out, _backend(cfg), judge, header_of(cfg), cfg.batch_size, cfg.limit, cfg.shard, cfg.plots)
+    logger.info("results in %s", out / RESULTS_MD)
+    return out
+
+
+def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=None, box_format: str = "grid",
+                     backend: str = "hf", batch_size: int = 16, max_new_tokens: int = 256, mode: str = "strict",
+                     name: str = "records", judge: JudgeConfig | None = None, plots: bool = False) -> dict:
+    """Evaluate `records` (scored by task) and return their metrics (contract 3).
+
+    `model` is a checkpoint path / hub id for `backend`, or any object with
+    `.generate(list[Request]) -> list[str]` (a backend already built, reused across calls).
+    """
+    rows = [r.to_dict() if isinstance(r, Record) else dict(r) for r in records]
+    if hasattr(model, "generate"):
+        gen, model_name = model, type(model).__name__
+    else:
+        from medmo.eval.backends import get_backend
+
+        kw = {"batch_size": batch_size} if backend == "hf" else {}
+        gen, model_name = get_backend(backend, model=model, max_new_tokens=max_new_tokens, **kw), str(model)
+    out = make_run_dir(out_dir)
+    judge_cfg = judge or JudgeConfig()
+    judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
+    unit = records_unit(name, rows, base_dir=base_dir, mode=mode, box_format=box_format)
+    header = {"model": model_name, "backend": backend, "mode": mode, "box_format": box_format,
+              "judge_model": judge_cfg.model if judge_cfg.enabled else None}
+    return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots)["benchmarks"][name]
+
+
+def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
+    """Combine shard folders (their samples.jsonl) into one run folder with fresh results."""
+    from medmo.eval.benchmarks import get_benchmark
+
+    if not dirs:
+        raise ValueError("merge needs at least one run folder")
+    out = make_run_dir(out)
+    headers, units, log = [], {}, SampleLog(out / SAMPLES)
+    for d in map(Path, dirs):
+        res_path = d / RESULTS_JSON
+        if not res_path.exists():
+            raise FileNotFoundError(f"{d} has no {RESULTS_JSON}: not a finished `medmo eval` run folder")
+        res = json.loads(res_path.read_text())
+        headers.append({k: v for k, v in res.items() if k != "benchmarks"})
+        units.update(res["benchmarks"])
+        if d.resolve() != out.resolve():
+            log.extend(SampleLog(d / SAMPLES).latest().values())
+    samples = log.by_unit()
+    summaries = {}
+    for name, meta in units.items():
+        aggregate = get_benchmark(name).aggregate if meta.get("kind") == "benchmark" else aggregate_by_task
+        summaries[name] = summarize(name, meta.get("kind", "records"), meta.get("family", "mixed"),
+                                    meta.get("version", ""), samples.get(name, []), aggregate)
+    header = {**headers[0], "shard": f"merged from {len(dirs)} folder(s)"}
+    finish(out, header, summaries, plots)
+    return out
+
+
+def score_predictions(predictions: str | Path, out: str | Path, *, box_format: str = "grid", mode: str = "strict",
+                      protocol: str = "set", benchmark: str | None = None, judge: JudgeConfig | None = None,
+                      plots: bool = True) -> Path:
+    """`medmo score`: score a file of unified records + "response" (no model); returns the run folder."""
+    out = make_run_dir(out)
+    rows = read_record_rows(predictions, need_response=True)
+    unit = records_unit(Path(predictions).stem, rows, mode=mode, box_format=box_format, protocol=protocol)
+    if benchmark:
+        from medmo.eval.benchmarks import get_benchmark
+
+        bench = get_benchmark(benchmark)
+        unit = Unit(name=benchmark, kind="benchmark", family=bench.family, records=rows, version=bench.version,
+                    score=lambda s, r: bench.score({**s, "box_format": box_format}, r, mode),
+                    aggregate=bench.aggregate)
+    judge_cfg = judge or JudgeConfig()
+    judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
+    samples = [s if s.get("failure") else _score(unit, s, s.get("response") or "") for s in rows]
+    _judge([s for s in samples if not s.get("failure")], judge_obj)
+    for s in samples:
+        s["benchmark"] = unit.name
+    (out / SAMPLES).unlink(missing_ok=True)
+    SampleLog(out / SAMPLES).extend(samples)
+    header = {"model": f"predictions: {predictions}", "backend": None, "mode": mode, "box_format": box_format,
+              "grounding_protocol": protocol, "judge_model": judge_cfg.model if judge_cfg.enabled else None}
+    finish(out, header, {unit.name: summarize(unit.name, unit.kind, unit.family, unit.version, samples,
+                                              unit.aggregate)}, plots)
+    return out

@@ -1,0 +1,106 @@
+"""samples.jsonl, the evaluation's durable log, and lenient reading of record files.
+
+`SampleLog` appends one JSON line per finished sample and flushes after every chunk, so
+an interrupted run loses at most the chunk in flight. On reading, the last line for a
+(benchmark, id) key wins and a line cut off by a crash is skipped (that sample simply
+runs again). `done` holds the keys that need no more work: samples without "failure".
+
+`read_record_rows` reads a .jsonl or .parquet of unified records without stopping at a
+bad row: a row that is not JSON or not a valid record becomes {"id": "<file>:<line>",
+"failure": "malformed_row", "error": ...}, counted in the results like any other failure.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+from medmo.data.schema import validate_record
+
+logger = logging.getLogger(__name__)
+
+
+def sample_key(unit: str, rec: dict) -> tuple[str, str]:
+    return unit, str(rec.get("id"))
+
+
+class SampleLog:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._latest = self._read()
+        self.done = {k for k, s in self._latest.items() if not s.get("failure")}
+
+    def _read(self) -> dict[tuple[str, str], dict]:
+        latest: dict[tuple[str, str], dict] = {}
+        if not self.path.exists():
+            return latest
+        bad = 0
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    s = json.loads(line)
+                    latest[sample_key(s["benchmark"], s)] = s
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+        if bad:
+            logger.warning("%s: %d unreadable line(s) skipped (an interrupted write); those samples run again",
+                           self.path, bad)
+        return latest
+
+    def extend(self, samples: Iterable[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps(s, ensure_ascii=False, default=str) + "\n")
+                key = sample_key(s["benchmark"], s)
+                self._latest[key] = s
+                if not s.get("failure"):
+                    self.done.add(key)
+            f.flush()
+
+    def latest(self) -> dict[tuple[str, str], dict]:
+        return dict(self._latest)
+
+    def by_unit(self) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = defaultdict(list)
+        for (unit, _), s in self._latest.items():
+            out[unit].append(s)
+        return dict(out)
+
+
+def _malformed(path: Path, line: int, error: str) -> dict:
+    return {"id": f"{path.name}:{line}", "task": None, "failure": "malformed_row", "error": error}
+
+
+def read_record_rows(path: str | Path, need_response: bool = False) -> list[dict]:
+    """Record dicts from a .jsonl/.parquet file; bad rows kept as counted failures."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such records file")
+    if path.suffix == ".parquet":
+        from medmo.data.schema import iter_parquet
+
+        raw = [(i, json.dumps(d, default=str)) for i, d in enumerate(iter_parquet(path), 1)]
+    else:
+        raw = list(enumerate(path.read_text(encoding="utf-8").splitlines(), 1))
+    rows = []
+    for i, line in raw:
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("a line must be one JSON object (a record)")
+            validate_record(d)
+            if need_response and not isinstance(d.get("response"), str):
+                raise ValueError('no "response" string (the model\'s raw answer) on this line')
+        except (ValueError, TypeError, AttributeError) as e:
+            logger.warning("%s:%d: malformed row skipped: %s", path, i, e)
+            rows.append(_malformed(path, i, str(e)))
+            continue
+        rows.append(d)
+    if not rows:
+        raise ValueError(f"{path}: no records in the file")
+    return rows

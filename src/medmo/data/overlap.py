@@ -1,0 +1,303 @@
+"""`medmo data overlap TRAIN BENCH`: contamination between a training set and benchmarks.
+
+    medmo data overlap runs/mix_stage1 data/bench_vqa_rad
+    medmo data overlap runs/mix_stage1 data/benches --drop runs/mix_stage1_clean --image-distance 6
+
+Three kinds of overlap, each a match between one training and one benchmark record:
+- image_exact: the same image file bytes (SHA-256);
+- image_near:  perceptual hashes (imagehash pHash of the decoded image, so a DICOM and
+               its PNG export match) within `image_distance` bits of 64. Measured on 200
+               VQA-RAD images: a JPEG re-encode, half size, brightness +10% or contrast
+               +20% moved the hash by at most 6 bits, while the closest two distinct
+               images were 10 bits apart; hence the default 6;
+- text:        the records' text is near-identical: Jaccard similarity of normalized
+               character `ngram`-grams >= `text_similarity`. The text compared is the
+               question for vqa/mcq (meta.question when the converter kept it) and the
+               reference for caption/report; grounding prompts are templates and are not
+               compared. Texts shorter than `min_text_chars` are skipped: "Is there a
+               pneumothorax?" recurs in every chest set without being a leak.
+
+The benchmark side is indexed in memory; the (much larger) training side is streamed
+once. Nothing is all-pairs: exact hashes are dict lookups; near images use the
+pigeonhole principle (two 64-bit hashes within d bits agree exactly on at least one of
+d+1 chunks, so chunks are bucket keys and every candidate is verified); text uses
+MinHash with LSH banding (32 bands x 4 rows: a pair with Jaccard 0.8 is found with
+probability > 0.999, 0.6 with 0.98, 0.5 with 0.87) and verifies candidates exactly.
+
+Writes overlap.json (counts by kind and by source, examples), overlap.md,
+matches.jsonl (every match, at most `max_matches_per_record` per training record) and,
+with `drop`, the training set minus every record with an overlap of a kind in `drop_on`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import unicodedata
+from collections import Counter, OrderedDict, defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from medmo.config import make_run_dir
+from medmo.data.schema import resolve_image
+from medmo.data.shards import ShardWriter, iter_records, write_json
+
+log = logging.getLogger(__name__)
+
+KINDS = ("image_exact", "image_near", "text")
+BANDS, ROWS = 32, 4
+_MASK = (1 << 64) - 1
+
+
+@dataclass
+class OverlapConfig:
+    train: str                          # training records folder (or file)
+    bench: str                          # benchmark records folder (or file)
+    out: str | None = None              # report folder; default TRAIN/overlap
+    drop: str | None = None             # write the training set without overlapping records here
+    drop_on: list[str] = field(default_factory=lambda: list(KINDS))  # which match kinds cause a drop
+    image_distance: int = 6             # max pHash Hamming distance (bits of 64); 0 = identical hashes
+    text_similarity: float = 0.8        # min Jaccard of character n-grams
+    ngram: int = 5                      # character n-gram length
+    min_text_chars: int = 40            # shorter normalized texts are not compared
+    max_matches_per_record: int = 20    # matches listed per training record in matches.jsonl
+
+    def __post_init__(self):
+        if not 0 <= self.image_distance <= 16:
+            raise ValueError(f"image_distance must be in 0..16 bits, got {self.image_distance}")
+        if not 0 < self.text_similarity <= 1:
+            raise ValueError(f"text_similarity must be in (0, 1], got {self.text_similarity}")
+        bad = sorted(set(self.drop_on) - set(KINDS))
+        if bad:
+            raise ValueError(f"drop_on {bad} not among {', '.join(KINDS)}")
+
+
+# ---- text ---------------------------------------------------------------------------------
+
+def record_text(d: dict) -> str:
+    """The text whose duplication means a leak (see the module doc); '' when none applies."""
+    task = d.get("task")
+    if task in ("vqa", "mcq"):
+        q = (d.get("meta") or {}).get("question")
+        if not q:
+            q = " ".join(m["content"] for m in d.get("messages", []) if m.get("role") == "user")
+        return normalize(q)
+    if task in ("caption", "report"):
+        a = d.get("answer") or {}
+        ref = a.get("text") or " ".join(filter(None, (a.get("findings"), a.get("impression"))))
+        if not ref:
+            ref = next((m["content"] for m in d.get("messages", []) if m.get("role") == "assistant"), "")
+        return normalize(ref)
+    return ""
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text.replace("<image>", " ")).lower()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def shingles(text: str, n: int) -> np.ndarray:
+    grams = {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
+    return np.array(sorted(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
+                           for g in grams), dtype=np.uint64)
+
+
+class MinHasher:
+    def __init__(self, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.a = rng.integers(1, 2**63, BANDS * ROWS, dtype=np.uint64) | np.uint64(1)
+        self.b = rng.integers(0, 2**63, BANDS * ROWS, dtype=np.uint64)
+
+    def bands(self, sh: np.ndarray) -> list[bytes]:
+        with np.errstate(over="ignore"):  # multiply-add mod 2^64 is the point
+            sig = (self.a[:, None] * sh[None, :] + self.b[:, None]).min(axis=1)
+        return [bytes([i]) + sig[i * ROWS:(i + 1) * ROWS].tobytes() for i in range(BANDS)]
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return inter / (a.size + b.size - inter) if inter else 0.0
+
+
+# ---- images -------------------------------------------------------------------------------
+
+class ImageHasher:
+    """(sha256, phash as int) per image path, or None if unreadable; bounded cache."""
+
+    def __init__(self, cache_size: int = 65536):
+        self._cache: OrderedDict[str, tuple[str, int] | None] = OrderedDict()
+        self.cache_size = cache_size
+        self.failures: Counter = Counter()
+
+    def __call__(self, path: str) -> tuple[str, int] | None:
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        result = self._hash(path)
+        self._cache[path] = result
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def _hash(self, path: str) -> tuple[str, int] | None:
+        import imagehash
+
+        from medmo.imaging import open_image
+
+        if not os.path.isfile(path):
+            self.failures["image_missing"] += 1
+            return None
+        try:
+            with open(path, "rb") as f:
+                sha = hashlib.sha256(f.read()).hexdigest()
+            ph = imagehash.phash(open_image(path))
+        except (ValueError, OSError):
+            self.failures["image_unreadable"] += 1
+            return None
+        return sha, int(str(ph), 16)
+
+
+def chunk_keys(h: int, distance: int) -> list[tuple[int, int]]:
+    """Split 64 bits into distance+1 chunks; hashes within `distance` share at least one."""
+    bounds = np.linspace(0, 64, distance + 2).astype(int)
+    return [(j, (h >> int(lo)) & ((1 << int(hi - lo)) - 1)) for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+# ---- the index of the benchmark -----------------------------------------------------------
+
+class BenchIndex:
+    def __init__(self, cfg: OverlapConfig, hasher: ImageHasher, minhash: MinHasher):
+        self.cfg, self.hasher, self.minhash = cfg, hasher, minhash
+        self.ids: list[str] = []
+        self.sources: list[str] = []
+        self.by_sha: dict[str, list[int]] = defaultdict(list)
+        self.by_chunk: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # -> (phash, record)
+        self.by_band: dict[bytes, list[int]] = defaultdict(list)
+        self.shingles: dict[int, np.ndarray] = {}
+
+    def add_all(self, folder: str) -> None:
+        for d, base in tqdm(iter_records(folder), desc="index benchmark", unit="rec", mininterval=2):
+            i = len(self.ids)
+            self.ids.append(str(d["id"]))
+            self.sources.append(str(d.get("source")))
+            for p in d.get("images") or []:
+                hashed = self.hasher(str(resolve_image(p, base)))
+                if hashed:
+                    self.by_sha[hashed[0]].append(i)
+                    for key in chunk_keys(hashed[1], self.cfg.image_distance):
+                        self.by_chunk[key].append((hashed[1], i))
+            text = record_text(d)
+            if len(text) >= self.cfg.min_text_chars:
+                sh = shingles(text, self.cfg.ngram)
+                self.shingles[i] = sh
+                for band in self.minhash.bands(sh):
+                    self.by_band[band].append(i)
+
+    def query(self, d: dict, base: Path) -> dict[int, tuple[str, float]]:
+        """bench record -> (kind, distance or similarity), the strongest kind per bench record."""
+        hits: dict[int, tuple[str, float]] = {}
+        for p in d.get("images") or []:
+            hashed = self.hasher(str(resolve_image(p, base)))
+            if not hashed:
+                continue
+            for i in self.by_sha.get(hashed[0], ()):
+                hits[i] = ("image_exact", 0)
+            for key in chunk_keys(hashed[1], self.cfg.image_distance):
+                for ph, i in self.by_chunk.get(key, ()):
+                    dist = (ph ^ hashed[1]).bit_count()
+                    if dist <= self.cfg.image_distance and i not in hits:
+                        hits[i] = ("image_near", dist)
+        text = record_text(d)
+        if len(text) >= self.cfg.min_text_chars and self.shingles:
+            sh = shingles(text, self.cfg.ngram)
+            seen: set[int] = set()
+            for band in self.minhash.bands(sh):
+                for i in self.by_band.get(band, ()):
+                    if i in seen or i in hits:
+                        continue
+                    seen.add(i)
+                    sim = jaccard(sh, self.shingles[i])
+                    if sim >= self.cfg.text_similarity:
+                        hits[i] = ("text", round(sim, 4))
+        return hits
+
+
+def run(cfg: OverlapConfig) -> Path:
+    out = make_run_dir(cfg.out or Path(cfg.train) / "overlap", cfg)
+    hasher = ImageHasher()
+    index = BenchIndex(cfg, hasher, MinHasher())
+    index.add_all(cfg.bench)
+    bench_failures = dict(hasher.failures)
+    hasher.failures.clear()
+
+    by_kind: Counter = Counter()
+    train_hit_by_source: Counter = Counter()
+    bench_hit: set[int] = set()
+    examples: list[dict] = []
+    n_train = n_overlapping = n_dropped = 0
+    writer = ShardWriter(cfg.drop, "dedup", "jsonl") if cfg.drop else None
+    tmp = out / "matches.jsonl.tmp"
+    with tmp.open("w", encoding="utf-8") as matches, (writer or nullcontext()):
+        for d, base in tqdm(iter_records(cfg.train), desc="scan training set", unit="rec", mininterval=2):
+            n_train += 1
+            hits = index.query(d, base)
+            if hits:
+                n_overlapping += 1
+                train_hit_by_source[str(d.get("source"))] += 1
+                bench_hit.update(hits)
+                for i, (kind, value) in sorted(hits.items())[: cfg.max_matches_per_record]:
+                    by_kind[kind] += 1
+                    m = {"train_id": d["id"], "bench_id": index.ids[i], "bench_source": index.sources[i],
+                         "kind": kind, "distance" if kind != "text" else "similarity": value}
+                    matches.write(json.dumps(m, ensure_ascii=False, sort_keys=True) + "\n")
+                    if len(examples) < 20:
+                        examples.append(m)
+            if writer is not None:
+                if any(kind in cfg.drop_on for kind, _ in hits.values()):
+                    n_dropped += 1
+                else:
+                    d["images"] = [os.path.abspath(resolve_image(p, base)) for p in d.get("images") or []]
+                    writer.write(d)
+    os.replace(tmp, out / "matches.jsonl")
+    report = {
+        "train": cfg.train, "bench": cfg.bench, "train_records": n_train, "bench_records": len(index.ids),
+        "thresholds": {"image_distance": cfg.image_distance, "text_similarity": cfg.text_similarity,
+                       "ngram": cfg.ngram, "min_text_chars": cfg.min_text_chars},
+        "train_records_overlapping": n_overlapping, "bench_records_overlapping": len(bench_hit),
+        "matches_by_kind": {k: by_kind.get(k, 0) for k in KINDS},
+        "overlapping_train_by_source": dict(sorted(train_hit_by_source.items())),
+        "overlapping_bench_by_source": dict(sorted(Counter(index.sources[i] for i in bench_hit).items())),
+        "unhashable_images": {"bench": bench_failures, "train": dict(hasher.failures)},
+        "examples": examples,
+        "drop": {"out": cfg.drop, "drop_on": cfg.drop_on, "dropped": n_dropped,
+                 "kept": writer.count if writer else None} if cfg.drop else None,
+    }
+    write_json(out / "overlap.json", report)
+    (out / "overlap.md").write_text(to_markdown(report), encoding="utf-8")
+    log.info("%d of %d training records overlap %d benchmark records -> %s", n_overlapping, n_train,
+             len(bench_hit), out)
+    return out
+
+
+def to_markdown(r: dict) -> str:
+    share = r["bench_records_overlapping"] / max(r["bench_records"], 1)
+    lines = ["# Train/benchmark overlap", "", f"- training set: `{r['train']}` ({r['train_records']} records)",
+             f"- benchmarks: `{r['bench']}` ({r['bench_records']} records)",
+             f"- training records with an overlap: {r['train_records_overlapping']}",
+             f"- benchmark records seen in training: {r['bench_records_overlapping']} ({share:.1%})",
+             f"- thresholds: {r['thresholds']}", "", "| kind | matches |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in r["matches_by_kind"].items()]
+    lines += ["", "| benchmark source | records seen in training |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in r["overlapping_bench_by_source"].items()]
+    if r["drop"]:
+        lines += ["", f"Wrote {r['drop']['kept']} training records to `{r['drop']['out']}`, "
+                      f"dropped {r['drop']['dropped']} (kinds: {', '.join(r['drop']['drop_on'])})."]
+    return "\n".join(lines) + "\n"
+

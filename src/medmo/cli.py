@@ -25,6 +25,21 @@ def _cmd_tiny(args) -> int:
     return 0
 
 
+def _cmd_demo(args) -> int:
+    from medmo.config import load_config
+    from medmo.demo import DemoConfig, run
+
+    run(load_config(DemoConfig, None, (), out=args.out, minutes=args.minutes, threads=args.threads))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from medmo.train import run_recipe
+
+    print(run_recipe(args.recipe, args.overrides))
+    return 0
+
+
 def _cmd_data_convert(args) -> int:
     from medmo.config import load_config
     from medmo.data.convert import ConvertConfig, run
@@ -142,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tiny", help="build the tiny Qwen3-VL checkpoint (offline)")
     p.add_argument("--out", required=True, help="folder to write the checkpoint to")
     p.set_defaults(func=_cmd_tiny)
+
+    p = sub.add_parser("demo", help="the whole pipeline on CPU with the tiny model: train 4 stages, evaluate each")
+    p.add_argument("--minutes", type=float, default=10.0, help="budget on two CPU cores; scales every stage's steps")
+    p.add_argument("--out", default="runs/demo", help="run folder (re-running resumes it)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: min(2, cores))")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="run a training recipe: an SFT stage, a GRPO stage or a pipeline")
+    p.add_argument("recipe", help="recipe YAML with a `trainer:` key, e.g. recipes/tiny/stage1_sft.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10 lora.enabled=true")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("data", help="convert, inspect, mix and check datasets (see `medmo data -h`)")
     p.set_defaults(func=lambda _a, _p=p: _p.print_help())

@@ -52,6 +52,7 @@ class GRPOConfig:
 
     model: str  # starting checkpoint (stage 3's run folder in the pipeline)
     data: list[str]  # unified-record files; prompts are each record's turns before the first answer
+    trainer: str = "grpo"  # the recipe kind (medmo train dispatches on it); must be "grpo"
     output_dir: str = "runs/grpo"  # the run folder
     max_samples: int | None = None  # use only the first N records
     rewards: dict[str, float] = field(default_factory=lambda: {"giou": 1.0, "format": 0.1})  # term -> weight
@@ -102,6 +103,8 @@ class GRPOConfig:
     report_to: str = "none"
 
     def __post_init__(self):
+        if self.trainer != "grpo":
+            raise ValueError(f"trainer must be 'grpo' for this config, got {self.trainer!r}")
         if isinstance(self.data, str):
             self.data = [self.data]
         if not self.data:

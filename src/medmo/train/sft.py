@@ -45,6 +45,7 @@ class SFTConfig:
 
     model: str  # starting checkpoint: a folder written by save_pretrained, or a hub id
     data: list[str]  # unified-record files (.jsonl/.parquet); image paths resolve against each file's folder
+    trainer: str = "sft"  # the recipe kind (medmo train dispatches on it); must be "sft"
     output_dir: str = "runs/sft"  # the run folder: checkpoints, log.jsonl, loss.png and the final model
     max_samples: int | None = None  # use only the first N records (smoke tests, ablations)
     # --- resolution budget (the processor resizes every image into [min_pixels, max_pixels])
@@ -74,7 +75,8 @@ class SFTConfig:
     bf16: bool = False  # bf16 autocast (GPU)
     gradient_checkpointing: bool = False  # trade compute for memory (large models)
     attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
-    packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding
+    packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
+    trace_ids: bool = False  # write each batch's sample ids to sample_ids.rank*.jsonl (packing; audits sharding/resume)
     dataloader_num_workers: int = 0  # image decoding workers
     # --- checkpoints and logs
     save_steps: int = 500  # checkpoint every N optimizer steps (resumable)
@@ -84,6 +86,8 @@ class SFTConfig:
     report_to: str = "none"  # "wandb", "tensorboard", ... (log.jsonl is always written)
 
     def __post_init__(self):
+        if self.trainer != "sft":
+            raise ValueError(f"trainer must be 'sft' for this config, got {self.trainer!r}")
         if isinstance(self.data, str):
             self.data = [self.data]
         if not self.data:
@@ -92,6 +96,10 @@ class SFTConfig:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.train_vision or self.train_merger or self.train_llm):
             raise ValueError("train_vision, train_merger and train_llm are all false: nothing would train")
+        if self.packing and not self.max_length:
+            raise ValueError("packing: true needs max_length, the token budget of a packed row (e.g. 8192)")
+        if self.trace_ids and not self.packing:
+            raise ValueError("trace_ids is written by the packed collator: set packing: true as well")
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
 
@@ -237,6 +245,7 @@ class PerModuleAdamW:
 
 def trl_args(cfg: SFTConfig, run_dir: Path):
     """medmo's SFTConfig -> TRL's SFTConfig (the knobs medmo does not expose keep TRL's defaults)."""
+    import torch
     from trl import SFTConfig as TRLSFTConfig
 
     return TRLSFTConfig(
@@ -249,7 +258,7 @@ def trl_args(cfg: SFTConfig, run_dir: Path):
         save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, report_to=cfg.report_to,
         dataloader_num_workers=cfg.dataloader_num_workers, max_length=None,
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
-        disable_tqdm=False,
+        disable_tqdm=False, use_cpu=not torch.cuda.is_available(),  # gloo DDP under accelerate launch on CPU
     )
 
 
@@ -268,8 +277,14 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
     collator = SFTCollator(processor, max_length=cfg.max_length)
+    train_dataset = Dataset.from_list(rows)
+    if cfg.packing:
+        from medmo.train.packing import pack_for_sft
+
+        train_dataset, collator = pack_for_sft(rows, collator, cfg.max_length,
+                                               trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None)
     trainer = SFTTrainer(
-        model=model, args=trl_args(cfg, run_dir), train_dataset=Dataset.from_list(rows),
+        model=model, args=trl_args(cfg, run_dir), train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,
         optimizer_cls_and_kwargs=(PerModuleAdamW, {"lrs": lrs, "weight_decay": cfg.weight_decay}),
         callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],

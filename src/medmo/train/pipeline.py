@@ -1,0 +1,87 @@
+"""Chain training stages: each stage starts from the previous stage's output.
+
+    medmo train recipes/tiny/pipeline.yaml
+    medmo train recipes/tiny/pipeline.yaml model=runs/my_base 'overrides=[max_steps=5]'
+
+A pipeline recipe lists stage recipes (SFT or GRPO, each a normal recipe file with its
+`trainer:` key). Stage i runs in `output_dir/<stage recipe name>/` with `model` set to
+stage i-1's run folder (the first stage uses the pipeline's `model`, or its own recipe's).
+A stage whose run folder already holds a final model (config.json) is skipped, and an
+interrupted stage resumes from its last checkpoint, so re-running a pipeline continues it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medmo.config import load_config, make_run_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineConfig:
+    """A chain of stage recipes. Every field is a recipe key (recipes/*/pipeline.yaml)."""
+
+    stages: list[str]  # stage recipe files, in order (paths relative to the working directory)
+    trainer: str = "pipeline"  # the recipe kind; must be "pipeline"
+    model: str | None = None  # starting checkpoint of the first stage (None: the first recipe's own)
+    output_dir: str = "runs/pipeline"  # stage runs go to output_dir/<stage recipe name>/
+    overrides: list[str] = field(default_factory=list)  # key=value applied to every stage
+    stage_overrides: dict[str, list[str]] = field(default_factory=dict)  # {stage recipe name: [key=value, ...]}
+
+    def __post_init__(self):
+        if self.trainer != "pipeline":
+            raise ValueError(f"trainer must be 'pipeline' for a PipelineConfig, got {self.trainer!r}")
+        if not self.stages:
+            raise ValueError("stages: list at least one stage recipe")
+        names = [Path(s).stem for s in self.stages]
+        for name in self.stage_overrides:
+            if name not in names:
+                raise ValueError(f"stage_overrides names {name!r}, which is not a stage; stages: {', '.join(names)}")
+
+
+def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
+    """Load every stage recipe (all errors before any training): [(kind, config)].
+
+    `model` is chained at run time; here each stage gets a placeholder equal to the
+    previous stage's run folder, so the configs saved with each run are the real ones.
+    """
+    from medmo.train import recipe_kind, RUNNERS
+
+    out = []
+    previous = cfg.model
+    for path in cfg.stages:
+        name = Path(path).stem
+        kind = recipe_kind(path)
+        if kind == "pipeline":
+            raise ValueError(f"{path}: a pipeline cannot contain another pipeline")
+        extra = {"output_dir": str(Path(cfg.output_dir) / name)}
+        if previous is not None:
+            extra["model"] = previous
+        stage_cfg = load_config(RUNNERS.get(kind)[0], path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])],
+                                **extra)
+        out.append((kind, stage_cfg))
+        previous = stage_cfg.output_dir
+    return out
+
+
+def run(cfg: PipelineConfig) -> Path:
+    """Run the stages in order; returns output_dir, which lists them in stages.json."""
+    from medmo.train import RUNNERS
+
+    stages = stage_configs(cfg)
+    root = make_run_dir(cfg.output_dir, cfg)
+    done = []
+    for kind, stage_cfg in stages:
+        run_dir = Path(stage_cfg.output_dir)
+        if (run_dir / "config.json").exists():
+            logger.info("stage %s already finished (%s): skipped", run_dir.name, run_dir)
+        else:
+            logger.info("stage %s (%s) from %s", run_dir.name, kind, stage_cfg.model)
+            run_dir = RUNNERS.get(kind)[1](stage_cfg)
+        done.append({"stage": run_dir.name, "kind": kind, "model": stage_cfg.model, "run_dir": str(run_dir)})
+        (root / "stages.json").write_text(json.dumps(done, indent=2))
+    return root

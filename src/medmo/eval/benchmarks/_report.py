@@ -1,0 +1,107 @@
+"""Shared plumbing for the report-generation benchmarks (not a benchmark: the leading
+underscore keeps it out of the registry).
+
+`register_report` turns a data source into a registered `Benchmark`:
+- load: the source's converter (records carry MedEvalKit's report prompt, see
+  medmo.data.sources._report), with MedEvalKit's filter (a study with neither findings
+  nor impression is dropped by the converter).
+- score (per sample): the response minus <think> blocks and, when present, the inside of
+  <answer>...</answer>; BLEU-1..4 and ROUGE-L against the reference (medmo.eval.metrics);
+  "score" is ROUGE-L; "empty" marks an empty response (scored 0, never a crash);
+  chest X-ray benchmarks add the rule CheXpert labels of the response. An optional judge
+  gets {"question", "reference", "response"}.
+- aggregate (corpus): n, mean BLEU-1..4, mean ROUGE-L, CIDEr-D (document frequencies
+  from this benchmark's references), empty responses, the rule CheXpert F1 (chest X-ray
+  only; a rule approximation, not CheXbert F1), RaTEScore / SembScore when their model
+  files are available (medmo.eval.model_metrics; otherwise "notes" says what is
+  missing), and the judge's accuracy when a judge ran.
+Modes: "strict" compares with the record's reference "Findings: <f> Impression: <i>";
+"medevalkit" rebuilds MedEvalKit's golden text f"Findings: {f} Impression: {i}." (its
+trailing period included) for comparison with published tables. Tokenization and
+metric definitions are medmo.eval.metrics' (its docstring lists where they depart from
+MedEvalKit's code).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from medmo.data.schema import Record
+from medmo.data.sources import Drops, get_source
+from medmo.eval import metrics
+from medmo.eval.benchmarks import BENCHMARKS, Benchmark
+from medmo.eval.benchmarks._qa import resolve_data
+from medmo.eval.chexpert import label_report, rule_chexpert_f1
+from medmo.eval.model_metrics import model_metrics
+from medmo.eval.scoring import strip_think, tag_content
+from medmo.model.prompts import PROMPT_VERSION
+
+logger = logging.getLogger(__name__)
+MODES = ("strict", "medevalkit")
+
+
+def clean_response(response: str | None) -> str:
+    """The report text of a response: no <think> blocks; the inside of <answer> when given."""
+    text = strip_think(response or "")
+    inner = tag_content(text, "answer")
+    return " ".join((inner if inner is not None else text).split())
+
+
+def reference_text(answer: dict, mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown scoring mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == "medevalkit" and ("findings" in answer or "impression" in answer):
+        return f"Findings: {answer.get('findings', '')} Impression: {answer.get('impression', '')}."
+    return answer.get("text", "")
+
+
+def score_report(sample: dict, response: str | None, mode: str = "strict", chest_xray: bool = True) -> dict[str, Any]:
+    hyp = clean_response(response)
+    ref = reference_text(sample.get("answer") or {}, mode)
+    out: dict[str, Any] = {"parsed": hyp, "reference": ref, "empty": not hyp, **metrics.pair_scores(ref, hyp)}
+    out["score"] = out["rouge_l"]
+    if chest_xray:
+        out["labels"] = label_report(hyp)
+    out["judge"] = {"question": (sample.get("meta") or {}).get("question", "Write the report for the given images."),
+                    "reference": ref, "response": hyp}
+    return out
+
+
+def aggregate_report(samples: list[dict], chest_xray: bool = True) -> dict[str, Any]:
+    refs = [s.get("reference", (s.get("answer") or {}).get("text", "")) for s in samples]
+    hyps = [s.get("parsed") if s.get("parsed") is not None else clean_response(s.get("response")) for s in samples]
+    out: dict[str, Any] = metrics.report_metrics(refs, hyps)
+    out["empty_responses"] = sum(not h for h in hyps)
+    if chest_xray:
+        out.update(rule_chexpert_f1(refs, hyps))
+    # SembScore embeds with CheXbert, a chest X-ray model: only for chest X-ray benchmarks.
+    out.update(model_metrics(refs, hyps, names=("ratescore", "sembscore") if chest_xray else ("ratescore",)))
+    judged = [s["correct"] for s in samples if isinstance(s.get("correct"), bool)]
+    if judged:
+        out["judge_accuracy"] = sum(judged) / len(judged)
+    return out
+
+
+def register_report(name: str, *, source: str, expected: str, split: str | None = None, chest_xray: bool = True,
+                    default_data: str | None = None, description: str = "", version: str = "1") -> Benchmark:
+    def load(data: Path | None = None) -> list[Record]:
+        path = resolve_data(name, data, default_data, expected)
+        drops = Drops()
+        records = list(get_source(source).convert(path, drops, split))
+        if drops.total:
+            logger.warning("%s: %d item(s) skipped while loading %s: %s", name, drops.total, path, dict(drops.counts))
+        if not records:
+            raise ValueError(f"benchmark {name}: no reports found in {path} (split {split!r}); expected {expected}")
+        return records
+
+    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
+        return score_report(sample, response, mode, chest_xray)
+
+    def aggregate(samples: list[dict]) -> dict[str, Any]:
+        return aggregate_report(samples, chest_xray)
+
+    bench = Benchmark(name=name, family="report", load=load, score=score, aggregate=aggregate,
+                      version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, description=description)
+    BENCHMARKS.add(name, bench)
+    return bench

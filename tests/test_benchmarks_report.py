@@ -1,0 +1,99 @@
+"""Report benchmarks: each loads its release-format fixture and scores hand-made responses in
+both modes; aggregates; empty responses; model metrics say what they need."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medmo.eval import metrics
+from medmo.eval.benchmarks import benchmark_names, get_benchmark
+from medmo.eval.benchmarks._report import clean_response
+
+FIX = Path(__file__).parent / "fixtures"
+DATA = {"mimic_cxr": FIX / "mimic_cxr", "chexpert_plus": FIX / "chexpert_plus", "iu_xray": FIX / "iu_xray",
+        "medtrinity": FIX / "medtrinity"}
+N_TEST = {"mimic_cxr": 2, "chexpert_plus": 2, "iu_xray": 2, "medtrinity": 2}
+
+
+@pytest.fixture(autouse=True)
+def _no_models(monkeypatch, tmp_path):
+    monkeypatch.delenv("MEDMO_REPORT_MODELS", raising=False)
+    monkeypatch.setenv("MEDMO_CACHE", str(tmp_path / "cache"))  # MedTrinity's embedded images go here
+
+
+def test_report_family_is_registered():
+    assert benchmark_names("report") == sorted(DATA)
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_benchmark_loads_fixture_and_scores(name):
+    bench = get_benchmark(name)
+    records = bench.load(DATA[name])
+    assert len(records) == N_TEST[name] and all(r.task == "report" for r in records)
+    samples = []
+    for i, r in enumerate(records):
+        sample = r.to_dict()
+        # a perfect answer for the first record, an empty one for the second
+        response = r.answer["text"] if i == 0 else ""
+        scored = bench.score(sample, response, "strict")
+        samples.append({**sample, "response": response, **scored})
+    assert samples[0]["rouge_l"] == pytest.approx(1.0) and samples[0]["bleu4"] == pytest.approx(1.0)
+    assert samples[1]["empty"] and samples[1]["score"] == 0.0 and samples[1]["bleu1"] == 0.0
+    out = bench.aggregate(samples)
+    assert out["n"] == len(samples) and out["empty_responses"] == 1
+    assert out["rouge_l"] == pytest.approx(0.5)
+    assert set(metrics.METRICS) <= set(out)
+    assert ("rule_chexpert_f1_micro14" in out) == (name != "medtrinity")
+    assert any("ratescore skipped" in n for n in out["notes"])
+    assert any("sembscore skipped" in n for n in out["notes"]) == (name != "medtrinity")
+
+
+RESPONSES = [
+    # (raw response, what scoring reads)
+    ("<think>the lungs look clear</think>Findings: Lungs clear. Impression: Normal.", "Findings: Lungs clear. Impression: Normal."),  # reasoning dropped
+    ("<answer>Findings: A.\nImpression: B.</answer> trailing", "Findings: A. Impression: B."),  # <answer> content, whitespace folded
+    (None, ""),  # no response at all
+]
+
+
+@pytest.mark.parametrize("raw,expected", RESPONSES)
+def test_clean_response(raw, expected):
+    assert clean_response(raw) == expected
+
+
+def test_modes_change_the_reference():
+    bench = get_benchmark("mimic_cxr")
+    rec = bench.load(DATA["mimic_cxr"])[0].to_dict()
+    strict = bench.score(rec, rec["answer"]["text"], "strict")
+    mek = bench.score(rec, rec["answer"]["text"], "medevalkit")
+    assert strict["reference"] == rec["answer"]["text"]
+    assert mek["reference"] == f"Findings: {rec['answer']['findings']} Impression: {rec['answer']['impression']}."
+    assert strict["rouge_l"] == 1.0 and mek["rouge_l"] < 1.0  # MedEvalKit's golden has an extra "."
+    with pytest.raises(ValueError, match="unknown scoring mode"):
+        bench.score(rec, "x", "lenient")
+
+
+def test_chexpert_labels_and_f1_in_results():
+    bench = get_benchmark("chexpert_plus")
+    recs = [r.to_dict() for r in bench.load(DATA["chexpert_plus"])]
+    responses = ["Findings: Stable mild cardiomegaly. Impression: No acute change.", "Findings: Cardiomegaly. Impression: Large effusion."]
+    samples = [{**r, "response": t, **bench.score(r, t, "strict")} for r, t in zip(recs, responses)]
+    assert samples[0]["labels"]["Cardiomegaly"] == 1
+    out = bench.aggregate(samples)
+    # refs: {Cardiomegaly, Support Devices}, {No Finding}; hyps: {Cardiomegaly, (No Finding: no)}, {Cardiomegaly, Effusion}
+    assert 0.0 < out["rule_chexpert_f1_micro14"] < 1.0
+
+
+def test_judge_payload_and_judge_accuracy():
+    bench = get_benchmark("iu_xray")
+    rec = bench.load(DATA["iu_xray"])[0].to_dict()
+    scored = bench.score(rec, "Findings: normal.", "strict")
+    assert scored["judge"]["reference"] == rec["answer"]["text"] and scored["judge"]["response"] == "Findings: normal."
+    samples = [{**rec, **scored, "correct": True}, {**rec, **scored, "correct": False}]
+    assert bench.aggregate(samples)["judge_accuracy"] == 0.5
+
+
+def test_missing_data_says_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError, match="annotation.json"):
+        get_benchmark("iu_xray").load(tmp_path / "nowhere")

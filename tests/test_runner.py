@@ -1,0 +1,204 @@
+"""The evaluation runner: resume without recomputation, failures by reason, shards, judge, CLI."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fake_openai import FakeOpenAI, user_text
+from medmo.cli import main
+from medmo.config import load_config
+from medmo.data.schema import write_jsonl
+from medmo.eval.backends import HFBackend
+from medmo.eval.judge import JudgeConfig
+from medmo.eval.runner import EvalConfig, evaluate_records, merge, run
+
+
+class Counting:
+    """Wraps a backend and counts what it is asked (resume must ask nothing twice)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.requests = inner, 0, 0
+
+    def generate(self, requests):
+        self.calls += 1
+        self.requests += len(requests)
+        return self.inner.generate(requests)
+
+
+class Scripted:
+    """A stand-in model answering from a table keyed by prompt text (for scoring-path tests)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def generate(self, requests):
+        return [self.answers.get(r.messages[-1]["content"].replace("<image>", ""), "") for r in requests]
+
+
+def _img(path, size=(64, 48)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path.name
+
+
+def _ground(i, image, box=(10, 10, 30, 30)):
+    return {"id": f"g{i}", "source": "t", "split": "test", "task": "grounding", "images": [image],
+            "messages": [{"role": "user", "content": f"<image>Find lesion {i}."}],
+            "answer": {"boxes": [{"bbox": list(box), "label": "lesion"}], "image_size": [64, 48]}}
+
+
+def _vqa(i, image, answer="yes"):
+    return {"id": f"q{i}", "source": "t", "split": "test", "task": "vqa", "images": [image],
+            "messages": [{"role": "user", "content": f"<image>Is lesion {i} present?"}],
+            "answer": {"text": answer, "closed": True}}
+
+
+@pytest.fixture
+def records(tmp_path):
+    img = _img(tmp_path / "data" / "a.png")
+    rows = [_ground(i, img) for i in range(4)] + [_vqa(i, img) for i in range(3)]
+    return rows, tmp_path / "data"
+
+
+ANSWERS = {f"Find lesion {i}.": "lesion <box>[[156, 208, 469, 625]]</box>" for i in range(4)}  # = (10,10,30,30) px
+ANSWERS.update({"Is lesion 0 present?": "Yes.", "Is lesion 1 present?": "no", "Is lesion 2 present?": "Yes"})
+
+
+def test_scores_by_task_and_resume_recomputes_nothing(records, tmp_path):
+    rows, base = records
+    backend = Counting(Scripted(ANSWERS))
+    res = evaluate_records(backend, rows, tmp_path / "run", base_dir=base, batch_size=2)
+    assert res["n"] == 7 and res["mean_iou"] == pytest.approx(1.0, abs=0.01)
+    assert res["accuracy"] == pytest.approx(2 / 3)
+    assert backend.requests == 7
+    calls = backend.calls
+    again = evaluate_records(backend, rows, tmp_path / "run", base_dir=base, batch_size=2)
+    assert backend.calls == calls  # not a single generate call on resume
+    assert again == res
+    assert len((tmp_path / "run" / "samples.jsonl").read_text().splitlines()) == 7
+
+
+def test_interrupted_run_finishes_only_the_rest(records, tmp_path):
+    rows, base = records
+    evaluate_records(Scripted(ANSWERS), rows, tmp_path / "run", base_dir=base, batch_size=2)
+    log = tmp_path / "run" / "samples.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])  # killed mid-write
+    backend = Counting(Scripted(ANSWERS))
+    res = evaluate_records(backend, rows, tmp_path / "run", base_dir=base, batch_size=2)
+    assert backend.requests == 4  # 7 - 3 finished
+    assert res["n"] == 7 and res["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_bad_items_are_counted_never_raised(records, tmp_path):
+    rows, base = records
+    (base / "corrupt.png").write_bytes(b"not a png at all")
+    rows = rows + [
+        _ground(10, "missing.png"),  # missing image
+        _ground(11, "corrupt.png"),  # corrupt image
+        _ground(12, rows[0]["images"][0], box=(100, 100, 120, 120)),  # ground truth outside the 64x48 image
+        _ground(13, rows[0]["images"][0]),  # empty response (not in ANSWERS)
+    ]
+    res = evaluate_records(Scripted(ANSWERS), rows, tmp_path / "run", base_dir=base)
+    assert res["failures"] == {"corrupt_image": 1, "empty_response": 1, "malformed_row": 1, "missing_image": 1}
+    assert res["n"] == 8 and res["n_failed"] == 3  # the empty answer is scored (IoU 0), the others are not
+    lines = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    missing = next(x for x in lines if x["id"] == "g10")
+    assert missing["failure"] == "missing_image" and "missing.png" in missing["error"]
+    # a fixed image is retried on the next run; finished samples are not
+    _img(base / "missing.png")
+    backend = Counting(Scripted(ANSWERS))
+    res = evaluate_records(backend, rows, tmp_path / "run", base_dir=base)
+    assert backend.requests == 2  # g10 (now present) and g11 (still corrupt)
+    assert res["failures"]["corrupt_image"] == 1 and "missing_image" not in res["failures"]
+
+
+def test_judge_timeout_is_counted_and_rule_score_kept(tmp_path):
+    img = _img(tmp_path / "a.png")
+    rows = [{"id": "o1", "source": "t", "split": "test", "task": "vqa", "images": [img],
+             "messages": [{"role": "user", "content": "<image>What organ?"}], "answer": {"text": "liver", "closed": False}}]
+    with FakeOpenAI(lambda body: __import__("time").sleep(0.5) or "yes") as fake:
+        judge = JudgeConfig(model="j", base_url=fake.base_url, timeout=0.1, retries=0)
+        res = evaluate_records(Scripted({"What organ?": "the liver, I think"}), rows, tmp_path / "run",
+                               base_dir=tmp_path, judge=judge)
+    assert res["failures"] == {"judge_timeout": 1}
+    assert res["n"] == 1 and res["accuracy"] == 0.0  # the rule score (no exact match) stands
+
+
+def test_judge_verdict_decides_open_answers(tmp_path):
+    img = _img(tmp_path / "a.png")
+    rows = [{"id": "o1", "source": "t", "split": "test", "task": "vqa", "images": [img],
+             "messages": [{"role": "user", "content": "<image>What organ?"}], "answer": {"text": "liver", "closed": False}}]
+    with FakeOpenAI(lambda body: "yes" if "hepatic" in user_text(body) else "no") as fake:
+        judge = JudgeConfig(model="judge-x", base_url=fake.base_url)
+        res = evaluate_records(Scripted({"What organ?": "the hepatic organ"}), rows, tmp_path / "run",
+                               base_dir=tmp_path, judge=judge)
+    assert res["accuracy"] == 1.0  # no exact match, but the judge says yes
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["judge_model"] == "judge-x"
+
+
+def test_shards_merge_to_the_full_run(records, tmp_path, monkeypatch):
+    rows, base = records
+    path = tmp_path / "recs.jsonl"
+    write_jsonl(rows, path)
+    (base / "recs.jsonl").write_bytes(path.read_bytes())
+    import medmo.eval.runner as runner
+
+    monkeypatch.setattr(runner, "_backend", lambda cfg: Scripted(ANSWERS))
+    full = run(EvalConfig(model="m", records=str(base / "recs.jsonl"), out=str(tmp_path / "full"), plots=False))
+    shards = [run(EvalConfig(model="m", records=str(base / "recs.jsonl"), out=str(tmp_path / "sh"),
+                             shard=f"{i}/3", plots=False)) for i in range(3)]
+    assert [s.name for s in shards] == ["shard-0-of-3", "shard-1-of-3", "shard-2-of-3"]
+    merged = merge(shards, tmp_path / "merged", plots=False)
+    a = json.loads((full / "results.json").read_text())["benchmarks"]["recs"]
+    b = json.loads((merged / "results.json").read_text())["benchmarks"]["recs"]
+    assert a == b and a["n"] == 7
+
+
+def test_openai_backend_end_to_end(records, tmp_path):
+    rows, base = records
+
+    def reply(body):
+        assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+        return ANSWERS.get(user_text(body), "")
+
+    with FakeOpenAI(reply) as fake:
+        cfg = EvalConfig(model="served", backend="openai", base_url=fake.base_url, records=str(base / "r.jsonl"),
+                         out=str(tmp_path / "run"), plots=False)
+        write_jsonl(rows, base / "r.jsonl")
+        out = run(cfg)
+    res = json.loads((out / "results.json").read_text())["benchmarks"]["r"]
+    assert res["mean_iou"] == pytest.approx(1.0, abs=0.01) and res["n"] == 7
+
+
+def test_config_errors_fail_before_any_model_loads(tmp_path):
+    # the model path does not exist: the benchmark name must be what fails
+    rc = main(["eval", "--model", str(tmp_path / "nope"), "--benchmark", "vqarad", "--out", str(tmp_path / "o")])
+    assert rc == 2 and not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="Did you mean 'limit'"):
+        load_config(EvalConfig, None, ["limt=3"], model="m", benchmarks=["vqa_rad"])
+    with pytest.raises(ValueError, match="shard"):
+        EvalConfig(model="m", benchmarks=["vqa_rad"], shard="3/2")
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        EvalConfig(model="m")
+
+
+def test_vqa_rad_end_to_end_with_tiny_model(tiny_dir, tmp_path):
+    rc = main(["eval", "--model", str(tiny_dir), "--benchmark", "vqa_rad", "--limit", "3", "--max-new-tokens", "4",
+               "--max-pixels", str(128 * 128), "--out", str(tmp_path / "rad"), "--no-plots"])
+    assert rc == 0
+    res = json.loads((tmp_path / "rad" / "results.json").read_text())
+    rad = res["benchmarks"]["vqa_rad"]
+    assert rad["n"] + rad["n_failed"] == 3 and rad["family"] == "vqa"
+    assert 0.0 <= rad["accuracy"] <= 1.0
+    assert "| vqa_rad | 3 |" in (tmp_path / "rad" / "results.md").read_text()
+
+
+def test_hf_backend_through_the_runner_is_resumable(tiny_dir, records, tmp_path):
+    rows, base = records
+    backend = Counting(HFBackend(tiny_dir, batch_size=4, max_new_tokens=4))
+    first = evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
+    evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
+    assert backend.requests == 3 and first["n"] == 3

@@ -32,6 +32,7 @@ from medmo.data.sources import Drops, Source, get_source
 log = logging.getLogger(__name__)
 
 CHECKS = ("none", "exists", "decode")
+RECORD_FIELDS = tuple(Record.__dataclass_fields__)
 
 
 @dataclass
@@ -105,8 +106,11 @@ def run(cfg: ConvertConfig) -> Path:
         records = src.convert(raw, drops, split=cfg.split)
         with ShardWriter(out, cfg.source, cfg.format, cfg.shard_size) as writer:
             for rec in tqdm(records, desc=f"convert {cfg.source}", unit="rec", mininterval=2):
-                d = rec.to_dict() if isinstance(rec, Record) else dict(rec)
-                validate_record(d)
+                if isinstance(rec, Record):  # validated when built; a shallow dict skips a 2nd deep asdict
+                    d = {name: getattr(rec, name) for name in RECORD_FIELDS}
+                else:
+                    d = dict(rec)
+                    validate_record(d)
                 d["images"] = [os.path.abspath(p) for p in d.get("images") or []]
                 if check is not None:
                     bad = next(((r, p) for p in d["images"] if (r := check.reason(p))), None)

@@ -86,6 +86,15 @@ def _cmd_data_cell(args) -> int:
     return 0
 
 
+def _cmd_data_medsg_predictions(args) -> int:
+    from medmo.data.schema import write_jsonl
+    from medmo.data.sources.medsg_bench import reference_aggregate, reference_predictions
+
+    n = write_jsonl(reference_predictions(args.file), args.out)
+    print(f"{args.out}: {n} predictions; published aggregate: {reference_aggregate(args.file)}")
+    return 0
+
+
 def _cmd_infer(args) -> int:
     from medmo.config import load_config
     from medmo.infer import InferConfig, format_result, infer
@@ -212,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipe", default=None, help="optional YAML of CellConfig fields (strata thresholds)")
     d.add_argument("overrides", nargs="*", help="key=value CellConfig overrides, e.g. small_diameter=12")
     d.set_defaults(func=_cmd_data_cell)
+
+    d = data_sub.add_parser("medsg-predictions",
+                            help="MedSG-Bench evaluation output (model answers) -> predictions for `medmo score`")
+    d.add_argument("file", help="the official evaluation's output JSON, e.g. qwen2_5_vl_referring_*.json")
+    d.add_argument("--out", required=True, help="predictions .jsonl (unified records + \"response\")")
+    d.set_defaults(func=_cmd_data_medsg_predictions)
 
     p = sub.add_parser("infer", help="answer one image (PNG/JPEG/DICOM/NIfTI): vqa, report or ground; draw boxes")
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")

@@ -138,15 +138,18 @@ def make_cell_vqa_records(n: int, out_dir: str | Path, seed: int = 0, image_size
                           max_cells: int = 3, split: str = "train", style: CellStyle = CellStyle()) -> list[Record]:
     """`n` closed VQA records about synthetic images: even indexes ask the count, odd ones presence.
 
-    Answers are verifiable: the count as a number ("2"), presence as "yes"/"no" (images with
-    zero cells appear when `min_cells` is 0).
+    Answers are verifiable: the count as a number ("2"), presence as "yes"/"no"; when
+    `min_cells` is 0, half the presence images are empty, so "yes" and "no" are balanced.
     """
     out = Path(out_dir)
     records = []
     for i in range(n):
         rng = np.random.default_rng([seed, 1_000_003, i])  # a different stream from the grounding images
-        img, boxes = draw_cells(rng, image_size, _cell_count(rng, min_cells, max_cells), style)
         kind = "count" if i % 2 == 0 else "presence"
+        n_cells = _cell_count(rng, min_cells, max_cells)
+        if kind == "presence":  # balanced yes/no: every other presence image is empty
+            n_cells = 0 if i % 4 == 1 and min_cells == 0 else max(1, n_cells)
+        img, boxes = draw_cells(rng, image_size, n_cells, style)
         question, text = (COUNT_PROMPT, str(len(boxes))) if kind == "count" else (
             PRESENCE_PROMPT, "yes" if boxes else "no")
         rel = _save(img, out, f"vqa_s{seed}_{i}")

@@ -38,7 +38,9 @@ from medmo.registry import Registry
 RewardFn = Callable[..., list]
 REWARDS: Registry[RewardFn] = Registry("reward term")
 
-_BOX_ANSWER = re.compile(r"^\s*(?:[^<>\n\[\]]*<box>\s*\[\s*(?:\[[^\[\]]*\]\s*,?\s*)+\]\s*</box>\s*)+$")
+_NUM = r"\s*-?\d+(?:\.\d+)?\s*"
+_QUAD = rf"\[{_NUM},{_NUM},{_NUM},{_NUM}\]"
+_BOX_ANSWER = re.compile(rf"^\s*(?:[^<>\n\[\]]*<box>\s*\[\s*{_QUAD}(?:\s*,\s*{_QUAD})*\s*\]\s*</box>\s*)+$")
 _SHORT_WORDS = 8  # a closed VQA / MCQ answer longer than this is not "a single word or phrase"
 
 

@@ -97,3 +97,20 @@ def test_judge_payload_and_judge_accuracy():
 def test_missing_data_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError, match="annotation.json"):
         get_benchmark("iu_xray").load(tmp_path / "nowhere")
+
+
+def test_tiny_model_runs_every_report_benchmark(tiny_dir, tmp_path):
+    """Two items of each report benchmark through medmo.eval.runner with the tiny Qwen3-VL."""
+    import json
+
+    from medmo.eval.runner import EvalConfig, run
+
+    out = run(EvalConfig(model=str(tiny_dir), benchmarks=sorted(DATA), data=str(FIX), limit=2, max_new_tokens=4,
+                         batch_size=8, out=str(tmp_path / "run"), plots=False))
+    results = json.loads((out / "results.json").read_text())["benchmarks"]
+    for name in DATA:
+        res = results[name]
+        assert res["family"] == "report" and res["n"] == 2 and res["n_failed"] == 0, (name, res)
+        assert all(0.0 <= res[k] <= 1.0 for k in ("bleu1", "bleu4", "rouge_l")) and res["cider_d"] >= 0.0
+    lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and all("rouge_l" in s and "response" in s for s in lines)

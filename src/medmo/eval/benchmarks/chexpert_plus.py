@@ -5,6 +5,6 @@ agreement; see medmo.data.sources.chexpert_plus). Metrics as mimic_cxr.
 """
 from medmo.eval.benchmarks._report import register_report
 
-register_report("chexpert_plus", source="chexpert_plus", split="valid",
+register_report("chexpert_plus", source="chexpert_plus", default_data="chexpert_plus", split="valid",
                 expected="the CheXpert Plus folder with df_chexpert_plus_240401.csv and PNG/ (or the JPGs)",
                 description="CheXpert Plus valid, chest X-ray report generation (Findings/Impression)")

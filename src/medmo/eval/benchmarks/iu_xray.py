@@ -6,6 +6,6 @@ MedEvalKit crashes on this benchmark (DESIGN.md); medmo scores it.
 """
 from medmo.eval.benchmarks._report import register_report
 
-register_report("iu_xray", source="iu_xray", split="test",
+register_report("iu_xray", source="iu_xray", default_data="iu_xray", split="test",
                 expected="R2Gen's iu_xray folder (annotation.json + images/)",
                 description="IU-Xray test (R2Gen split), chest X-ray report generation")

@@ -6,6 +6,6 @@ RaTEScore when available; no CheXpert labels (not chest X-ray).
 """
 from medmo.eval.benchmarks._report import register_report
 
-register_report("medtrinity", source="medtrinity", split=None, chest_xray=False,
+register_report("medtrinity", source="medtrinity", default_data="medtrinity", split=None, chest_xray=False,
                 expected="a MedTrinity-25M Hugging Face folder (data/train-*.parquet or save_to_disk)",
                 description="MedTrinity-25M descriptions, scored as reports")

@@ -6,6 +6,6 @@ RaTEScore / SembScore when their model files are local (medmo.eval.model_metrics
 """
 from medmo.eval.benchmarks._report import register_report
 
-register_report("mimic_cxr", source="mimic_cxr", split="test",
+register_report("mimic_cxr", source="mimic_cxr", default_data="mimic_cxr", split="test",
                 expected="the MIMIC-CXR-JPG 2.0.0 folder (mimic-cxr-2.0.0-split.csv.gz, files/ with the report .txt files)",
                 description="MIMIC-CXR test, chest X-ray report generation (Findings/Impression)")

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from medmo.train.packing import (
-    PackedCollator, build_packed_dataset, encode_example, mrope_positions, pack_rows, plan_packs, sample_length,
+    PackedCollator, encode_example, mrope_positions, pack_rows, plan_dataset, plan_for, plan_packs,
+    sample_length,
 )
 
 # (lengths, budget, expected rows, expected too_long) — a comment per case
@@ -159,10 +160,11 @@ def test_over_long_samples_are_reported_never_cut(tiny, tmp_path):
     examples = _examples()
     lengths = [sample_length(processor, ex) for ex in examples]
     budget = sorted(lengths)[-2]  # the longest sample does not fit
-    ds = build_packed_dataset(examples, processor, budget)
+    plan = plan_for(examples, processor, budget)
     longest = max(range(len(examples)), key=lengths.__getitem__)
-    assert ds.plan.too_long == [longest]
-    collator = PackedCollator(processor, trace_file=tmp_path / "ids.jsonl")
+    assert plan.too_long == [longest]
+    ds = plan_dataset(plan)
+    collator = PackedCollator(processor, trace_file=tmp_path / "ids.jsonl", base=examples)
     batch = collator([ds[i] for i in range(len(ds))])
     image_token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     grid = batch["image_grid_thw"]

@@ -12,7 +12,7 @@ padding. What makes a packed row train exactly like the same samples in a padded
   position, rows 1-3 are the (t, h, w) M-RoPE ids. Both restart at 0 for every sample; the
   M-RoPE ids are computed per sample exactly as `Qwen3VLModel.get_rope_index` does for an
   unpadded sample (a test checks they are identical).
-- **Attention.** With `attention_mask=None`, transformers (>= 5.x `masking_utils`) reads
+- **Attention.** With `attention_mask=None` and no KV cache, transformers (>= 5.x `masking_utils`) reads
   sample boundaries from the restarts in row 0 and builds a block-diagonal causal mask for
   SDPA/eager on any batch size; flash-attention-2 with one row per device turns the same
   restarts into `cu_seqlens` (varlen kernel). So no attention crosses a sample boundary, and
@@ -33,6 +33,7 @@ import itertools
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -52,6 +53,7 @@ class PackPlan:
     lengths: list[int]
     budget: int
     too_long: list[int] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)
 
     @property
     def fill(self) -> float:
@@ -61,7 +63,7 @@ class PackPlan:
 
     def summary(self) -> dict[str, Any]:
         return {"samples": sum(len(p) for p in self.packs), "rows": len(self.packs), "budget": self.budget,
-                "fill": round(self.fill, 4), "too_long": len(self.too_long)}
+                "fill": round(self.fill, 4), "too_long": len(self.too_long), "unreadable": len(self.unreadable)}
 
 
 def plan_packs(lengths: Sequence[int], budget: int) -> PackPlan:
@@ -147,14 +149,16 @@ def image_token_count(processor, width: int, height: int) -> int:
     return ip.get_number_of_image_patches(height, width) // (ip.merge_size ** 2)
 
 
-def sample_length(processor, example: dict, image_sizes: list[tuple[int, int]] | None = None) -> int:
+def sample_length(processor, example: dict, image_sizes: list[tuple[int, int]] | None = None,
+                  chat_template: str | None = None) -> int:
     """Exact token length of `encode_example(processor, example)`, without decoding pixels.
 
-    `image_sizes` ([(width, height)], placeholder order) avoids opening the images at all.
+    `image_sizes` ([(width, height)], placeholder order) avoids opening the images at all;
+    `chat_template` must be the one the encoder uses (None: the processor's own).
     """
     if image_sizes is None:
         image_sizes = [im.size for im in example_images(example)]
-    text = processor.apply_chat_template(conversation(example), tokenize=False)
+    text = processor.apply_chat_template(conversation(example), chat_template=chat_template, tokenize=False)
     n = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
     return n + sum(image_token_count(processor, w, h) - 1 for w, h in image_sizes)
 
@@ -239,54 +243,124 @@ def _pad(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
 # Trainer plumbing: a dataset whose items are rows, and the collator that builds their batch.
 
 
-class PackedDataset(torch.utils.data.Dataset):
-    """Items are rows: the list of base-dataset examples the plan put together."""
+def plan_dataset(plan: PackPlan):
+    """The plan as a `datasets.Dataset` (what TRL's trainers accept): one item {"pack": [indices]} per row."""
+    from datasets import Dataset
 
-    def __init__(self, base, plan: PackPlan):
-        self.base, self.plan = base, plan
-
-    def __len__(self) -> int:
-        return len(self.plan.packs)
-
-    def __getitem__(self, i: int) -> list[dict]:
-        return [self.base[j] for j in self.plan.packs[i]]
+    return Dataset.from_dict({"pack": plan.packs})
 
 
-def build_packed_dataset(base, processor, budget: int,
-                         length_fn: Callable[[dict], int] | None = None) -> PackedDataset:
-    """Measure every example of `base` and plan its rows; logs the plan summary."""
+def image_size(src) -> tuple[int, int]:
+    """(width, height) of an image path from its header when PIL can read it, else by decoding."""
+    from PIL import Image
+
+    if not isinstance(src, (str, Path)):
+        return src.size
+    try:
+        with Image.open(src) as im:
+            return im.size
+    except OSError:
+        from medmo.imaging import open_image  # DICOM, NIfTI, 16-bit TIFF
+
+        return open_image(src).size
+
+
+def plan_for(base, processor, budget: int, chat_template: str | None = None,
+             length_fn: Callable[[dict], int] | None = None) -> PackPlan:
+    """Measure every example of `base` and plan its rows; unmeasurable examples are counted and left out."""
     from tqdm.auto import tqdm
 
-    length_fn = length_fn or (lambda ex: sample_length(processor, ex))
-    lengths = [length_fn(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
+    def measure(ex):
+        return sample_length(processor, ex, [image_size(im) for im in ex.get("images") or []], chat_template)
+
+    length_fn = length_fn or measure
+    lengths, unreadable = [], []
+    for i in tqdm(range(len(base)), desc="packing: measuring", leave=False):
+        try:
+            lengths.append(length_fn(base[i]))
+        except (OSError, ValueError) as e:
+            logger.warning("packing: cannot measure sample %s: %s", base[i].get("id", i), e)
+            unreadable.append(i)
+            lengths.append(budget + 1)  # planned as too long, then reported as unreadable instead
     plan = plan_packs(lengths, budget)
+    plan.too_long = [i for i in plan.too_long if i not in set(unreadable)]
+    plan.unreadable = unreadable
     logger.info("packing plan: %s", plan.summary())
-    return PackedDataset(base, plan)
+    return plan
+
+
+def unbatch_one(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A collator's batch of ONE sample -> that sample's unpadded features for `pack_rows`."""
+    keep = batch["attention_mask"][0].bool() if "attention_mask" in batch else slice(None)
+    feat = {k: batch[k][0][keep] for k in ("input_ids", "labels", "mm_token_type_ids")}
+    if "pixel_values" in batch:
+        feat["pixel_values"] = batch["pixel_values"]
+        feat["image_grid_thw"] = batch["image_grid_thw"]
+    return feat
 
 
 class PackedCollator:
-    """Collates rows (lists of examples) into one packed batch for Qwen3-VL.
+    """Collates rows into one packed batch for Qwen3-VL.
 
-    `encode(example) -> features` defaults to `encode_example` with this processor; pass the
-    SFT collator's per-sample encoder to pack exactly what unpacked training would see.
-    `trace_file`, if set, gets one JSON line per batch with this rank and the example ids:
-    the evidence that ranks see disjoint data and that a resumed run continues in place.
+    A row is a list of examples, or {"pack": [indices]} into `base` (a `plan_dataset` item).
+
+    `encode(example) -> features | None` defaults to `encode_example` with this processor;
+    `pack_for_sft` passes the SFT collator's own encoding, so packed training sees exactly
+    what padded training sees. An example the encoder rejects is dropped: None means the
+    encoder counted why itself; an OSError/ValueError is counted here in `skipped`. `trace_file`, if set, gets one JSON line per batch with this rank and the
+    example ids: the evidence that ranks see disjoint data and a resumed run continues in place.
     """
 
-    def __init__(self, processor, encode: Callable[[dict], dict] | None = None,
-                 pad_to_multiple_of: int | None = None, trace_file: str | Path | None = None):
+    def __init__(self, processor, encode: Callable[[dict], dict | None] | None = None,
+                 pad_to_multiple_of: int | None = None, trace_file: str | Path | None = None,
+                 base: Sequence[dict] | None = None):
         self.processor = processor
+        self.base = base
         self.encode = encode or (lambda ex: encode_example(processor, ex))
         self.pad_id = processor.tokenizer.pad_token_id
         self.merge = processor.image_processor.merge_size
         self.pad_to_multiple_of = pad_to_multiple_of
         self.trace_file = Path(trace_file) if trace_file else None
+        self.skipped: Counter = Counter()
 
-    def __call__(self, rows: list[list[dict]]) -> dict[str, Any]:
+    def _encode(self, ex: dict) -> dict | None:
+        try:
+            feat = self.encode(ex)
+        except (OSError, ValueError) as e:
+            logger.warning("packing: skipping sample %s: %s", ex.get("id", "?"), e)
+            feat = None
+            self.skipped["unusable sample"] += 1
+        return feat
+
+    def __call__(self, rows: list[list[dict] | dict]) -> dict[str, Any]:
+        rows = [[self.base[i] for i in r["pack"]] if isinstance(r, dict) else r for r in rows]
         if self.trace_file is not None:
             rank = int(os.environ.get("RANK", "0"))
             line = {"rank": rank, "ids": [ex.get("id") for row in rows for ex in row]}
             with open(self.trace_file.with_name(f"{self.trace_file.stem}.rank{rank}{self.trace_file.suffix}"), "a") as f:
                 f.write(json.dumps(line) + "\n")
-        encoded = [[self.encode(ex) for ex in row] for row in rows]
+        encoded = [[f for f in (self._encode(ex) for ex in row) if f is not None] for row in rows]
+        encoded = [row for row in encoded if row]
+        if not encoded:
+            raise ValueError(f"every sample of a packed batch was unusable ({dict(self.skipped)}); check the records")
         return pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)
+
+
+def pack_for_sft(rows: list[dict], sft_collator, budget: int,
+                 trace_file: str | Path | None = None):
+    """(dataset, collator) packed, replacing `medmo.train.sft`'s padded ones.
+
+    Lengths are measured with the SFT collator's chat template and samples are encoded by
+    the SFT collator itself (one at a time), so labels and images match padded training;
+    its `skipped` counter keeps counting unusable samples by reason.
+    """
+    def encode(row: dict) -> dict | None:
+        try:
+            return unbatch_one(sft_collator([row]))
+        except ValueError:  # the SFT collator has counted the reason
+            return None
+
+    plan = plan_for(rows, sft_collator.processor, budget, chat_template=sft_collator.chat_template)
+    collator = PackedCollator(sft_collator.processor, encode=encode, trace_file=trace_file, base=rows)
+    collator.skipped = sft_collator.skipped
+    return plan_dataset(plan), collator

@@ -1,8 +1,9 @@
 """Sharded record folders: a streaming writer and readers, shared by convert, mix and overlap.
 
 A record folder holds `<prefix>-00000.jsonl` (or `.parquet`) shards of at most
-`shard_size` records each. `ShardWriter` keeps at most one shard in memory (Parquet) or
-none (JSONL), writes into a hidden staging folder and moves everything into place only
+`shard_size` records each. `ShardWriter` streams: JSONL line by line, Parquet one row
+group of `ROW_GROUP` records at a time (nested fields as JSON strings, the layout
+medmo.data.schema reads), so memory does not depend on the shard size. It writes into a hidden staging folder and moves everything into place only
 when the run finishes, so an interrupted or failed run never leaves a half-written
 folder and never destroys the previous output. Shards from an earlier run with the same
 prefix that this run did not produce are removed, so a re-run with fewer records gives
@@ -16,9 +17,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from medmo.data.schema import iter_jsonl, iter_parquet, write_parquet
+from medmo.data.schema import iter_jsonl, iter_parquet
 
 FORMATS = ("jsonl", "parquet")
+ROW_GROUP = 4096
+_COLUMNS = ("id", "source", "split", "task", "modality", "images", "messages", "answer", "meta")
+_JSON_COLUMNS = ("images", "messages", "answer", "meta")
 
 
 class ShardWriter:
@@ -44,7 +48,7 @@ class ShardWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         if self.count % self.shard_size == 0:
-            self._flush()
+            self._close_shard()
             self.files.append(f"{self.prefix}-{len(self.files):05d}.{self.fmt}")
             if self.fmt == "jsonl":
                 self._fh = (self.stage / self.files[-1]).open("w", encoding="utf-8")
@@ -52,18 +56,31 @@ class ShardWriter:
             self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             self._rows.append(record)
+            if len(self._rows) >= ROW_GROUP:
+                self._write_row_group()
         self.count += 1
 
-    def _flush(self) -> None:
+    def _write_row_group(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {c: [(json.dumps(r.get(c), ensure_ascii=False) if c in _JSON_COLUMNS else r.get(c))
+                       for r in self._rows] for c in _COLUMNS}
+        table = pa.table(columns, schema=pa.schema([(c, pa.string()) for c in _COLUMNS]))
+        if self._fh is None:
+            self._fh = pq.ParquetWriter(str(self.stage / self.files[-1]), table.schema)
+        self._fh.write_table(table)
+        self._rows = []
+
+    def _close_shard(self) -> None:
+        if self._rows:
+            self._write_row_group()
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        if self._rows:
-            write_parquet(self._rows, self.stage / self.files[-1])
-            self._rows = []
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._flush()
+        self._close_shard()
         if exc_type is not None:
             shutil.rmtree(self.stage, ignore_errors=True)
             return

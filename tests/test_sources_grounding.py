@@ -266,3 +266,22 @@ def test_masks_dsb2018_layouts(tmp_path, shared_data):
     recs, drops = convert("masks", shared_data / "cell_nuclei_dsb2018", label="cell")
     assert len(recs) == 1 and len(recs[0].answer["boxes"]) == 125 and drops.total == 0
     assert recs[0].images[0].endswith("img2d.tif") and recs[0].answer["image_size"] == [512, 512]
+
+
+def test_medsg_image_paths_found_by_tail(tmp_path):
+    # the release's JSON holds absolute paths of the authors' machine; the files sit under the JSON's folder
+    (tmp_path / "Task8").mkdir()
+    Image.new("RGB", (336, 336)).save(tmp_path / "Task8" / "x.png")
+    item = {"task": "referring", "images": ["/root/autodl-tmp/MedSG/Task8/x.png", "/elsewhere/y.png"],
+            "question": "Find <|object_ref_start|>Liver<|object_ref_end|>.", "answer": [1, 2, 30, 40]}
+    (tmp_path / "t.json").write_text(json.dumps([item]))
+    (rec,), _ = convert("medsg_bench", tmp_path / "t.json")
+    assert rec.images == [str(tmp_path / "Task8" / "x.png"), "/elsewhere/y.png"]  # not found: kept as written
+
+
+def test_yolo_darknet_layout(tmp_path):
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.jpg")
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "classes.txt").write_text("bacillus\n")
+    (rec,), drops = convert("yolo", tmp_path)
+    assert rec.answer["boxes"] == [{"bbox": [10, 10, 30, 30], "label": "bacillus"}] and drops.total == 0

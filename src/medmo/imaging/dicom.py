@@ -10,8 +10,10 @@ from the standard's half-pixel-offset LINEAR form that changes at most one grey 
 Colour: PALETTE COLOR goes through its lookup tables; YBR is converted to RGB by
 pydicom; 16-bit colour is scaled by BitsStored. Multi-frame files decode only the frame
 asked for (default: the middle one). Compressed transfer syntaxes decode through
-pylibjpeg plugins (JPEG 2000 via pylibjpeg-openjpeg, RLE natively); a syntax with no
-installed decoder fails with a message naming the plugin to install.
+pydicom's plugins: baseline JPEG (Pillow), JPEG 2000 (pylibjpeg-openjpeg), RLE
+(pydicom), JPEG lossless and JPEG-LS (python-gdcm). 12-bit "JPEG Extended" needs the
+GPL-licensed pylibjpeg-libjpeg, which medmo does not install; such files, like any
+syntax without a decoder, fail with a message naming the plugin to install.
 
 `deidentify` runs on every dataset `open_image` reads, before anything else touches it,
 so patient tags never reach records, logs or API responses. It removes PATIENT_TAGS at
@@ -138,8 +140,8 @@ def open_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = N
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         raise ValueError(f"{name}: cannot decode pixel data in transfer syntax "
                          f"{getattr(syntax, 'name', syntax)} ({e}); install the matching decoder "
-                         "(pylibjpeg-libjpeg for JPEG/JPEG-LS, pylibjpeg-openjpeg for JPEG 2000, "
-                         "or python-gdcm)") from e
+                         "(pylibjpeg-libjpeg for 12-bit JPEG, pylibjpeg-openjpeg for JPEG 2000, "
+                         "python-gdcm for JPEG lossless / JPEG-LS)") from e
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(arr, ds)

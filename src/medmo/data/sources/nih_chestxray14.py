@@ -18,9 +18,10 @@ six fields. We read by position after checking the first two header names.
 
 One record per (image, finding) holding all of that finding's boxes, prompt
 "Locate the <finding> in the image. ..." and target "Finding <box>[[...]]</box>" on the
-0-1000 grid. Split: all 984 boxes (880 images) are NIH's official test images, so
-`split="test"`; if the release's train_val_list.txt sits next to the CSV, images it lists
-get "train". Every image is 1024x1024 in the release, so sizes are not read from disk.
+0-1000 grid. Split: "test" (the box list is an evaluation set: 984 boxes on 880 images);
+when the release's train_val_list.txt sits next to the CSV, the images it lists get
+"train" instead, following NIH's patient-wise split. Every image is 1024x1024 in the
+release, so sizes are not read from disk.
 """
 from __future__ import annotations
 

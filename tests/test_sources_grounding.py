@@ -175,6 +175,10 @@ def test_medsg_reference_predictions(shared_data):
     agg = reference_aggregate(path)["referring"]
     assert agg["n"] == 1482 and agg["iou@0.5"] == pytest.approx(92 / 1482)
     assert agg["mean_iou"] == pytest.approx(187.7150475079984 / 1482)  # the file stores a SUM as 'AVE_IOU'
+    with pytest.raises(ValueError, match="groundtruth"):  # a training file is not an evaluation output
+        reference_predictions(shared_data / "medsg_bench" / "Task8_mini.json")
+    with pytest.raises(ValueError, match="aggregate"):
+        reference_aggregate(shared_data / "medsg_bench" / "Task8_mini.json")
 
 
 # ------------------------------------------------------------------- COCO / YOLO / masks (release formats)

@@ -166,8 +166,9 @@ def reference_predictions(path: str | Path) -> list[dict[str, Any]]:
     """
     path = require_path(path, "a MedSG-Bench evaluation output JSON (list of items + aggregate dict)")
     data = json.loads(path.read_text(encoding="utf-8"))
+    items = data[:-1] if data and isinstance(data[-1], dict) and "groundtruth" not in data[-1] else data
     out = []
-    for i, item in enumerate(data[:-1]):
+    for i, item in enumerate(items):
         if not isinstance(item, dict) or "groundtruth" not in item:
             raise ValueError(f"{path}: item {i} has no 'groundtruth'; expected MedSG-Bench evaluation output")
         width, height = _size(item)
@@ -188,6 +189,8 @@ def reference_aggregate(path: str | Path) -> dict[str, Any]:
     are inclusive (IoU >= t).
     """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not (data and isinstance(data[-1], dict) and all(isinstance(v, dict) and "TOTAL" in v for v in data[-1].values())):
+        raise ValueError(f"{path}: the last element is not MedSG-Bench's aggregate {{task: {{'AVE_IOU', 'TOTAL', ...}}}}")
     out = {}
     for task, agg in data[-1].items():
         n = agg["TOTAL"]

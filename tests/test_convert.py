@@ -97,6 +97,13 @@ def test_wrong_path_and_wrong_format_say_what_was_expected(toy, tmp_path):
         run(ConvertConfig(source="toy", raw=str(tmp_path / "toy.csv"), out=str(tmp_path / "o")))
 
 
+def test_everything_dropped_means_wrong_format(toy, tmp_path):
+    (tmp_path / "other.json").write_text(json.dumps([["a"], ["b"]]))  # a JSON file of another layout
+    with pytest.raises(ValueError, match="(?s)no record converted.*all 2 items dropped \\(malformed_row: 2; e.g. row 0\\).*It expects"):
+        run(ConvertConfig(source="toy", raw=str(tmp_path / "other.json"), out=str(tmp_path / "o")))
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["dropped"]["total"] == 2
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="format 'csv'"):
         ConvertConfig(source="toy", raw="x", out="y", format="csv")

@@ -12,7 +12,8 @@ Output is deterministic: the same release gives the same bytes (no timestamps in
 report; `config.yaml` holds the resolved config). Image paths are written absolute, as
 found from `--raw`, so the records work from any folder; moving the release means
 converting again. A wrong `--raw` path or format fails at once with the converter's own
-description of what it expected.
+description of what it expected, and so does a conversion in which every item was
+dropped (report.json is still written, to show why).
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class ConvertConfig:
 
 def expected_input(src: Source) -> str:
     """The part of a converter's docstring that says what `raw` should be."""
-    paras = [p.strip() for p in src.doc.split("\n\n") if p.strip()]
+    paras = [p.strip("\n").rstrip() for p in src.doc.split("\n\n") if p.strip()]
     about_raw = [p for p in paras if "raw" in p.lower() or "release" in p.lower()]
     return "\n\n".join(about_raw[:3] or paras[:2]) or f"(the {src.name} converter has no description)"
 
@@ -128,5 +129,13 @@ def run(cfg: ConvertConfig) -> Path:
         "kept_by_task": dict(by_task), "dropped": drops.to_dict(), "shards": writer.files,
     }
     write_json(out / "report.json", report)
+    if writer.count == 0 and drops.total:
+        reasons = ", ".join(f"{k}: {v}" for k, v in drops.counts.most_common())
+        example = next((ex[0] for ex in drops.examples.values() if ex), "")
+        raise ValueError(f"{cfg.source}: no record converted from {raw}: all {drops.total} items dropped ({reasons}"
+                         f"{'; e.g. ' + example if example else ''}); see {out / 'report.json'}. Is --raw the {cfg.source} release? "
+                         f"It expects:\n{expected_input(src)}")
+    if writer.count == 0:
+        log.warning("%s: %s holds no records%s", cfg.source, raw, f" for split {cfg.split!r}" if cfg.split else "")
     log.info("%s: kept %d, dropped %d %s -> %s", cfg.source, writer.count, drops.total, dict(drops.counts), out)
     return out

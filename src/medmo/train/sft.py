@@ -107,12 +107,25 @@ class SFTConfig:
 # ---------------------------------------------------------------------------- data
 
 
+def record_files(paths: list[str]) -> list[Path]:
+    """Record files; a folder (e.g. `medmo data mix` output) stands for its .jsonl/.parquet shards."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            shards = sorted(f for f in p.iterdir() if f.suffix in (".jsonl", ".parquet"))
+            if not shards:
+                raise FileNotFoundError(f"{p} holds no .jsonl or .parquet record shards")
+            files += shards
+        else:
+            files.append(p)
+    return files
+
+
 def load_sft_rows(paths: list[str], max_samples: int | None = None) -> tuple[list[dict], Counter]:
     """Records -> rows {"messages", "images" (resolved paths)}; records with missing images are skipped and counted."""
     rows: list[dict] = []
     skipped: Counter = Counter()
-    for p in paths:
-        path = Path(p)
+    for path in record_files(paths):
         for rec in read_records(path):
             if not any(m["role"] == "assistant" for m in rec.messages):
                 skipped["no assistant turn"] += 1

@@ -72,7 +72,7 @@ def test_finds_each_kind_and_nothing_else(sets, tmp_path):
     }  # t/short: too short to count; t/other and t/diff: unrelated
     report = json.loads((out / "overlap.json").read_text())
     assert report["train_records_overlapping"] == 4 and report["bench_records_overlapping"] == 4
-    assert report["matches_by_kind"] == {"image_exact": 1, "image_near": 2, "text": 1}
+    assert report["matches_by_kind"] == {"image_exact": 1, "image_near": 2, "text": 1, "question": 0}
     assert report["overlapping_bench_by_source"] == {"bench_mcq": 1, "bench_vqa": 3}
     assert "| image_near | 2 |" in (out / "overlap.md").read_text()
 
@@ -139,3 +139,18 @@ def test_config_errors():
         OverlapConfig(train="a", bench="b", image_distance=40)
     with pytest.raises(ValueError, match="drop_on"):
         OverlapConfig(train="a", bench="b", drop_on=["images"])
+
+
+def test_generic_image_questions_are_not_text_leaks(tmp_path, shared_data):
+    imgs = [str(p) for p in sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:4]]
+    q = "What imaging modality was used to take this image of the patient?"
+    bench = write_folder(tmp_path / "bench", [vqa(f"b/{i}", q, "ct", [imgs[i]], split="test") for i in range(3)])
+    train = write_folder(tmp_path / "train", [vqa("t/0", q, "mri", [imgs[3]])])
+    report = json.loads((run(OverlapConfig(train=str(train), bench=str(bench))) / "overlap.json").read_text())
+    assert report["train_records_overlapping"] == 0 and report["bench_texts_generic"] == 3
+    # counted once allowed, as a weak "question" match that the default drop_on keeps
+    out = run(OverlapConfig(train=str(train), bench=str(bench), out=str(tmp_path / "r2"), generic_repeats=4,
+                            drop=str(tmp_path / "clean")))
+    report = json.loads((out / "overlap.json").read_text())
+    assert report["matches_by_kind"] == {"image_exact": 0, "image_near": 0, "text": 0, "question": 3}
+    assert report["drop"]["kept"] == 1

@@ -71,7 +71,8 @@ def _cmd_data_overlap(args) -> int:
     from medmo.data.overlap import OverlapConfig, run
 
     cfg = load_config(OverlapConfig, None, (), train=args.train, bench=args.bench, out=args.out, drop=args.drop,
-                      image_distance=args.image_distance, text_similarity=args.text_similarity)
+                      image_distance=args.image_distance, text_similarity=args.text_similarity,
+                      drop_on=args.drop_on.split(","))
     print(run(cfg))
     return 0
 
@@ -211,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--image-distance", type=int, default=6, help="max perceptual-hash Hamming distance (of 64 bits)")
     d.add_argument("--text-similarity", type=float, default=0.8,
                    help="min Jaccard similarity of question character 5-grams")
+    d.add_argument("--drop-on", default="image_exact,image_near,text",
+                   help="comma-separated match kinds that drop a record (image_exact, image_near, text, question)")
     d.set_defaults(func=_cmd_data_overlap)
 
     d = data_sub.add_parser("cell", help="build the Cell detection benchmark from microscopy instance masks")

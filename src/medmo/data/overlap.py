@@ -3,7 +3,7 @@
     medmo data overlap runs/mix_stage1 data/bench_vqa_rad
     medmo data overlap runs/mix_stage1 data/benches --drop runs/mix_stage1_clean --image-distance 6
 
-Three kinds of overlap, each a match between one training and one benchmark record:
+Four kinds of overlap, each a match between one training and one benchmark record:
 - image_exact: the same image file bytes (SHA-256);
 - image_near:  perceptual hashes (imagehash pHash of the decoded image, so a DICOM and
                its PNG export match) within `image_distance` bits of 64. Measured on 200
@@ -15,7 +15,14 @@ Three kinds of overlap, each a match between one training and one benchmark reco
                question for vqa/mcq (meta.question when the converter kept it) and the
                reference for caption/report; grounding prompts are templates and are not
                compared. Texts shorter than `min_text_chars` are skipped: "Is there a
-               pneumothorax?" recurs in every chest set without being a leak.
+               pneumothorax?" recurs in every chest set without being a leak. So are
+               questions about an image that the benchmark itself asks of
+               `generic_repeats` or more records ("What modality is used to take this
+               image?"): they are about the image, which the image checks cover;
+- question:    the same near-identical question text, asked of an image by the training
+               record. Without the same image this is weak evidence (the answer is
+               about another picture), so it is reported but not in the default
+               `drop_on`; text-only questions (MedQA-style) and reports are "text".
 
 The benchmark side is indexed in memory; the (much larger) training side is streamed
 once. Nothing is all-pairs: exact hashes are dict lookups; near images use the
@@ -50,7 +57,7 @@ from medmo.data.shards import ShardWriter, iter_records, write_json
 
 log = logging.getLogger(__name__)
 
-KINDS = ("image_exact", "image_near", "text")
+KINDS = ("image_exact", "image_near", "text", "question")
 BANDS, ROWS = 32, 4
 _MASK = (1 << 64) - 1
 
@@ -61,11 +68,12 @@ class OverlapConfig:
     bench: str                          # benchmark records folder (or file)
     out: str | None = None              # report folder; default TRAIN/overlap
     drop: str | None = None             # write the training set without overlapping records here
-    drop_on: list[str] = field(default_factory=lambda: list(KINDS))  # which match kinds cause a drop
+    drop_on: list[str] = field(default_factory=lambda: list(KINDS[:3]))  # match kinds that cause a drop
     image_distance: int = 6             # max pHash Hamming distance (bits of 64); 0 = identical hashes
     text_similarity: float = 0.8        # min Jaccard of character n-grams
     ngram: int = 5                      # character n-gram length
     min_text_chars: int = 40            # shorter normalized texts are not compared
+    generic_repeats: int = 3            # image questions the benchmark repeats this often are not compared
     max_matches_per_record: int = 20    # matches listed per training record in matches.jsonl
 
     def __post_init__(self):
@@ -181,8 +189,11 @@ class BenchIndex:
         self.by_chunk: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # -> (phash, record)
         self.by_band: dict[bytes, list[int]] = defaultdict(list)
         self.shingles: dict[int, np.ndarray] = {}
+        self.generic = 0  # benchmark texts left out as generic image questions
 
     def add_all(self, folder: str) -> None:
+        texts: dict[int, str] = {}
+        repeats: Counter = Counter()
         for d, base in tqdm(iter_records(folder), desc="index benchmark", unit="rec", mininterval=2):
             i = len(self.ids)
             self.ids.append(str(d["id"]))
@@ -195,10 +206,16 @@ class BenchIndex:
                         self.by_chunk[key].append((hashed[1], i))
             text = record_text(d)
             if len(text) >= self.cfg.min_text_chars:
-                sh = shingles(text, self.cfg.ngram)
-                self.shingles[i] = sh
-                for band in self.minhash.bands(sh):
-                    self.by_band[band].append(i)
+                texts[i] = text
+                repeats[text] += bool(d.get("images"))
+        for i, text in texts.items():
+            if repeats[text] >= self.cfg.generic_repeats:
+                self.generic += 1
+                continue
+            sh = shingles(text, self.cfg.ngram)
+            self.shingles[i] = sh
+            for band in self.minhash.bands(sh):
+                self.by_band[band].append(i)
 
     def query(self, d: dict, base: Path) -> dict[int, tuple[str, float]]:
         """bench record -> (kind, distance or similarity), the strongest kind per bench record."""
@@ -216,6 +233,7 @@ class BenchIndex:
                         hits[i] = ("image_near", dist)
         text = record_text(d)
         if len(text) >= self.cfg.min_text_chars and self.shingles:
+            kind = "question" if d.get("images") and d.get("task") in ("vqa", "mcq") else "text"
             sh = shingles(text, self.cfg.ngram)
             seen: set[int] = set()
             for band in self.minhash.bands(sh):
@@ -225,7 +243,7 @@ class BenchIndex:
                     seen.add(i)
                     sim = jaccard(sh, self.shingles[i])
                     if sim >= self.cfg.text_similarity:
-                        hits[i] = ("text", round(sim, 4))
+                        hits[i] = (kind, round(sim, 4))
         return hits
 
 
@@ -255,7 +273,7 @@ def run(cfg: OverlapConfig) -> Path:
                 for i, (kind, value) in sorted(hits.items())[: cfg.max_matches_per_record]:
                     by_kind[kind] += 1
                     m = {"train_id": d["id"], "bench_id": index.ids[i], "bench_source": index.sources[i],
-                         "kind": kind, "distance" if kind != "text" else "similarity": value}
+                         "kind": kind, "similarity" if kind in ("text", "question") else "distance": value}
                     matches.write(json.dumps(m, ensure_ascii=False, sort_keys=True) + "\n")
                     if len(examples) < 20:
                         examples.append(m)
@@ -269,7 +287,9 @@ def run(cfg: OverlapConfig) -> Path:
     report = {
         "train": cfg.train, "bench": cfg.bench, "train_records": n_train, "bench_records": len(index.ids),
         "thresholds": {"image_distance": cfg.image_distance, "text_similarity": cfg.text_similarity,
-                       "ngram": cfg.ngram, "min_text_chars": cfg.min_text_chars},
+                       "ngram": cfg.ngram, "min_text_chars": cfg.min_text_chars,
+                       "generic_repeats": cfg.generic_repeats},
+        "bench_texts_indexed": len(index.shingles), "bench_texts_generic": index.generic,
         "train_records_overlapping": n_overlapping, "bench_records_overlapping": len(bench_hit),
         "matches_by_kind": {k: by_kind.get(k, 0) for k in KINDS},
         "overlapping_train_by_source": dict(sorted(train_hit_by_source.items())),

@@ -289,3 +289,11 @@ def test_yolo_darknet_layout(tmp_path):
     (tmp_path / "classes.txt").write_text("bacillus\n")
     (rec,), drops = convert("yolo", tmp_path)
     assert rec.answer["boxes"] == [{"bbox": [10, 10, 30, 30], "label": "bacillus"}] and drops.total == 0
+
+
+def test_medsg_interleaved_image_placeholders_kept(tmp_path):
+    item = {"task": "multi_view", "images": ["a.png", "b.png"], "size": [400, 400], "answer": [10, 10, 20, 20],
+            "question": "View 1: <image> shows <|box_start|>(0,0),(200,200)<|box_end|>. View 2: <image> where is it?"}
+    (tmp_path / "t.json").write_text(json.dumps([item]))
+    (rec,), _ = convert("medsg_bench", tmp_path / "t.json")
+    assert rec.prompt.startswith("View 1: <image> shows <box>[[0, 0, 500, 500]]</box>. View 2: <image> where is it?")

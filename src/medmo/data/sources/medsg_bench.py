@@ -18,7 +18,8 @@ Tasks: Registered_Diff, Non_Registered_Diff, multi_view, object_tracking, concep
 crossmodal, referring. Boxes are pixels of the 336x336 image (or `size`); this is how the
 official evaluation reads them too (it hard-codes 336x336 except for multi_view).
 
-Prompts are rendered for grid models (Qwen3-VL, MedMO): one `<image>` per image, box
+Prompts are rendered for grid models (Qwen3-VL, MedMO): one `<image>` per image (in
+place when the question interleaves them, else in front), box
 hints in the question (`<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, pixels) rewritten to
 MedMO's `<box>[[x1, y1, x2, y2]]</box>` on the 0-1000 grid, `<|object_ref_*|>` markers
 removed, and MEDSG_SUFFIX in place of the official Qwen2-VL format line. The original
@@ -54,13 +55,19 @@ _FORMAT_LINE = re.compile(r"\s*Format:.*$", re.S)  # the official eval appends i
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
 
-def grid_question(question: str, width: float, height: float) -> str:
-    """The question for a grid model: pixel box hints -> MedMO grid syntax, no ref markers."""
+def grid_question(question: str, width: float, height: float, n_images: int) -> str:
+    """The question for a grid model: pixel box hints -> MedMO grid syntax, no ref markers.
+
+    `<image>` placeholders stay where the question puts them when there is one per image;
+    otherwise they are removed and grounding_record puts one per image in front.
+    """
     def to_grid(m: re.Match) -> str:
         g = Box.from_list([float(v) for v in m.groups()]).to_grid(width, height)
         return "<box>[[" + ", ".join(str(int(v)) for v in g.as_list()) + "]]</box>"
 
-    text = _FORMAT_LINE.sub("", question.replace(IMAGE_TOKEN, "")).strip()
+    if question.count(IMAGE_TOKEN) != n_images:
+        question = question.replace(IMAGE_TOKEN, "")
+    text = _FORMAT_LINE.sub("", question).strip()
     return _REF.sub(r"\1", _BOX.sub(to_grid, text)) + MEDSG_SUFFIX
 
 
@@ -90,7 +97,7 @@ def _test_records(item: dict, i: int, base: Path, stem: str, drops: Drops) -> It
     images = [_resolve(p, base) for p in item.get("images", [])]
     yield grounding_record(
         rid=f"medsg_bench/test/{item['task']}/{stem}/{i}", source="medsg_bench", split="test",
-        modality="mixed", images=images, prompt=grid_question(item["question"], width, height), boxes=[box],
+        modality="mixed", images=images, prompt=grid_question(item["question"], width, height, len(images)), boxes=[box],
         image_size=(width, height), meta={"task": item["task"], "question": item["question"]},
     )
 
@@ -115,7 +122,7 @@ def _train_records(item: dict, i: int, base: Path, stem: str, drops: Drops) -> I
         index = next((k for k, w in enumerate(_ORDINALS) if f"{w} image" in prefix), None)
         yield grounding_record(
             rid=f"medsg_bench/train/{item_id}/{t // 2}", source="medsg_bench",
-            split="train", modality="mixed", images=images, prompt=grid_question(question, width, height),
+            split="train", modality="mixed", images=images, prompt=grid_question(question, width, height, len(images)),
             boxes=[box], image_size=(width, height), target_prefix=prefix,
             meta={"task": item["task"], "question": question, "image_index": index},
         )

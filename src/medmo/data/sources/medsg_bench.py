@@ -19,10 +19,10 @@ crossmodal, referring. Boxes are pixels of the 336x336 image (or `size`); this i
 official evaluation reads them too (it hard-codes 336x336 except for multi_view).
 
 Prompts are rendered for grid models (Qwen3-VL, MedMO): one `<image>` per image (in
-place when the question interleaves them, else in front), box
-hints in the question (`<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, pixels) rewritten to
-MedMO's `<box>[[x1, y1, x2, y2]]</box>` on the 0-1000 grid, `<|object_ref_*|>` markers
-removed, and MEDSG_SUFFIX in place of the official Qwen2-VL format line. The original
+place when the question interleaves them, else in front), box hints in the question
+(`<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, pixels) rewritten to MedMO's
+`<box>[[x1, y1, x2, y2]]</box>` on the 0-1000 grid, `<|object_ref_*|>` markers removed,
+and MEDSG_SUFFIX in place of the official Qwen2-VL format line. The original
 question stays in meta["question"]. Image paths in the release are absolute paths of the
 authors' machine; a path that does not exist is looked up by its tail under the JSON's
 folder, and kept as written when not found there either.

@@ -125,3 +125,9 @@ FRAGMENTS = ["<box>", "</box>", "[[", "]]", "[", "]", ",", "(", ")", "<|box_star
 def test_property_parse_never_raises_on_box_like_garbage(parts):
     for b in parse_boxes("".join(parts), 336, 336, box_format="pixels"):
         assert 0 <= b.x1 <= b.x2 <= 336 and 0 <= b.y1 <= b.y2 <= 336
+
+
+def test_unclamped_raw_parse_keeps_coordinates_as_written():
+    text = "[0.1, 0.2, 0.5, 0.6] then [0, 0, 5000, 400]"
+    assert [b.as_list() for b in parse_boxes(text, 200, 100, "pixels", clamp=False, fractions=False)] == [
+        [0.1, 0.2, 0.5, 0.6], [0, 0, 5000, 400]]

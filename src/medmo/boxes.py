@@ -221,13 +221,16 @@ def _parse_json(text: str) -> list[tuple[list[float], str | None]]:
     return out
 
 
-def parse_boxes(text: object, width: float = GRID, height: float = GRID, box_format: str = "grid") -> list[Box]:
+def parse_boxes(text: object, width: float = GRID, height: float = GRID, box_format: str = "grid",
+                clamp: bool = True, fractions: bool = True) -> list[Box]:
     """All boxes in a model's answer, in PIXELS of a width x height image.
 
     box_format="grid": numbers are on Qwen3-VL's 0-1000 grid (MedMO, Qwen3-VL);
     box_format="pixels": numbers are already pixels (Qwen2.5-VL, MedSG-Bench outputs).
     Fractions (all values in [0, 1], not all integers) are scaled by the image size in
     either mode. Never raises; returns [] for anything it cannot read.
+    `clamp=False, fractions=False` keep coordinates exactly as written (a benchmark's own
+    protocol may demand it, e.g. MedSG-Bench's official scoring).
     """
     if box_format not in ("grid", "pixels"):
         raise ValueError(f"box_format must be 'grid' or 'pixels', got {box_format!r}")
@@ -241,12 +244,12 @@ def parse_boxes(text: object, width: float = GRID, height: float = GRID, box_for
     for vals, label in raw:
         if not _finite(vals):
             continue
-        if all(0.0 <= v <= 1.0 for v in vals) and not all(float(v).is_integer() for v in vals):
+        if fractions and all(0.0 <= v <= 1.0 for v in vals) and not all(float(v).is_integer() for v in vals):
             vals = [vals[0] * width, vals[1] * height, vals[2] * width, vals[3] * height]
             box = Box.from_list(vals, label)
         elif box_format == "grid":
             box = Box.from_list(vals, label).from_grid(width, height)
         else:
             box = Box.from_list(vals, label)
-        boxes.append(box.clamp(width, height))
+        boxes.append(box.clamp(width, height) if clamp else box)
     return boxes

@@ -149,3 +149,59 @@ def supergpqa(root: Path) -> Path:
             f.write(json.dumps(r) + "\n")
         f.write('{"uuid": "u4", "question": "truncated\n')  # bad: malformed line
     return root
+
+
+def vqa_rad_hf(root: Path) -> Path:
+    """HF flaviagiammarino/vqa-rad snapshot: data/test-*.parquet (image, question, answer)."""
+    rows = [{"image": {"bytes": png_bytes(), "path": "synpic1.jpg"}, "question": "is there a fracture?", "answer": "no"},
+            {"image": {"bytes": png_bytes(), "path": "synpic1.jpg"}, "question": "what organ is shown?", "answer": "liver"}]
+    write_parquet(rows, root / "data" / "test-00000-of-00001.parquet")
+    return root
+
+
+def mmlu_csv(root: Path) -> Path:
+    """The original hendrycks release: data/test/<subject>_test.csv, no header."""
+    d = root / "data" / "test"
+    d.mkdir(parents=True, exist_ok=True)
+    with (d / "anatomy_test.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["Which bone is in the thigh?", "Femur", "Tibia", "Radius", "Ulna", "A"])
+        w.writerow(["Broken row", "only", "three"])  # bad: wrong column count
+    with (d / "astronomy_test.csv").open("w", newline="", encoding="utf-8") as f:  # not medical: never read
+        csv.writer(f).writerow(["Which planet?", "Mars", "Venus", "Earth", "Moon", "A"])
+    return root
+
+
+def mmlu_hf(root: Path) -> Path:
+    """HF cais/mmlu snapshot: <subject>/test-*.parquet with choices [4] and answer 0-3."""
+    rows = [{"question": "Which vitamin is fat-soluble?", "subject": "nutrition", "choices": ["C", "B1", "D", "B12"], "answer": 2}]
+    write_parquet(rows, root / "nutrition" / "test-00000-of-00001.parquet")
+    return root
+
+
+def medmcqa_original(root: Path) -> Path:
+    """The original MedMCQA release: dev.json as JSON lines with cop 1-4."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": "m1", "question": "Drug of choice for absence seizures?", "opa": "Ethosuximide", "opb": "Phenytoin",
+             "opc": "Carbamazepine", "opd": "Lamotrigine", "cop": 1, "choice_type": "single", "exp": "",
+             "subject_name": "Pharmacology", "topic_name": "CNS"},
+            {"id": "m2", "question": "Largest organ?", "opa": "Liver", "opb": "Skin", "opc": "Brain", "opd": "Lung",
+             "cop": 2, "choice_type": "single", "exp": "", "subject_name": "Anatomy", "topic_name": None}]
+    (root / "dev.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return root
+
+
+def medmcqa_hf(root: Path) -> Path:
+    """HF openlifescienceai/medmcqa snapshot: data/validation-*.parquet with cop 0-3."""
+    rows = [{"id": "m1", "question": "Largest organ?", "opa": "Liver", "opb": "Skin", "opc": "Brain", "opd": "Lung",
+             "cop": 1, "choice_type": "single", "exp": "", "subject_name": "Anatomy", "topic_name": None}]
+    write_parquet(rows, root / "data" / "validation-00000-of-00001.parquet")
+    return root
+
+
+def pubmedqa_hf(root: Path) -> Path:
+    """HF qiaojin/PubMedQA pqa_labeled snapshot: pqa_labeled/train-*.parquet."""
+    rows = [{"pubid": 1, "question": "Does X cause Y?", "context": {"contexts": ["Background.", "Results."],
+             "labels": ["BACKGROUND", "RESULTS"], "meshes": ["M"]}, "long_answer": "Yes.", "final_decision": "maybe"}]
+    write_parquet(rows, root / "pqa_labeled" / "train-00000-of-00001.parquet")
+    return root

@@ -64,6 +64,8 @@ MEDEVALKIT = [
     ("vqa", YES, "not sure, probably yes", "not sure, probably yes", False),  # "no" in "not": both -> wrong
     ("vqa", NO, "The answer is no.", " no", True),  # its "answer is" split keeps the leading space
     ("vqa", YES, "", "", False),  # empty: wrong, no crash
+    ("vqa", {"text": "Yes", "closed": True}, "Yes.", "yes", True),  # SLAKE writes "Yes": exact match, not substring
+    ("vqa", {"text": "Yes", "closed": True}, "Yes, it is", "yes, it is", False),  # ... so extra words make it wrong
     # --- closed non-yes/no: exact match after removing "." and newlines
     ("vqa", LEFT, "Left.", "left", True),  # period removed
     ("vqa", LEFT, "Left side", "left side", False),  # anything more is wrong

@@ -183,3 +183,30 @@ def test_bad_rows_are_counted_not_raised(tmp_path):
 def test_wrong_path_says_what_was_expected(tmp_path, name):
     with pytest.raises(FileNotFoundError, match="expected|found"):
         list(get_source(name).convert(tmp_path / "missing", Drops()))
+
+
+# ----------------------------------------------------------------- other release layouts of the same datasets
+def test_vqa_rad_hf_copy(tmp_path):
+    records, _ = convert("vqa_rad", qa_fixtures.vqa_rad_hf(tmp_path / "vqa-rad"), image_dir=tmp_path / "imgs")
+    assert [r.answer for r in records] == [{"text": "no", "closed": True}, {"text": "liver", "closed": False}]
+    assert records[0].images == records[1].images and records[0].images[0].endswith(".jpg")
+
+
+def test_mmlu_original_csv_and_hf(tmp_path):
+    records, drops = convert("mmlu_med", qa_fixtures.mmlu_csv(tmp_path / "mmlu"))
+    assert [(r.meta["subject"], r.answer["letter"]) for r in records] == [("anatomy", "A")]
+    assert drops.counts == {"malformed_row": 1}
+    records, _ = convert("mmlu_med", qa_fixtures.mmlu_hf(tmp_path / "cais"))
+    assert records[0].answer == {"choices": {"A": "C", "B": "B1", "C": "D", "D": "B12"}, "letter": "C"}
+
+
+def test_medmcqa_cop_is_one_based_in_the_release_and_zero_based_on_hf(tmp_path):
+    orig, _ = convert("medmcqa", qa_fixtures.medmcqa_original(tmp_path / "orig"), "dev")
+    assert [r.answer["letter"] for r in orig] == ["A", "B"] and orig[0].meta["subject"] == "Pharmacology"
+    hf, _ = convert("medmcqa", qa_fixtures.medmcqa_hf(tmp_path / "hf"))
+    assert hf[0].answer["choices"][hf[0].answer["letter"]] == "Skin"
+
+
+def test_pubmedqa_hf_pqa_labeled(tmp_path):
+    records, _ = convert("pubmedqa", qa_fixtures.pubmedqa_hf(tmp_path / "PubMedQA"), "train")
+    assert records[0].answer["letter"] == "C" and records[0].prompt.startswith("Context: Background.\nResults.")

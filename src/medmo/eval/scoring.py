@@ -59,8 +59,16 @@ multiple-choice rule: first "\\n\\n" paragraph or last paragraph's first sentenc
 is a bare letter, then the text before the first "." and after the last ":", and when
 that is neither a letter nor an option, the option most similar to the whole answer by
 difflib ratio (so an unparsable answer is silently guessed, never a parse failure).
-For VQA-RAD and PathVQA MedEvalKit calls a question closed when its reference is
-yes/no (not by the dataset's answer_type); pass `closed_by="yes_no"` for those.
+For VQA-RAD and PathVQA MedEvalKit calls a question closed when its lower-cased
+reference is yes/no (not by the dataset's answer_type); pass `closed_by="yes_no"` for
+those. Elsewhere (SLAKE) it uses the dataset's answer_type and applies the substring
+yes/no test only when the reference is literally "yes"/"no": SLAKE writes "Yes"/"No",
+so its closed yes/no questions are in fact judged by exact match; reproduced.
+Not reproduced: MedEvalKit formats options "A.text" for some benchmarks and "A. text"
+for others, which only shifts its similarity guess; medmo always uses "A. text". Its
+MMMU loader uses MMMU's own answer parser (which guesses at random when no letter is
+found); medevalkit mode applies judge_multi_choice to MMMU-Med like the other
+multiple-choice benchmarks, so MMMU-Med numbers may differ slightly from its tables.
 """
 from __future__ import annotations
 
@@ -76,8 +84,8 @@ YES_NO = {"yes": "yes", "no": "no", "是": "yes", "是的": "yes", "否": "no", 
 # Chinese closed answers in SLAKE: (reference, polarity); a response is judged by the
 # polarity of its first characters.
 _ZH_NEG_PREFIX = ("不", "没", "否", "无", "非")
-_ZH_POS = {"是", "是的", "有", "包含", "可以", "对", "存在", "正常"}
-_ZH_NEG = {"否", "不是", "没有", "不包含", "不可以", "不对", "不存在", "不正常", "无"}
+_ZH_POS = {"是", "是的", "有", "包含", "可以", "对", "存在"}
+_ZH_NEG = {"否", "不是", "没有", "不包含", "不可以", "不对", "不存在", "无"}
 _ARTICLES = {"a", "an", "the"}
 _PUNCT = set(string.punctuation) | set("，。、；：？！“”‘’（）《》")
 _TOKEN_RE = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")
@@ -297,9 +305,12 @@ def _score_medevalkit(task: str, answer: dict, response: str, question: str, clo
         text = " ".join(re.findall(r"<answer>(.*?)</answer>", response, flags=re.S)).strip() or response
         letter = _mek_multi_choice(answer.get("choices") or {}, str(answer.get("letter", "")).lower(), text)
         return {"parsed": letter, "correct": letter == str(answer.get("letter", "")).upper()}
-    reference = str(answer.get("text", "")).lower()
-    is_yes_no = reference.strip() in ("yes", "no")
-    closed = is_yes_no if closed_by == "yes_no" else bool(answer.get("closed"))
+    raw_reference = str(answer.get("text", ""))
+    reference = raw_reference.lower()
+    if closed_by == "yes_no":  # VQA-RAD, PathVQA: lower-cased reference decides
+        is_yes_no = closed = reference.strip() in ("yes", "no")
+    else:  # SLAKE: answer_type decides; the substring test only for a literal "yes"/"no"
+        is_yes_no, closed = raw_reference in ("yes", "no"), bool(answer.get("closed"))
     parsed = _mek_parse(_mek_extract(response).lower().strip())
     if closed:
         cleaned = parsed.replace("\n", "").replace(".", "")

@@ -104,6 +104,16 @@ def test_hand_made_responses_score_and_aggregate(data_root, name, mode):
         assert agg["n_closed"] + agg["n_open"] == 2 * n_vqa
 
 
+@pytest.mark.parametrize("name", ["vqa_rad", "slake", "pubmedqa", "medqa", "medmcqa", "mmlu_med", "medxpertqa_text"])
+def test_every_reference_answer_scores_correct_on_real_data(data_root, name):
+    # the training target of each record (the reference, "B. text" for MCQ) must score
+    # correct in both modes: no reference is lost to a parsing rule
+    bench = get_benchmark(name)
+    for r in (r.to_dict() for r in bench.load(bench_data(data_root, name))):
+        for mode in ("strict", "medevalkit"):
+            assert bench.score(r, r["messages"][-1]["content"], mode)["correct"], (r["id"], mode)
+
+
 def test_vqa_rad_closed_open_breakdown_by_mode(data_root):
     bench = get_benchmark("vqa_rad")
     records = [r.to_dict() for r in bench.load(bench_data(data_root, "vqa_rad"))]

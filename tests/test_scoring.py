@@ -15,6 +15,7 @@ YES = {"text": "yes", "closed": True}
 NO = {"text": "no", "closed": True}
 LEFT = {"text": "Left", "closed": True}
 OPEN = {"text": "right lower lobe", "closed": False}
+RH = {"choices": {"A": "O group and Rh+ve", "B": "O group and Rh-ve", "C": "AB group and Rh+ve"}, "letter": "B"}
 MCQ = {"choices": {"A": "Pneumonia", "B": "Viral pneumonia", "C": "Pulmonary edema", "D": "Normal"}, "letter": "B"}
 
 STRICT = [
@@ -50,6 +51,7 @@ STRICT = [
     ("mcq", MCQ, "After weighing them, the correct answer is B because ...", "B", True),  # sentence
     ("mcq", MCQ, "It is viral pneumonia.", "B", True),  # option text; "pneumonia" inside it is not a 2nd match
     ("mcq", MCQ, "Pulmonary edema", "C", False),  # option text of a wrong option
+    ("mcq", RH, "O group and Rh-ve", "B", True),  # the whole option text, symbols kept: not "Rh+ve"
     ("mcq", MCQ, "A or B, hard to say", None, False),  # ambiguous: parse failure
     ("mcq", MCQ, "I cannot tell.", None, False),  # no letter, no option: parse failure (not a guess)
     ("mcq", MCQ, "<think>A looks right</think>\nD", "D", False),  # letter inside reasoning ignored

@@ -224,6 +224,11 @@ def parse_choice(text: str, choices: dict[str, str]) -> str | None:
         letter = ok(rx.findall(t))
         if letter:
             return letter
+    # the whole answer is one option's text, symbols kept ("Rh-ve" is not "Rh+ve")
+    light = " ".join(t.lower().rstrip(".").split())
+    exact = [k for k, v in choices.items() if " ".join(v.lower().rstrip(".").split()) == light]
+    if len(exact) == 1:
+        return exact[0].upper()
     norm = f" {normalize(t)} "
     hits = [k for k, v in choices.items() if normalize(v) and f" {normalize(v)} " in norm]
     # an option whose text is inside another matched option ("pneumonia" within

@@ -5,7 +5,7 @@ tests/test_metrics.py proves each equal (to 1e-9) to the reference on the same t
 
     BLEU-n   nltk `sentence_bleu(weights=(1/n,)*n)`, no smoothing (nltk's method0), averaged
              over samples: sentence level, as MedEvalKit's report evaluator does it. All four
-             orders come from one n-gram count per pair instead of nltk's four passes.
+             orders, for every pair at once, from sparse n-gram count matrices.
     ROUGE-L  rouge-score `RougeScorer(["rougeL"])` F-measure (`score_multi`, best reference,
              when a sample has several). The LCS length is computed bit-parallel
              (Hyyrö 2004) on Python integers instead of rouge-score's O(n·m) table.
@@ -13,7 +13,12 @@ tests/test_metrics.py proves each equal (to 1e-9) to the reference on the same t
              the references of the evaluated corpus, hypothesis tf-idf clipped at the
              reference's, Gaussian length penalty sigma=6, mean over n=1..4, x10). Its
              length penalty counts bigrams, not words (`length` is summed where n == 1, the
-             2-gram slot); medmo reproduces that. Vectorised with scipy sparse matrices.
+             2-gram slot); medmo reproduces that. Vectorised on the same count matrices.
+
+The count matrices: every text is tokenized once, tokens become integer ids, and k-gram
+ids are built order by order (a k-gram id is the unique id of (its (k-1)-gram id, its
+last token)) with numpy, so no Python loop runs over n-grams; a CSR matrix per order
+holds counts (rows = texts, duplicates summed by scipy).
 
 Tokenization (one for all metrics, MedEvalKit's `prep_reports`): lower-case, "." becomes
 " .", split on whitespace. MedEvalKit splits on single spaces; medmo on any whitespace,
@@ -36,10 +41,10 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import Counter
 from typing import Sequence
 
 import numpy as np
+from scipy import sparse
 
 Refs = Sequence["str | Sequence[str]"]
 BLEU_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4")
@@ -61,41 +66,97 @@ def _check(refs: Refs, hyps: Sequence[str]) -> None:
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses; they must pair up one to one")
 
 
-def _ngrams(tokens: list[str], n: int) -> Counter:
-    return Counter(zip(*(tokens[i:] for i in range(n))))
+class _Corpus:
+    """Tokenized hypotheses and references with k-gram count matrices for k = 1..n.
+
+    `hyp[k]` is (n_hyps x V_k), `ref[k]` is (n_refs x V_k) over the same k-gram ids;
+    `owner[j]` is the hypothesis index of reference row j (references of one sample are
+    contiguous rows).
+    """
+
+    def __init__(self, refs: Refs, hyps: Sequence[str], n: int = 4):
+        _check(refs, hyps)
+        ref_lists = [_ref_list(r) for r in refs]
+        self.owner = np.repeat(np.arange(len(hyps)), [len(r) for r in ref_lists]).astype(np.int64)
+        texts = [tokenize(h) for h in hyps] + [tokenize(r) for rs in ref_lists for r in rs]
+        self.n_hyps, self.n_refs, self.n = len(hyps), len(self.owner), n
+        self.hyp_tokens, self.ref_tokens = texts[: self.n_hyps], texts[self.n_hyps :]
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        self.hyp_len, self.ref_len = lengths[: self.n_hyps], lengths[self.n_hyps :]
+        counts = self._count(texts, lengths, n)
+        self.hyp = [m[: self.n_hyps] for m in counts]
+        self.ref = [m[self.n_hyps :] for m in counts]
+
+    @staticmethod
+    def _count(texts: list[list[str]], lengths: np.ndarray, n: int) -> list[sparse.csr_matrix]:
+        flat = [t for toks in texts for t in toks]
+        vocab = {t: i for i, t in enumerate(dict.fromkeys(flat))}
+        ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        doc = np.repeat(np.arange(len(texts)), lengths)
+        pos = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # position inside its text
+        left = np.repeat(lengths, lengths) - pos  # tokens from here to the end of the text
+        gram, size, mats = ids, max(len(vocab), 1), []
+        for k in range(1, n + 1):
+            if k > 1:  # k-gram at i = ((k-1)-gram at i, token at i+k-1), renumbered densely
+                nxt = np.zeros_like(ids)
+                nxt[: len(ids) - (k - 1)] = ids[k - 1 :]
+                valid = left >= k
+                uniq, inv = np.unique(gram[valid] * len(vocab) + nxt[valid], return_inverse=True)
+                gram = np.zeros_like(ids)
+                gram[valid] = inv
+                size = max(len(uniq), 1)
+            valid = left >= k
+            data = np.ones(int(valid.sum()))
+            mats.append(sparse.csr_matrix((data, (doc[valid], gram[valid])), shape=(len(texts), size)))
+        return mats
+
+    def ref_max(self, k: int) -> sparse.csr_matrix:
+        """Per hypothesis, the largest count of each k-gram over its references (BLEU's clip)."""
+        coo = self.ref[k - 1].tocoo()
+        rows = self.owner[coo.row]
+        if len(np.unique(self.owner)) == self.n_refs:  # one reference each: nothing to merge
+            return sparse.csr_matrix((coo.data, (rows, coo.col)), shape=(self.n_hyps, coo.shape[1]))
+        order = np.lexsort((coo.col, rows))
+        rows, cols, vals = rows[order], coo.col[order], coo.data[order]
+        first = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]) if len(rows) else np.array([], int)
+        maxes = np.maximum.reduceat(vals, first) if len(first) else vals
+        return sparse.csr_matrix((maxes, (rows[first], cols[first])), shape=(self.n_hyps, coo.shape[1]))
 
 
 # ---------------------------------------------------------------- BLEU
 
 
-def bleu_tokens(refs: list[list[str]], hyp: list[str], max_n: int = 4) -> list[float]:
-    """[BLEU-1, ..., BLEU-max_n] of one hypothesis, exactly nltk's sentence_bleu without smoothing."""
-    if not hyp or not refs:
-        return [0.0] * max_n
-    hyp_len = len(hyp)
-    nums, dens = [], []
-    for n in range(1, max_n + 1):
-        max_ref = _ngrams(refs[0], n)
-        for r in refs[1:]:
-            max_ref |= _ngrams(r, n)  # Counter union keeps the largest count
-        nums.append(sum((_ngrams(hyp, n) & max_ref).values()))  # clipped counts
-        dens.append(max(1, hyp_len - n + 1))
-    if nums[0] == 0:
-        return [0.0] * max_n
-    closest = min((len(r) for r in refs), key=lambda rl: (abs(rl - hyp_len), rl))
-    bp = 1.0 if hyp_len > closest else math.exp(1 - closest / hyp_len)
-    # nltk's method0 turns a zero precision into sys.float_info.min (log ~ -708), not 0.
-    logs = [math.log(num / den) if num else math.log(sys.float_info.min) for num, den in zip(nums, dens)]
-    return [bp * math.exp(math.fsum((1 / n) * lp for lp in logs[:n])) for n in range(1, max_n + 1)]
+def _bleu(c: _Corpus) -> np.ndarray:
+    """(n_hyps x n) sentence BLEU-1..n, exactly nltk's sentence_bleu without smoothing."""
+    out = np.zeros((c.n_hyps, c.n))
+    if c.n_hyps == 0:
+        return out
+    hl = c.hyp_len.astype(float)
+    nums = np.stack([np.asarray(c.hyp[k - 1].minimum(c.ref_max(k)).sum(axis=1)).ravel() for k in range(1, c.n + 1)], 1)
+    dens = np.maximum(1.0, hl[:, None] - np.arange(c.n)[None, :])
+    # closest reference length: smallest |r - h|, ties to the shorter reference (nltk)
+    key = np.abs(c.ref_len - c.hyp_len[c.owner]) * (2**32) + c.ref_len
+    closest = np.full(c.n_hyps, np.iinfo(np.int64).max)
+    np.minimum.at(closest, c.owner, key)
+    closest = (closest % (2**32)).astype(float)
+    ok = (nums[:, 0] > 0) & (hl > 0) & (np.bincount(c.owner, minlength=c.n_hyps) > 0)
+    bp = np.where(hl > closest, 1.0, np.exp(1 - closest / np.where(hl > 0, hl, 1)))
+    # nltk's method0 turns a zero precision into sys.float_info.min (log ~ -708), not 0
+    logs = np.log(np.where(nums > 0, nums / dens, sys.float_info.min))
+    for n in range(1, c.n + 1):
+        out[:, n - 1] = np.where(ok, bp * np.exp(((1 / n) * logs[:, :n]).sum(axis=1)), 0.0)
+    return out
+
+
+def bleu_scores(refs: Refs, hyps: Sequence[str]) -> list[list[float]]:
+    """Per sample [BLEU-1, ..., BLEU-4]."""
+    return _bleu(_Corpus(refs, hyps)).tolist()
 
 
 def bleu(refs: Refs, hyps: Sequence[str]) -> dict[str, float]:
     """Mean sentence-level BLEU-1..4 over pairs (MedEvalKit's aggregation)."""
-    _check(refs, hyps)
-    if not hyps:
-        return {k: 0.0 for k in BLEU_KEYS}
-    rows = [bleu_tokens([tokenize(r) for r in _ref_list(ref)], tokenize(h)) for ref, h in zip(refs, hyps)]
-    means = np.mean(np.array(rows, dtype=float), axis=0)
+    scores = _bleu(_Corpus(refs, hyps))
+    means = scores.mean(axis=0) if len(scores) else np.zeros(4)
     return {k: float(v) for k, v in zip(BLEU_KEYS, means)}
 
 
@@ -130,76 +191,56 @@ def rouge_l_tokens(refs: list[list[str]], hyp: list[str]) -> float:
     return best
 
 
+def _rouge_l(c: _Corpus) -> list[float]:
+    refs: list[list[list[str]]] = [[] for _ in range(c.n_hyps)]
+    for j, i in enumerate(c.owner):
+        refs[i].append(c.ref_tokens[j])
+    return [rouge_l_tokens(r, h) for r, h in zip(refs, c.hyp_tokens)]
+
+
 def rouge_l(refs: Refs, hyps: Sequence[str]) -> float:
     """Mean ROUGE-L F-measure over pairs."""
-    _check(refs, hyps)
-    if not hyps:
-        return 0.0
-    return float(np.mean([rouge_l_tokens([tokenize(r) for r in _ref_list(ref)], tokenize(h)) for ref, h in zip(refs, hyps)]))
+    scores = _rouge_l(_Corpus(refs, hyps, n=1))
+    return float(np.mean(scores)) if scores else 0.0
 
 
 # ---------------------------------------------------------------- CIDEr-D
 
 
-def cider_d_scores(refs: Refs, hyps: Sequence[str], n: int = 4, sigma: float = 6.0) -> list[float]:
+def _cider_d(c: _Corpus, sigma: float = 6.0) -> np.ndarray:
     """Per-sample CIDEr-D; document frequencies come from this corpus's references."""
-    from scipy import sparse
-
-    _check(refs, hyps)
-    n_docs = len(hyps)
-    if n_docs == 0:
-        return []
-    vocab: dict[tuple, int] = {}
-    h_rows, h_cols, h_vals = [], [], []
-    r_rows, r_cols, r_vals = [], [], []
-    owner, h_len, r_len = [], [], []
-
-    def cook(tokens: list[str], rows: list, cols: list, vals: list, row: int) -> int:
-        for k in range(1, n + 1):
-            counts = _ngrams(tokens, k)
-            rows.extend([row] * len(counts))
-            cols.extend([vocab.setdefault(g, len(vocab)) for g in counts])
-            vals.extend(counts.values())
-        return max(len(tokens) - 1, 0)  # pycocoevalcap's "length": the bigram count
-
-    for i, (ref, hyp) in enumerate(zip(refs, hyps)):
-        h_len.append(cook(tokenize(hyp), h_rows, h_cols, h_vals, i))
-        for r in _ref_list(ref):
-            r_len.append(cook(tokenize(r), r_rows, r_cols, r_vals, len(owner)))
-            owner.append(i)
-    if not r_vals:
-        return [0.0] * n_docs
-    n_vocab = len(vocab)
-    order = np.empty(n_vocab, dtype=np.int64)
-    for g, j in vocab.items():
-        order[j] = len(g) - 1
-    owner_arr = np.asarray(owner)
-    H = sparse.csr_matrix((np.asarray(h_vals, float), (h_rows, h_cols)), shape=(n_docs, n_vocab))
-    R = sparse.csr_matrix((np.asarray(r_vals, float), (r_rows, r_cols)), shape=(len(owner), n_vocab))
-    # Document frequency: in how many samples' reference sets an n-gram occurs.
-    group = sparse.csr_matrix((np.ones(len(owner)), (owner_arr, np.arange(len(owner)))), shape=(n_docs, len(owner)))
-    df = np.asarray(((group @ (R > 0).astype(float)) > 0).sum(axis=0)).ravel()
-    idf = sparse.diags(math.log(n_docs) - np.log(np.maximum(1.0, df)))
-    Hw, Rw = H @ idf, R @ idf
-    onehot = sparse.csr_matrix((np.ones(n_vocab), (np.arange(n_vocab), order)), shape=(n_vocab, n))
-    h_norm = np.sqrt(np.asarray((Hw.multiply(Hw) @ onehot).todense()))
-    r_norm = np.sqrt(np.asarray((Rw.multiply(Rw) @ onehot).todense()))
-    Hx = Hw[owner_arr]  # each reference row paired with its hypothesis
-    dots = np.asarray((Hx.minimum(Rw).multiply(Rw) @ onehot).todense())
-    denom = h_norm[owner_arr] * r_norm
-    sims = np.divide(dots, denom, out=dots.copy(), where=denom != 0)
-    delta = np.asarray(h_len, float)[owner_arr] - np.asarray(r_len, float)
-    sims *= np.exp(-(delta**2) / (2 * sigma**2))[:, None]
+    if c.n_hyps == 0 or c.n_refs == 0 or not any(m.nnz for m in c.ref):
+        return np.zeros(c.n_hyps)
+    group = sparse.csr_matrix((np.ones(c.n_refs), (c.owner, np.arange(c.n_refs))), shape=(c.n_hyps, c.n_refs))
+    # pycocoevalcap's "length" is the bigram count, not the word count
+    delta = np.maximum(c.hyp_len - 1, 0)[c.owner] - np.maximum(c.ref_len - 1, 0)
+    penalty = np.exp(-(delta.astype(float) ** 2) / (2 * sigma**2))
+    sims = np.zeros((c.n_refs, c.n))
+    for k in range(c.n):
+        H, R = c.hyp[k], c.ref[k]
+        df = np.asarray(((group @ (R > 0).astype(float)) > 0).sum(axis=0)).ravel()
+        idf = sparse.diags(math.log(c.n_hyps) - np.log(np.maximum(1.0, df)))
+        Hw, Rw = H @ idf, R @ idf
+        h_norm = np.sqrt(np.asarray(Hw.multiply(Hw).sum(axis=1)).ravel())
+        r_norm = np.sqrt(np.asarray(Rw.multiply(Rw).sum(axis=1)).ravel())
+        Hx = Hw[c.owner]  # each reference row paired with its hypothesis
+        dots = np.asarray(Hx.minimum(Rw).multiply(Rw).sum(axis=1)).ravel()
+        denom = h_norm[c.owner] * r_norm
+        sims[:, k] = np.divide(dots, denom, out=dots.copy(), where=denom != 0) * penalty
     per_ref = sims.mean(axis=1)
-    n_refs = np.bincount(owner_arr, minlength=n_docs)
-    totals = np.bincount(owner_arr, weights=per_ref, minlength=n_docs)
-    return [float(x) for x in totals / np.maximum(n_refs, 1) * 10.0]
+    n_refs = np.bincount(c.owner, minlength=c.n_hyps)
+    return np.bincount(c.owner, weights=per_ref, minlength=c.n_hyps) / np.maximum(n_refs, 1) * 10.0
+
+
+def cider_d_scores(refs: Refs, hyps: Sequence[str]) -> list[float]:
+    """Per-sample CIDEr-D (n = 1..4, sigma = 6)."""
+    return _cider_d(_Corpus(refs, hyps)).tolist()
 
 
 def cider_d(refs: Refs, hyps: Sequence[str]) -> float:
     """Corpus CIDEr-D: the mean of the per-sample scores (pycocoevalcap's `score`)."""
-    scores = cider_d_scores(refs, hyps)
-    return float(np.mean(scores)) if scores else 0.0
+    scores = _cider_d(_Corpus(refs, hyps))
+    return float(scores.mean()) if len(scores) else 0.0
 
 
 # ---------------------------------------------------------------- together
@@ -207,19 +248,19 @@ def cider_d(refs: Refs, hyps: Sequence[str]) -> float:
 
 def pair_scores(ref: "str | Sequence[str]", hyp: str) -> dict[str, float]:
     """BLEU-1..4 and ROUGE-L of one pair (CIDEr-D needs the corpus: see report_metrics)."""
-    r = [tokenize(x) for x in _ref_list(ref)]
-    h = tokenize(hyp)
-    out = dict(zip(BLEU_KEYS, bleu_tokens(r, h)))
-    out["rouge_l"] = rouge_l_tokens(r, h)
+    c = _Corpus([ref], [hyp])
+    out = dict(zip(BLEU_KEYS, _bleu(c)[0].tolist()))
+    out["rouge_l"] = _rouge_l(c)[0]
     return out
 
 
 def report_metrics(refs: Refs, hyps: Sequence[str]) -> dict[str, float]:
-    """Corpus aggregates: n, mean BLEU-1..4, mean ROUGE-L, CIDEr-D."""
-    _check(refs, hyps)
-    pairs = [pair_scores(r, h) for r, h in zip(refs, hyps)]
-    out: dict[str, float] = {"n": len(hyps)}
-    for k in (*BLEU_KEYS, "rouge_l"):
-        out[k] = float(np.mean([p[k] for p in pairs])) if pairs else 0.0
-    out["cider_d"] = cider_d(refs, hyps)
+    """Corpus aggregates: n, mean BLEU-1..4, mean ROUGE-L, CIDEr-D (texts tokenized and counted once)."""
+    c = _Corpus(refs, hyps)
+    out: dict[str, float] = {"n": c.n_hyps}
+    if c.n_hyps == 0:
+        return {**out, **{k: 0.0 for k in (*BLEU_KEYS, "rouge_l", "cider_d")}}
+    out.update({k: float(v) for k, v in zip(BLEU_KEYS, _bleu(c).mean(axis=0))})
+    out["rouge_l"] = float(np.mean(_rouge_l(c)))
+    out["cider_d"] = float(_cider_d(c).mean())
     return out

@@ -129,3 +129,23 @@ def test_pmc_oa_jsonl():
 def test_wrong_path_says_what_was_expected(name, tmp_path):
     with pytest.raises(FileNotFoundError, match="expected"):
         _convert(name, tmp_path / "missing")
+
+
+REPORT_SOURCES = {"iu_xray": ("report",), "mimic_cxr": ("report",), "chexpert_plus": ("report",),
+                  "medtrinity": ("report",), "roco": ("caption",), "pmc_oa": ("caption",)}
+
+
+@pytest.mark.parametrize("name,tasks", sorted(REPORT_SOURCES.items()))
+def test_registered_with_licence_and_access(name, tasks):
+    src = get_source(name)
+    assert src.tasks == tasks
+    assert "licen" in src.doc.lower() or "agreement" in src.doc.lower()  # every converter states licence/access
+
+
+def test_data_convert_writes_shards(tmp_path):
+    from medmo.data.convert import ConvertConfig, run
+    from medmo.data.shards import iter_records
+
+    out = run(ConvertConfig(source="mimic_cxr", raw=str(FIX / "mimic_cxr"), out=str(tmp_path / "out"), check_images="exists"))
+    ids = [d["id"] for d, _ in iter_records(out)]
+    assert ids == ["mimic_cxr/test/s50000001", "mimic_cxr/test/s50000002", "mimic_cxr/train/s50000003"]

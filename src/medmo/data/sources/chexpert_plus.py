@@ -14,6 +14,7 @@ there is no public test split: MedEvalKit evaluates on "valid"). Images: the JPG
 Findings/impression come from the section_* columns; where both are empty, the full
 `report` goes through medmo's section splitter; rows still without either are dropped
 ("empty_report"). Demographics are not copied into records.
+Licence: Stanford University Dataset Research Use Agreement (non-commercial research).
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ Images: all of the study's, ordered PA, AP, lateral, others (`views="frontal"`: 
 a study with none is dropped, "no_frontal_view"). Splits: train 222,758 / validate 1,808
 / test 3,269 studies in split.csv (the official split); split=None converts all three.
 Image paths are stored absolute even when the JPGs are not downloaded yet.
+Licence: PhysioNet Credentialed Health Data License 1.5.0 (reports and images alike).
 """
 from __future__ import annotations
 

@@ -31,6 +31,14 @@ CASES = [
     ("Acute rib fracture. Pleural thickening.", {"Fracture": 1, "Pleural Other": 1}),  # two observations
     ("Lungs are clear.\nNo focal consolidation; mild pulmonary edema.", {"Consolidation": 0, "Edema": 1}),  # ";" and newline split
     ("Findings: 1.5 cm nodule in the right upper lobe. Impression: Lung nodule.", {"Lung Lesion": 1}),  # decimals do not split
+    ("Lungs are clear without focal consolidation, effusion, or pneumothorax.", {"Consolidation": 0, "Pleural Effusion": 0, "Pneumothorax": 0, "No Finding": 1}),  # "without" over a list
+    ("Cardiac silhouette is top-normal.", {"Cardiomegaly": 0, "No Finding": 1}),  # top-normal is normal
+    ("Heart size is mildly enlarged.", {"Cardiomegaly": 1}),  # enlargement word after a modifier
+    ("The mediastinum is widened.", {"Enlarged Cardiomediastinum": 1}),  # attribute + "widened"
+    ("Pneumonia is not excluded.", {"Pneumonia": -1}),  # "not excluded" is uncertainty, not negation
+    ("Left retrocardiac opacity, which may reflect atelectasis or pneumonia.", {"Lung Opacity": 1, "Atelectasis": -1, "Pneumonia": -1}),  # cue after "which"
+    ("Unchanged moderate cardiomegaly with mild pulmonary vascular congestion.", {"Cardiomegaly": 1, "Edema": 1}),  # congestion counts as edema
+    ("No displaced rib fractures.", {"Fracture": 0, "No Finding": 1}),  # negation across modifiers
 ]
 
 

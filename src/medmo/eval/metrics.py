@@ -32,9 +32,10 @@ Where medmo departs from MedEvalKit (alibaba-damo-academy/MedEvalKit, eval_repor
 - ROUGE-L is rouge-score's (Google), not the `rouge` package MedEvalKit uses, whose
   summary-level union-LCS gives slightly different numbers; MedEvalKit also truncates
   the response to 2048 characters first, medmo does not.
-- MedEvalKit's "cider" is `cidereval.cider` (plain CIDEr, no clipping or length penalty);
-  medmo reports CIDEr-D, the metric the captioning literature and the paper's tables name.
-  The two are not interchangeable.
+- MedEvalKit's "cider" comes from the `cidereval` package's `cider` function (the package
+  also has a separate `ciderD`, so it is presumably plain CIDEr; medmo has not run it:
+  it is not installed here). medmo reports CIDEr-D (pycocoevalcap), as issue 4 asks; the
+  paper's tables say "CIDEr". Compare published CIDEr columns with care.
 Model-based metrics (RaTEScore, SembScore) live in medmo.eval.model_metrics.
 """
 from __future__ import annotations

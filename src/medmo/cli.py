@@ -40,6 +40,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from medmo.config import load_config
+    from medmo.train.export import ExportConfig, run
+
+    print(run(load_config(ExportConfig, None, (), run_dir=args.run_dir, out=args.out, checkpoint=args.checkpoint,
+                          dtype=args.dtype, name=args.name)))
+    return 0
+
+
 def _cmd_data_convert(args) -> int:
     from medmo.config import load_config
     from medmo.data.convert import ConvertConfig, run
@@ -178,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", help="recipe YAML with a `trainer:` key, e.g. recipes/tiny/stage1_sft.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10 lora.enabled=true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="a training run -> a Hugging Face checkpoint (LoRA merged) with a model card")
+    p.add_argument("run_dir", help="a stage's run folder, or a pipeline/demo folder of stages (e.g. runs/medmo-4b)")
+    p.add_argument("--out", required=True, help="folder for the checkpoint, processor and README.md")
+    p.add_argument("--checkpoint", default=None,
+                   help="export a checkpoint of the last stage instead of its final model: 'last' or 'checkpoint-N'")
+    p.add_argument("--dtype", default="auto", help="weights dtype: auto (as trained), float32, bfloat16, float16")
+    p.add_argument("--name", default=None, help="model name in the card (default: the --out folder name)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("data", help="convert, inspect, mix and check datasets (see `medmo data -h`)")
     p.set_defaults(func=lambda _a, _p=p: _p.print_help())

@@ -149,3 +149,22 @@ def test_data_convert_writes_shards(tmp_path):
     out = run(ConvertConfig(source="mimic_cxr", raw=str(FIX / "mimic_cxr"), out=str(tmp_path / "out"), check_images="exists"))
     ids = [d["id"] for d, _ in iter_records(out)]
     assert ids == ["mimic_cxr/test/s50000001", "mimic_cxr/test/s50000002", "mimic_cxr/train/s50000003"]
+
+
+def test_roco_hf_parquet_copy(tmp_path):
+    """The Hugging Face copy (eltorio/ROCO-radiology layout): data/<split>-*.parquet with image, image_id, caption."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (32, 32), 128).save(buf, "PNG")
+    rows = [{"image": {"bytes": buf.getvalue(), "path": "x.png"}, "image_id": "ROCO_00001", "caption": " Made-up CT caption. "},
+            {"image": {"bytes": buf.getvalue(), "path": "y.png"}, "image_id": "ROCO_00002", "caption": ""}]
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "hf" / "data" / "test-00000-of-00001.parquet")
+    recs, drops = _convert("roco", tmp_path / "hf", split="test", image_dir=tmp_path / "img")
+    assert [r.id for r in recs] == ["roco/test/ROCO_00001"] and recs[0].answer["text"] == "Made-up CT caption."
+    assert dict(drops.counts) == {"missing_field": 1} and Path(recs[0].images[0]).exists()

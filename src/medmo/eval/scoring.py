@@ -80,9 +80,8 @@ from typing import Any, Iterable
 
 MODES = ("strict", "medevalkit")
 
-YES_NO = {"yes": "yes", "no": "no", "是": "yes", "是的": "yes", "否": "no", "不是": "no"}
-# Chinese closed answers in SLAKE: (reference, polarity); a response is judged by the
-# polarity of its first characters.
+# Chinese yes/no-type answers in SLAKE by polarity; a response is judged by the polarity
+# of its first characters (a negating prefix makes it "no").
 _ZH_NEG_PREFIX = ("不", "没", "否", "无", "非")
 _ZH_POS = {"是", "是的", "有", "包含", "可以", "对", "存在"}
 _ZH_NEG = {"否", "不是", "没有", "不包含", "不可以", "不对", "不存在", "无"}
@@ -276,14 +275,19 @@ def _mek_extract(response: str) -> str:
 
 def _mek_parse(response: str) -> str:
     """MedEvalKit's parse_response: lower case, extraction, then split on answer patterns."""
-    response = _mek_extract(response.lower())
+    response = response.lower()
+    if "boxed" in response:  # its extractor returns the string "None" when no box closes
+        boxed = boxed_content(response)
+        response = "None" if boxed is None else boxed
+    else:
+        response = _mek_extract(response)
     for pattern in _MEK_PATTERNS:
         if pattern in response:
             response = response.split(pattern)[-1]
     return response
 
 
-def _mek_multi_choice(choices: dict[str, str], letter: str, response: str) -> str:
+def _mek_multi_choice(choices: dict[str, str], response: str) -> str:
     """The letter MedEvalKit's judge_multi_choice lands on (its correct = this == letter)."""
     alphas = [chr(ord("a") + i) for i in range(len(choices))]
     options = [f"{k}. {v}".lower() for k, v in choices.items()]
@@ -308,7 +312,7 @@ def _mek_multi_choice(choices: dict[str, str], letter: str, response: str) -> st
 def _score_medevalkit(task: str, answer: dict, response: str, question: str, closed_by: str) -> dict[str, Any]:
     if task == "mcq":
         text = " ".join(re.findall(r"<answer>(.*?)</answer>", response, flags=re.S)).strip() or response
-        letter = _mek_multi_choice(answer.get("choices") or {}, str(answer.get("letter", "")).lower(), text)
+        letter = _mek_multi_choice(answer.get("choices") or {}, text)
         return {"parsed": letter, "correct": letter == str(answer.get("letter", "")).upper()}
     raw_reference = str(answer.get("text", ""))
     reference = raw_reference.lower()

@@ -14,7 +14,8 @@ from pydicom.data import get_testdata_file
 
 from data_helpers import vqa, write_folder
 from medmo.cli import main
-from medmo.data.overlap import OverlapConfig, chunk_keys, jaccard, normalize, record_text, run, shingles
+from medmo.data.overlap import (OverlapConfig, PHashIndex, chunk_keys, jaccard, normalize, record_text, run,
+                                 shingles)
 from medmo.data.shards import iter_records
 from medmo.imaging import open_image
 
@@ -154,3 +155,20 @@ def test_generic_image_questions_are_not_text_leaks(tmp_path, shared_data):
     report = json.loads((out / "overlap.json").read_text())
     assert report["matches_by_kind"] == {"image_exact": 0, "image_near": 0, "text": 0, "question": 3}
     assert report["drop"]["kept"] == 1
+
+
+@pytest.mark.parametrize("distance", [0, 4, 6, 16])
+def test_phash_buckets_equal_the_full_scan(distance):
+    rng = random.Random(distance)
+    hashes = [rng.getrandbits(64) for _ in range(3000)]
+    buckets, scan = PHashIndex(distance, scan_below=0), PHashIndex(distance, scan_below=10**9)
+    for i, h in enumerate(hashes):
+        buckets.add(h, i // 2)  # two hashes per record, as for two-image records
+        scan.add(h, i // 2)
+    buckets.build()
+    scan.build()
+    for k in range(300):
+        q = hashes[rng.randrange(len(hashes))] if k % 2 else rng.getrandbits(64)
+        for bit in rng.sample(range(64), rng.randint(0, distance)):
+            q ^= 1 << bit
+        assert buckets.query(q) == scan.query(q)

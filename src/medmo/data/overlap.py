@@ -25,11 +25,14 @@ Four kinds of overlap, each a match between one training and one benchmark recor
                `drop_on`; text-only questions (MedQA-style) and reports are "text".
 
 The benchmark side is indexed in memory; the (much larger) training side is streamed
-once. Nothing is all-pairs: exact hashes are dict lookups; near images use the
+once. Nothing is all-pairs in Python: exact hashes are dict lookups; near images use the
 pigeonhole principle (two 64-bit hashes within d bits agree exactly on at least one of
-d+1 chunks, so chunks are bucket keys and every candidate is verified); text uses
-MinHash with LSH banding (32 bands x 4 rows: a pair with Jaccard 0.8 is found with
-probability > 0.999, 0.6 with 0.98, 0.5 with 0.87) and verifies candidates exactly.
+d+1 chunks, so chunks are bucket keys and every candidate is verified), or a vectorized
+scan for benchmarks under 40k images where that is faster; text uses MinHash with LSH
+banding (32 bands x 4 rows: a pair with Jaccard 0.8 is found with probability > 0.999,
+0.6 with 0.98, 0.5 with 0.87) and verifies candidates exactly. bench/data_overlap.py
+measures both against brute force (same answers; 5x faster at 1M benchmark images,
+~95x for 5k benchmark questions).
 
 Writes overlap.json (counts by kind and by source, examples), overlap.md,
 matches.jsonl (every match, at most `max_matches_per_record` per training record) and,
@@ -46,6 +49,7 @@ import unicodedata
 from collections import Counter, OrderedDict, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +63,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("image_exact", "image_near", "text", "question")
 BANDS, ROWS = 32, 4
-_MASK = (1 << 64) - 1
+_PRIME = np.uint64(1_000_003)
 
 
 @dataclass
@@ -112,9 +116,14 @@ def normalize(text: str) -> str:
 
 
 def shingles(text: str, n: int) -> np.ndarray:
-    grams = {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
-    return np.array(sorted(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
-                           for g in grams), dtype=np.uint64)
+    """Sorted unique 64-bit polynomial hashes of the text's character n-grams (vectorized)."""
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    m = max(1, cp.size - n + 1)
+    h = np.zeros(m, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic mod 2^64 is the point
+        for k in range(min(n, cp.size)):
+            h = h * _PRIME + cp[k:k + m]
+    return np.unique(h)
 
 
 class MinHasher:
@@ -130,8 +139,12 @@ class MinHasher:
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return inter / (a.size + b.size - inter) if inter else 0.0
+    """Jaccard similarity of two sorted unique arrays (what `shingles` returns)."""
+    if not a.size or not b.size:
+        return 0.0
+    pos = np.minimum(np.searchsorted(b, a), b.size - 1)
+    inter = int(np.count_nonzero(b[pos] == a))
+    return inter / (a.size + b.size - inter)
 
 
 # ---- images -------------------------------------------------------------------------------
@@ -172,10 +185,62 @@ class ImageHasher:
         return sha, int(str(ph), 16)
 
 
+@lru_cache(maxsize=None)
+def chunk_bounds(distance: int) -> tuple[tuple[int, int], ...]:
+    """(shift, bits) of the distance+1 chunks 64 bits are split into."""
+    edges = [round(64 * k / (distance + 1)) for k in range(distance + 2)]
+    return tuple((lo, hi - lo) for lo, hi in zip(edges[:-1], edges[1:]))
+
+
 def chunk_keys(h: int, distance: int) -> list[tuple[int, int]]:
-    """Split 64 bits into distance+1 chunks; hashes within `distance` share at least one."""
-    bounds = np.linspace(0, 64, distance + 2).astype(int)
-    return [(j, (h >> int(lo)) & ((1 << int(hi - lo)) - 1)) for j, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    """Hashes within `distance` bits of each other share at least one (chunk, value) key."""
+    return [(j, (h >> lo) & ((1 << bits) - 1)) for j, (lo, bits) in enumerate(chunk_bounds(distance))]
+
+
+class PHashIndex:
+    """Near-duplicate lookup over 64-bit perceptual hashes: pigeonhole buckets, numpy verification.
+
+    Every bucket holds the hashes sharing one chunk value; a query visits its d+1 buckets
+    (about (d+1) * N / 2^(64/(d+1)) candidates) instead of all N hashes. Below
+    `scan_below` hashes a vectorized scan of all of them is faster (bench/data_overlap.py
+    measured the crossover near 40k hashes at d=6) and is used instead."""
+
+    def __init__(self, distance: int, scan_below: int = 40_000):
+        self.distance, self.scan_below = distance, scan_below
+        self._hashes: list[int] = []
+        self._records: list[int] = []
+
+    def add(self, h: int, record: int) -> None:
+        self._hashes.append(h)
+        self._records.append(record)
+
+    def build(self) -> None:
+        self.hashes = np.array(self._hashes, dtype=np.uint64)
+        self.records = np.array(self._records, dtype=np.int64)
+        self.buckets: list[dict[int, np.ndarray]] = []
+        for lo, bits in chunk_bounds(self.distance) if self.hashes.size >= self.scan_below else ():
+            values = (self.hashes >> np.uint64(lo)) & np.uint64((1 << bits) - 1)
+            order = np.argsort(values, kind="stable")
+            uniq, starts = np.unique(values[order], return_index=True)
+            ends = np.append(starts[1:], len(order))
+            self.buckets.append({int(u): order[a:b] for u, a, b in zip(uniq, starts, ends)})
+        del self._hashes, self._records
+
+    def query(self, h: int) -> dict[int, int]:
+        """record -> Hamming distance, for every indexed hash within `distance` of h."""
+        found: dict[int, int] = {}
+        q = np.uint64(h)
+        if self.hashes.size < self.scan_below:
+            groups = [np.arange(self.hashes.size)]
+        else:
+            groups = [c for j, (_, v) in enumerate(chunk_keys(h, self.distance))
+                      if (c := self.buckets[j].get(v)) is not None]
+        for cand in groups:
+            dist = np.bitwise_count(self.hashes[cand] ^ q)
+            keep = dist <= self.distance
+            for rec, dd in zip(self.records[cand[keep]].tolist(), dist[keep].tolist()):
+                found[rec] = min(dd, found.get(rec, dd))
+        return found
 
 
 # ---- the index of the benchmark -----------------------------------------------------------
@@ -186,7 +251,7 @@ class BenchIndex:
         self.ids: list[str] = []
         self.sources: list[str] = []
         self.by_sha: dict[str, list[int]] = defaultdict(list)
-        self.by_chunk: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # -> (phash, record)
+        self.phash = PHashIndex(cfg.image_distance)
         self.by_band: dict[bytes, list[int]] = defaultdict(list)
         self.shingles: dict[int, np.ndarray] = {}
         self.generic = 0  # benchmark texts left out as generic image questions
@@ -202,12 +267,12 @@ class BenchIndex:
                 hashed = self.hasher(str(resolve_image(p, base)))
                 if hashed:
                     self.by_sha[hashed[0]].append(i)
-                    for key in chunk_keys(hashed[1], self.cfg.image_distance):
-                        self.by_chunk[key].append((hashed[1], i))
+                    self.phash.add(hashed[1], i)
             text = record_text(d)
             if len(text) >= self.cfg.min_text_chars:
                 texts[i] = text
                 repeats[text] += bool(d.get("images"))
+        self.phash.build()
         for i, text in texts.items():
             if repeats[text] >= self.cfg.generic_repeats:
                 self.generic += 1
@@ -226,11 +291,9 @@ class BenchIndex:
                 continue
             for i in self.by_sha.get(hashed[0], ()):
                 hits[i] = ("image_exact", 0)
-            for key in chunk_keys(hashed[1], self.cfg.image_distance):
-                for ph, i in self.by_chunk.get(key, ()):
-                    dist = (ph ^ hashed[1]).bit_count()
-                    if dist <= self.cfg.image_distance and i not in hits:
-                        hits[i] = ("image_near", dist)
+            for i, dist in self.phash.query(hashed[1]).items():
+                if i not in hits:
+                    hits[i] = ("image_near", dist)
         text = record_text(d)
         if len(text) >= self.cfg.min_text_chars and self.shingles:
             kind = "question" if d.get("images") and d.get("task") in ("vqa", "mcq") else "text"

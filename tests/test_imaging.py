@@ -92,6 +92,37 @@ def test_multiframe_frame_choice():
         open_image(path, frame=30)
 
 
+def test_enhanced_multiframe_reads_rescale_and_window_per_frame():
+    # CT_small turned into a 2-frame enhanced-style file: rescale in the shared functional
+    # group, a different window per frame, nothing at the top level
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    stored = ds.pixel_array
+    hu = stored * 1.0 - 1024.0
+    ds.PixelData = np.stack([stored, stored[::-1]]).astype(stored.dtype).tobytes()
+    ds.NumberOfFrames = 2
+    del ds.RescaleSlope, ds.RescaleIntercept
+    shared = Dataset()
+    shared.PixelValueTransformationSequence = Sequence([Dataset()])
+    shared.PixelValueTransformationSequence[0].RescaleSlope = 1
+    shared.PixelValueTransformationSequence[0].RescaleIntercept = -1024
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for centre, width in ((40, 400), (-600, 1500)):
+        item = Dataset()
+        item.FrameVOILUTSequence = Sequence([Dataset()])
+        item.FrameVOILUTSequence[0].WindowCenter, item.FrameVOILUTSequence[0].WindowWidth = centre, width
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    data = buf.getvalue()
+    assert np.array_equal(px(open_image(data, frame=0))[..., 0], window_to_uint8(hu, (40, 400)))
+    assert np.array_equal(px(open_image(data, frame=1))[..., 0], window_to_uint8(hu[::-1], (-600, 1500)))
+
+
 def test_dicom_from_bytes_and_file_objects():
     path = dcm("CT_small.dcm")
     data = Path(path).read_bytes()

@@ -2,7 +2,8 @@
 
 Greyscale pipeline, in the order PS3.3 C.11 prescribes: stored values -> modality LUT
 (RescaleSlope/Intercept, so CT is in Hounsfield units) -> VOI window (the caller's
-preset or (centre, width); else the file's first WindowCenter/WindowWidth; else its VOI
+preset or (centre, width); else the file's first WindowCenter/WindowWidth, read from
+the frame's functional groups in enhanced multi-frame CT/MR; else its VOI
 LUT; else the frame's min..max) -> MONOCHROME1 / INVERSE presentation flips it so bright
 is always dense. The window is applied linearly (the "LINEAR_EXACT" form), a departure
 from the standard's half-pixel-offset LINEAR form that changes at most one grey level.
@@ -148,9 +149,15 @@ def open_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = N
         return Image.fromarray(_scale_color(rgb, 16 if rgb.dtype != np.uint8 else 8), mode="RGB")
     if arr.ndim == 3:
         return Image.fromarray(_scale_color(arr, int(ds.get("BitsStored") or 8)), mode="RGB")
-    values = apply_modality_lut(arr, ds)
+    slope = _frame_value(ds, idx, "PixelValueTransformationSequence", "RescaleSlope")
+    intercept = _frame_value(ds, idx, "PixelValueTransformationSequence", "RescaleIntercept")
+    if "RescaleSlope" not in ds and slope is not None and intercept is not None:  # enhanced multi-frame
+        values = arr.astype(np.float64) * float(slope) + float(intercept)
+    else:
+        values = apply_modality_lut(arr, ds)
     if window is None:
-        window = _tag_window(ds)
+        window = _tag_window(_frame_value(ds, idx, "FrameVOILUTSequence", "WindowCenter"),
+                             _frame_value(ds, idx, "FrameVOILUTSequence", "WindowWidth"))
         if window is None and "VOILUTSequence" in ds:
             values = apply_voi_lut(values, ds)
     out = window_to_uint8(values, window)
@@ -159,8 +166,21 @@ def open_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = N
     return gray_to_rgb(out)
 
 
-def _tag_window(ds) -> tuple[float, float] | None:
-    c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
+def _frame_value(ds, idx: int, group: str, key: str):
+    """`key` for frame `idx`: enhanced multi-frame files keep rescale and window in
+    per-frame or shared functional groups instead of the top level."""
+    if key in ds:
+        return ds.get(key)
+    for name, item_index in (("PerFrameFunctionalGroupsSequence", idx), ("SharedFunctionalGroupsSequence", 0)):
+        groups = ds.get(name)
+        if groups and item_index < len(groups) and groups[item_index].get(group):
+            value = groups[item_index].get(group)[0].get(key)
+            if value is not None:
+                return value
+    return None
+
+
+def _tag_window(c, w) -> tuple[float, float] | None:
     if c is None or w is None or c == "" or w == "":
         return None
     c = c[0] if type(c).__name__ == "MultiValue" else c

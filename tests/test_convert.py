@@ -125,3 +125,20 @@ def test_real_source_vqa_rad(shared_data, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["kept"] == 451 and report["dropped"]["total"] == 0
     assert report["kept_by_task"] == {"vqa": 451}
+
+
+def test_embedded_images_land_in_the_output_folder(tmp_path, shared_data):
+    # VQA-RAD's Hugging Face layout: data/test-*.parquet with the image bytes inline
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jpgs = sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[:2]
+    rows = [{"image": {"bytes": p.read_bytes(), "path": p.name}, "question": f"is it normal {i}?", "answer": "yes"}
+            for i, p in enumerate(jpgs + jpgs[:1])]  # the first image is asked about twice
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "hf" / "data" / "test-00000-of-00001.parquet")
+    out = run(ConvertConfig(source="vqa_rad", raw=str(tmp_path / "hf"), out=str(tmp_path / "o"), check_images="decode"))
+    recs = [d for d, _ in iter_records(out)]
+    assert len(recs) == 3
+    assert {Path(r["images"][0]).parent for r in recs} == {out / "images"}
+    assert len(list((out / "images").iterdir())) == 2  # stored once each

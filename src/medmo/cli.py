@@ -54,7 +54,8 @@ def _cmd_data_convert(args) -> int:
     from medmo.data.convert import ConvertConfig, run
 
     cfg = load_config(ConvertConfig, None, (), source=args.source, raw=args.raw, out=args.out, format=args.format,
-                      shard_size=args.shard_size, split=args.split, check_images=args.check_images)
+                      shard_size=args.shard_size, split=args.split, check_images=args.check_images,
+                      image_dir=args.image_dir)
     print(run(cfg))
     return 0
 
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split", default=None, help="only this split (default: every split the release has)")
     d.add_argument("--check-images", default="none", choices=("none", "exists", "decode"),
                    help="drop records whose images are missing (exists) or also undecodable (decode)")
+    d.add_argument("--image-dir", default=None,
+                   help="where images embedded in the release (HF parquet) are written (default: OUT/images)")
     d.set_defaults(func=_cmd_data_convert)
 
     d = data_sub.add_parser("stats", help="counts by source/task/modality/split, size and length histograms")

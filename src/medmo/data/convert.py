@@ -11,12 +11,14 @@ flat in the number of records: nothing is collected, one shard at most is buffer
 Output is deterministic: the same release gives the same bytes (no timestamps in the
 report; `config.yaml` holds the resolved config). Image paths are written absolute, as
 found from `--raw`, so the records work from any folder; moving the release means
-converting again. A wrong `--raw` path or format fails at once with the converter's own
+converting again. Releases that embed their images (Hugging Face parquet copies) have
+them written once, content-addressed, under OUT/images (or `--image-dir`). A wrong `--raw` path or format fails at once with the converter's own
 description of what it expected, and so does a conversion in which every item was
 dropped (report.json is still written, to show why).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections import Counter, OrderedDict
@@ -46,6 +48,8 @@ class ConvertConfig:
     split: str | None = None         # only this split; None = every split the release has
     check_images: str = "none"       # "exists": drop records whose image files are missing;
                                      # "decode": also open each image with medmo.imaging (slower)
+    image_dir: str | None = None     # where converters of releases with embedded images (HF
+                                     # parquet) write them; default OUT/images, so OUT is self-contained
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -104,7 +108,10 @@ def run(cfg: ConvertConfig) -> Path:
     by_task: Counter = Counter()
     check = ImageCheck(cfg.check_images) if cfg.check_images != "none" else None
     try:
-        records = src.convert(raw, drops, split=cfg.split)
+        kwargs = {"split": cfg.split}
+        if "image_dir" in inspect.signature(src.convert).parameters:
+            kwargs["image_dir"] = Path(cfg.image_dir) if cfg.image_dir else out / "images"
+        records = src.convert(raw, drops, **kwargs)
         with ShardWriter(out, cfg.source, cfg.format, cfg.shard_size) as writer:
             for rec in tqdm(records, desc=f"convert {cfg.source}", unit="rec", mininterval=2):
                 if isinstance(rec, Record):  # validated when built; a shallow dict skips a 2nd deep asdict

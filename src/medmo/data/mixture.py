@@ -134,6 +134,8 @@ def source_stream(src: MixSource, available: int, take: int, rng: random.Random)
         rng.shuffle(order)
         need, seen = (available if rep < full else rest), 0
         for f in order:
+            if need == 0:
+                break
             for d in iter_shard(f):
                 if need == 0:
                     break

@@ -171,3 +171,8 @@ def test_phash_buckets_equal_the_full_scan(distance):
         for bit in rng.sample(range(64), rng.randint(0, distance)):
             q ^= 1 << bit
         assert buckets.query(q) == scan.query(q)
+
+
+def test_drop_into_an_input_folder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="would write into an input folder"):
+        OverlapConfig(train=str(tmp_path), bench="b", drop=str(tmp_path))

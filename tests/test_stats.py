@@ -65,3 +65,10 @@ def test_hist_quantile(hist, q, expected):
 def test_cli_default_out(folder):
     assert main(["data", "stats", str(folder)]) == 0
     assert (folder / "stats" / "stats.md").exists()
+
+
+def test_a_single_records_file_works_too(folder):
+    shard = sorted(folder.glob("*.jsonl"))[0]
+    out = run(StatsConfig(dir=str(shard)))
+    assert out == shard.with_name(shard.stem + "_stats")
+    assert json.loads((out / "stats.json").read_text())["records"] == 4

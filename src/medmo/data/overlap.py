@@ -88,6 +88,8 @@ class OverlapConfig:
         bad = sorted(set(self.drop_on) - set(KINDS))
         if bad:
             raise ValueError(f"drop_on {bad} not among {', '.join(KINDS)}")
+        if self.drop and Path(self.drop).resolve() in (Path(self.train).resolve(), Path(self.bench).resolve()):
+            raise ValueError(f"drop={self.drop} would write into an input folder; give a new folder")
 
 
 # ---- text ---------------------------------------------------------------------------------
@@ -311,7 +313,9 @@ class BenchIndex:
 
 
 def run(cfg: OverlapConfig) -> Path:
-    out = make_run_dir(cfg.out or Path(cfg.train) / "overlap", cfg)
+    train = Path(cfg.train)
+    out = make_run_dir(cfg.out or (train / "overlap" if train.is_dir() else train.with_name(train.stem + "_overlap")),
+                       cfg)
     hasher = ImageHasher()
     index = BenchIndex(cfg, hasher, MinHasher())
     index.add_all(cfg.bench)

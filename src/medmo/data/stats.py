@@ -102,7 +102,8 @@ def collect(folder: str | Path, max_image_probes: int = 200_000) -> dict:
 
 
 def run(cfg: StatsConfig) -> Path:
-    out = make_run_dir(cfg.out or Path(cfg.dir) / "stats", cfg)
+    src = Path(cfg.dir)
+    out = make_run_dir(cfg.out or (src / "stats" if src.is_dir() else src.with_name(src.stem + "_stats")), cfg)
     stats = collect(cfg.dir, cfg.max_image_probes)
     write_json(out / "stats.json", stats)
     (out / "stats.md").write_text(to_markdown(stats, cfg.dir), encoding="utf-8")

@@ -1,0 +1,110 @@
+"""SFT on the tiny model: the collator's labels, module freezing, one real TRL step, resume."""
+import json
+
+import pytest
+import torch
+
+from medmo.config import load_config
+from medmo.data.synthetic import write_cell_set
+from medmo.model.load import load_model, load_processor
+from medmo.train.sft import SFTCollator, SFTConfig, load_sft_rows, module_of, run, set_trainable
+
+
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    return write_cell_set(tmp_path_factory.mktemp("cells"), "train", 6, n_vqa=2, image_size=64, min_cells=2, max_cells=2)
+
+
+def test_labels_cover_only_the_assistant_answer(tiny_dir, cells):
+    processor = load_processor(tiny_dir)
+    rows, _ = load_sft_rows([str(cells)])
+    batch = SFTCollator(processor)(rows[:2] + rows[-1:])
+    tok = processor.tokenizer
+    for i, row in enumerate(rows[:2] + rows[-1:]):
+        learned = batch["labels"][i][batch["labels"][i] != -100]
+        # exactly the answer text and the end-of-turn token, nothing of the prompt or the image
+        assert tok.decode(learned) == row["messages"][1]["content"] + "<|im_end|>"
+    assert int((batch["input_ids"] == processor.image_token_id).sum()) == 3 * 4  # 64 px -> 2x2 tokens each
+    assert batch["pixel_values"].shape[0] == 3 * 16 and batch["image_grid_thw"].shape == (3, 3)
+
+
+def test_unreadable_image_is_skipped_and_counted(tiny_dir, cells, tmp_path):
+    rows, _ = load_sft_rows([str(cells)])
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    collator = SFTCollator(load_processor(tiny_dir))
+    batch = collator([rows[0], {**rows[1], "images": [str(bad)]}])
+    assert batch["input_ids"].shape[0] == 1 and collator.skipped == {"unreadable image": 1}
+    with pytest.raises(ValueError, match="every sample of a batch"):
+        collator([{**rows[1], "images": [str(bad)]}])
+
+
+def test_too_long_samples_are_dropped_not_truncated(tiny_dir, cells):
+    rows, _ = load_sft_rows([str(cells)])
+    collator = SFTCollator(load_processor(tiny_dir), max_length=60)  # VQA rows ~45 tokens, grounding ~60-85
+    batch = collator([rows[0], rows[-1]])
+    assert batch["input_ids"].shape[0] == 1 and collator.skipped["longer than max_length"] == 1
+
+
+def test_missing_images_are_counted_before_training(cells, tmp_path):
+    lines = cells.read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["images"] = ["images/nowhere.png"]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([json.dumps(rec), *lines[1:3]]) + "\n")
+    for img in (cells.parent / "images").iterdir():
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "images" / img.name).write_bytes(img.read_bytes())
+    rows, skipped = load_sft_rows([str(path)])
+    assert len(rows) == 2 and skipped == {"missing image": 1}
+
+
+def test_modules_and_trainability(tiny_dir, cells):
+    assert module_of("model.visual.blocks.0.attn.qkv.weight") == "vision"
+    assert module_of("model.visual.merger.linear_fc1.weight") == "merger"
+    assert module_of("model.visual.deepstack_merger_list.0.norm.weight") == "merger"
+    assert module_of("model.language_model.layers.0.mlp.up_proj.weight") == "llm"
+    assert module_of("base_model.model.model.visual.patch_embed.proj.weight") == "vision"  # under PEFT
+    model = load_model(tiny_dir)
+    counts = set_trainable(model, SFTConfig(model=str(tiny_dir), data=[str(cells)]))  # default: merger + LLM
+    assert counts["vision"] == 0 and counts["merger"] > 0 and counts["llm"] > 0
+    assert not model.model.visual.blocks[0].attn.qkv.weight.requires_grad
+
+
+def test_config_errors_are_clear(cells):
+    with pytest.raises(ValueError, match="nothing would train"):
+        SFTConfig(model="m", data=[str(cells)], train_vision=False, train_merger=False, train_llm=False)
+    with pytest.raises(ValueError, match="Did you mean 'learning_rate'"):
+        load_config(SFTConfig, None, ["learning_rat=1e-3"], model="m", data=[str(cells)])
+
+
+def test_one_step_trains_the_chosen_modules_then_resumes(tiny_dir, cells, tmp_path):
+    out = tmp_path / "run"
+    cfg = SFTConfig(model=str(tiny_dir), data=[str(cells)], output_dir=str(out), max_steps=1,
+                    per_device_train_batch_size=2, learning_rate=1e-3, merger_lr=1e-2, train_merger=False,
+                    warmup_steps=0, save_steps=1, logging_steps=1, min_pixels=4096, max_pixels=4096)
+    assert run(cfg) == out
+    before, after = load_model(tiny_dir), load_model(out)
+    changed = {n for (n, p), (_, q) in zip(before.named_parameters(), after.named_parameters()) if not torch.equal(p, q)}
+    assert {module_of(n) for n in changed} == {"llm"}  # vision (default off) and merger (off here) stay put
+    assert (out / "checkpoint-1").is_dir() and (out / "loss.png").exists() and (out / "config.yaml").exists()
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 1 and log[0]["loss"] > 0
+    # a longer run in the same folder resumes at step 1 and appends to the same log
+    cfg.max_steps = 2
+    run(cfg)
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    steps = [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert steps == [1, 2]
+
+
+def test_per_module_learning_rates_reach_the_optimizer(tiny_dir, cells, tmp_path):
+    from medmo.train.sft import build_trainer
+
+    cfg = SFTConfig(model=str(tiny_dir), data=[str(cells)], output_dir=str(tmp_path), train_vision=True,
+                    learning_rate=1e-4, vision_lr=1e-5, merger_lr=5e-4, max_steps=1)
+    trainer, _ = build_trainer(cfg, tmp_path)
+    trainer.create_optimizer()
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lrs == {"vision": 1e-5, "merger": 5e-4, "llm": 1e-4}

@@ -9,8 +9,10 @@ distinct 64x64 PNGs on disk, each referenced by many rows (100,000 rows over 500
 images: ~200 questions per image, as VQA sets ask many questions of one image). Each
 size is converted by the real pipeline (a registered converter -> ShardWriter ->
 report.json) in its own child process, so each peak RSS is that conversion's alone.
-With `--check-images decode` every image is opened by medmo.imaging, once per distinct
-image (the checker caches results), and existence is checked for every reference.
+With `--check-images decode` every image is opened by medmo.imaging; the checker caches
+its verdict per path (LRU of 8,192), so each of the distinct images is decoded once and
+the other references are cache hits. Records/s is wall-clock time, so it moves with
+whatever else the machine runs; the memory ratio is the stable number.
 
 Prints records/s, peak RSS, and peak RSS above the process's RSS after imports (the
 part that could grow with the record count), then the 100k/10k ratios. Flat memory

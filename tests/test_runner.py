@@ -11,7 +11,8 @@ from medmo.config import load_config
 from medmo.data.schema import write_jsonl
 from medmo.eval.backends import HFBackend
 from medmo.eval.judge import JudgeConfig
-from medmo.eval.runner import EvalConfig, evaluate_records, merge, run
+from medmo.eval.offline import merge
+from medmo.eval.runner import EvalConfig, evaluate_records, run
 
 
 class Counting:
@@ -19,6 +20,7 @@ class Counting:
 
     def __init__(self, inner):
         self.inner, self.calls, self.requests = inner, 0, 0
+        self.name = getattr(inner, "name", type(inner).__name__)
 
     def generate(self, requests):
         self.calls += 1
@@ -171,6 +173,21 @@ def test_openai_backend_end_to_end(records, tmp_path):
         out = run(cfg)
     res = json.loads((out / "results.json").read_text())["benchmarks"]["r"]
     assert res["mean_iou"] == pytest.approx(1.0, abs=0.01) and res["n"] == 7
+
+
+def test_a_folder_of_another_model_is_not_resumed(records, tmp_path):
+    rows, base = records
+    evaluate_records(Scripted(ANSWERS), rows, tmp_path / "run", base_dir=base)
+    other = Scripted(ANSWERS)
+    other.name = "runs/other-checkpoint"
+    with pytest.raises(ValueError, match="different model"):
+        evaluate_records(other, rows, tmp_path / "run", base_dir=base)
+
+
+def test_repeated_ids_are_evaluated_once_and_counted(records, tmp_path):
+    rows, base = records
+    res = evaluate_records(Scripted(ANSWERS), rows + rows[:2], tmp_path / "run", base_dir=base)
+    assert res["n"] == 7 and res["failures"] == {"duplicate_id": 2}
 
 
 def test_config_errors_fail_before_any_model_loads(tmp_path):

@@ -138,7 +138,8 @@ _EVAL_FIELDS = ("model", "backend", "records", "data", "limit", "shard", "out", 
 
 def _cmd_eval(args) -> int:
     from medmo.config import load_config
-    from medmo.eval.runner import EvalConfig, merge, run, suite_path
+    from medmo.eval.offline import merge
+    from medmo.eval.runner import EvalConfig, run, suite_path
 
     if args.eval_command == "merge":
         print(merge(args.dirs, args.out or f"{args.dirs[0].rstrip('/')}/../merged", plots=not args.no_plots))
@@ -158,7 +159,7 @@ def _cmd_eval(args) -> int:
 
 def _cmd_score(args) -> int:
     from medmo.eval.judge import JudgeConfig
-    from medmo.eval.runner import score_predictions
+    from medmo.eval.offline import score_predictions
 
     judge = JudgeConfig(model=args.judge_model, base_url=args.judge_base_url)
     print(score_predictions(args.predictions, args.out, box_format=args.box_format, mode=args.mode,

@@ -73,6 +73,7 @@ class HFBackend:
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.name = str(model)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.device = device or _default_device()
@@ -141,6 +142,7 @@ class VLLMBackend:
         from medmo.model.load import load_processor
 
         self._sampling = SamplingParams
+        self.name = str(model)
         self.max_new_tokens = max_new_tokens
         self.processor = load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels)
         mm_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
@@ -199,7 +201,7 @@ class OpenAIBackend:
                  temperature: float = 0.0, batch_size: int | None = None, **_ignored):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        self.model = str(model)
+        self.model = self.name = str(model)
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not self.base_url:
             raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1) or OPENAI_BASE_URL")

@@ -134,6 +134,7 @@ class Unit:
     aggregate: Callable[[list[dict]], dict]
     version: str = ""
     base_dir: Path | None = None
+    duplicates: int = 0  # records skipped because their id repeats an earlier one
 
 
 def records_unit(name: str, rows: list[dict], *, base_dir=None, mode="strict", box_format="grid",
@@ -185,7 +186,7 @@ def _failure(rec: dict, reason: str, error: str) -> dict:
     return {**rec, "failure": reason, "error": error}
 
 
-def _score(unit: Unit, rec: dict, response: str) -> dict:
+def score_sample(unit: Unit, rec: dict, response: str) -> dict:
     sample = {**rec, "response": response}
     try:
         sample.update(unit.score(rec, response))
@@ -199,7 +200,7 @@ def _score(unit: Unit, rec: dict, response: str) -> dict:
     return sample
 
 
-def _judge(samples: list[dict], judge: Judge | None) -> None:
+def judge_samples(samples: list[dict], judge: Judge | None) -> None:
     """Ask the judge about open answers; its verdict replaces the rule score when it has one."""
     todo = [s for s in samples if isinstance(s.get("judge"), dict)]
     if judge is not None and todo:
@@ -250,8 +251,8 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
         if requests:
             responses, errors = _generate(backend, [q for _, q in requests])
             for i, ((rec, _), resp) in enumerate(zip(requests, responses)):
-                samples.append(_failure(rec, "backend_error", errors[i]) if i in errors else _score(unit, rec, resp))
-        _judge([s for s in samples if not s.get("failure")], judge)
+                samples.append(_failure(rec, "backend_error", errors[i]) if i in errors else score_sample(unit, rec, resp))
+        judge_samples([s for s in samples if not s.get("failure")], judge)
         for s in samples:
             s["benchmark"] = unit.name
         log.extend(samples)
@@ -259,10 +260,11 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
 
 
 def summarize(unit_name: str, kind: str, family: str, version: str, samples: list[dict],
-              aggregate: Callable[[list[dict]], dict]) -> dict[str, Any]:
+              aggregate: Callable[[list[dict]], dict], skipped: dict[str, int] | None = None) -> dict[str, Any]:
     """Metrics over the scored samples plus failure counts by reason."""
     scored = [s for s in samples if not s.get("failure")]
     reasons = Counter(s["failure"] for s in samples if s.get("failure"))
+    reasons.update(skipped or {})
     reasons.update(issue for s in scored for issue in s.get("issues", []))
     metrics = aggregate(scored) if scored else {"n": 0}
     return {"kind": kind, "family": family, "version": version, **metrics,
@@ -279,18 +281,47 @@ def finish(out: Path, header: dict, units: dict[str, dict], plots: bool) -> dict
     return results
 
 
+def unique_ids(name: str, rows: list[dict]) -> tuple[list[dict], int]:
+    """Samples are keyed by id: a repeated id is evaluated once, and the repeats counted."""
+    seen: set[str] = set()
+    keep = [r for r in rows if not (str(r.get("id")) in seen or seen.add(str(r.get("id"))))]
+    if len(keep) != len(rows):
+        logger.warning("%s: %d record(s) repeat an earlier id and are skipped", name, len(rows) - len(keep))
+    return keep, len(rows) - len(keep)
+
+
+def check_resumable(out: Path, header: dict) -> None:
+    """Refuse to mix samples of another model or scoring setup into an existing run folder."""
+    path = out / RESULTS_JSON
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        return
+    diff = [k for k in ("model", "mode", "box_format", "grounding_protocol", "judge_model")
+            if k in old and k in header and old[k] != header[k]]
+    if diff:
+        raise ValueError(f"{out} holds a run with different {', '.join(diff)} "
+                         f"({', '.join(f'{k}={old[k]!r}' for k in diff)}): resuming would mix them; "
+                         f"use another --out or delete the folder")
+
+
 def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, header: dict,
                    batch_size: int, limit: int | None = None, shard: str = "0/1", plots: bool = True) -> dict:
+    check_resumable(out, header)
     log = SampleLog(out / SAMPLES)
     for u in units:
         u.records = select(u.records, limit, shard)
+        u.records, u.duplicates = unique_ids(u.name, u.records)
     total = sum(1 for u in units for r in u.records if sample_key(u.name, r) not in log.done)
     logger.info("%d sample(s) to evaluate, %d already done in %s", total, len(log.done), out / SAMPLES)
     with tqdm(total=total, unit="sample", dynamic_ncols=True) as progress:
         for u in units:
             run_unit(u, log, backend, judge, chunk=batch_size * 4, progress=progress)
     samples = log.by_unit()
-    summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate)
+    summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate,
+                                   {"duplicate_id": u.duplicates} if u.duplicates else None)
                  for u in units}
     return finish(out, header, summaries, plots)
 
@@ -345,7 +376,7 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     """
     rows = [r.to_dict() if isinstance(r, Record) else dict(r) for r in records]
     if hasattr(model, "generate"):
-        gen, model_name = model, type(model).__name__
+        gen, model_name = model, str(getattr(model, "name", type(model).__name__))
     else:
         from medmo.eval.backends import get_backend
 
@@ -358,60 +389,3 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     header = {"model": model_name, "backend": backend, "mode": mode, "box_format": box_format,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}
     return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots)["benchmarks"][name]
-
-
-def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
-    """Combine shard folders (their samples.jsonl) into one run folder with fresh results."""
-    from medmo.eval.benchmarks import get_benchmark
-
-    if not dirs:
-        raise ValueError("merge needs at least one run folder")
-    out = make_run_dir(out)
-    headers, units, log = [], {}, SampleLog(out / SAMPLES)
-    for d in map(Path, dirs):
-        res_path = d / RESULTS_JSON
-        if not res_path.exists():
-            raise FileNotFoundError(f"{d} has no {RESULTS_JSON}: not a finished `medmo eval` run folder")
-        res = json.loads(res_path.read_text())
-        headers.append({k: v for k, v in res.items() if k != "benchmarks"})
-        units.update(res["benchmarks"])
-        if d.resolve() != out.resolve():
-            log.extend(SampleLog(d / SAMPLES).latest().values())
-    samples = log.by_unit()
-    summaries = {}
-    for name, meta in units.items():
-        aggregate = get_benchmark(name).aggregate if meta.get("kind") == "benchmark" else aggregate_by_task
-        summaries[name] = summarize(name, meta.get("kind", "records"), meta.get("family", "mixed"),
-                                    meta.get("version", ""), samples.get(name, []), aggregate)
-    header = {**headers[0], "shard": f"merged from {len(dirs)} folder(s)"}
-    finish(out, header, summaries, plots)
-    return out
-
-
-def score_predictions(predictions: str | Path, out: str | Path, *, box_format: str = "grid", mode: str = "strict",
-                      protocol: str = "set", benchmark: str | None = None, judge: JudgeConfig | None = None,
-                      plots: bool = True) -> Path:
-    """`medmo score`: score a file of unified records + "response" (no model); returns the run folder."""
-    out = make_run_dir(out)
-    rows = read_record_rows(predictions, need_response=True)
-    unit = records_unit(Path(predictions).stem, rows, mode=mode, box_format=box_format, protocol=protocol)
-    if benchmark:
-        from medmo.eval.benchmarks import get_benchmark
-
-        bench = get_benchmark(benchmark)
-        unit = Unit(name=benchmark, kind="benchmark", family=bench.family, records=rows, version=bench.version,
-                    score=lambda s, r: bench.score({**s, "box_format": box_format}, r, mode),
-                    aggregate=bench.aggregate)
-    judge_cfg = judge or JudgeConfig()
-    judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
-    samples = [s if s.get("failure") else _score(unit, s, s.get("response") or "") for s in rows]
-    _judge([s for s in samples if not s.get("failure")], judge_obj)
-    for s in samples:
-        s["benchmark"] = unit.name
-    (out / SAMPLES).unlink(missing_ok=True)
-    SampleLog(out / SAMPLES).extend(samples)
-    header = {"model": f"predictions: {predictions}", "backend": None, "mode": mode, "box_format": box_format,
-              "grounding_protocol": protocol, "judge_model": judge_cfg.model if judge_cfg.enabled else None}
-    finish(out, header, {unit.name: summarize(unit.name, unit.kind, unit.family, unit.version, samples,
-                                              unit.aggregate)}, plots)
-    return out

@@ -1,0 +1,87 @@
+"""Evaluation without a model: merge shard folders, score saved predictions.
+
+    medmo eval merge runs/eval/all/shard-*-of-4 --out runs/eval/all/merged
+    medmo score --predictions preds.jsonl --out runs/score/preds --box-format pixels
+
+`merge` re-aggregates from the shards' samples.jsonl (never averages averages), so the
+merged numbers equal a single run over all items. `score_predictions` reads unified
+records that carry the model's raw answer in "response" (e.g. outputs saved by another
+harness) and scores them by task, or with a registered benchmark's rules (`--benchmark`);
+the MedSG-Bench protocol (`--grounding-protocol medsg`) reproduces that benchmark's
+published aggregates. Malformed lines and missing responses are counted, not fatal.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medmo.config import make_run_dir
+from medmo.eval.judge import Judge, JudgeConfig
+from medmo.eval.runner import (RESULTS_JSON, SAMPLES, Unit, finish, judge_samples, records_unit, score_sample,
+                               summarize, unique_ids)
+from medmo.eval.samples import SampleLog, read_record_rows
+from medmo.eval.tasks import aggregate_by_task
+
+
+def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
+    """Combine shard folders (their samples.jsonl) into one run folder with fresh results."""
+    from medmo.eval.benchmarks import get_benchmark
+
+    if not dirs:
+        raise ValueError("merge needs at least one run folder")
+    headers, units, latest = [], {}, {}
+    for d in map(Path, dirs):
+        res_path = d / RESULTS_JSON
+        if not res_path.exists():
+            raise FileNotFoundError(f"{d} has no {RESULTS_JSON}: not a finished `medmo eval` run folder")
+        res = json.loads(res_path.read_text())
+        headers.append({k: v for k, v in res.items() if k != "benchmarks"})
+        units.update(res["benchmarks"])
+        latest.update(SampleLog(d / SAMPLES).latest())
+    for key in ("model", "mode", "box_format", "grounding_protocol", "judge_model"):
+        values = {str(h.get(key)) for h in headers}
+        if len(values) > 1:
+            raise ValueError(f"cannot merge runs with different {key}: {sorted(values)}")
+    out = make_run_dir(out)
+    (out / SAMPLES).unlink(missing_ok=True)  # everything is in memory; the merged log is written fresh
+    log = SampleLog(out / SAMPLES)
+    log.extend(latest.values())
+    samples = log.by_unit()
+    summaries = {}
+    for name, meta in units.items():
+        aggregate = get_benchmark(name).aggregate if meta.get("kind") == "benchmark" else aggregate_by_task
+        summaries[name] = summarize(name, meta.get("kind", "records"), meta.get("family", "mixed"),
+                                    meta.get("version", ""), samples.get(name, []), aggregate)
+    header = {**headers[0], "shard": f"merged from {len(dirs)} folder(s)"}
+    finish(out, header, summaries, plots)
+    return out
+
+
+def score_predictions(predictions: str | Path, out: str | Path, *, box_format: str = "grid", mode: str = "strict",
+                      protocol: str = "set", benchmark: str | None = None, judge: JudgeConfig | None = None,
+                      plots: bool = True) -> Path:
+    """Score a file of unified records + "response" (no model); returns the run folder."""
+    out = make_run_dir(out)
+    rows, duplicates = unique_ids(str(predictions), read_record_rows(predictions, need_response=True))
+    unit = records_unit(Path(predictions).stem, rows, mode=mode, box_format=box_format, protocol=protocol)
+    if benchmark:
+        from medmo.eval.benchmarks import get_benchmark
+
+        bench = get_benchmark(benchmark)
+        unit = Unit(name=benchmark, kind="benchmark", family=bench.family, records=rows, version=bench.version,
+                    score=lambda s, r: bench.score({**s, "box_format": box_format}, r, mode),
+                    aggregate=bench.aggregate)
+    judge_cfg = judge or JudgeConfig()
+    judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
+    samples = [s if s.get("failure") else score_sample(unit, s, s.get("response") or "") for s in rows]
+    judge_samples([s for s in samples if not s.get("failure")], judge_obj)
+    for s in samples:
+        s["benchmark"] = unit.name
+    (out / SAMPLES).unlink(missing_ok=True)
+    SampleLog(out / SAMPLES).extend(samples)
+    header = {"model": f"predictions: {predictions}", "backend": None, "mode": mode, "box_format": box_format,
+              "grounding_protocol": protocol, "judge_model": judge_cfg.model if judge_cfg.enabled else None}
+    skipped = {"duplicate_id": duplicates} if duplicates else None
+    finish(out, header, {unit.name: summarize(unit.name, unit.kind, unit.family, unit.version, samples,
+                                              unit.aggregate, skipped)}, plots)
+    return out

@@ -33,6 +33,7 @@ def test_collect_counts(folder):
     assert s["by_source_split"] == {"a/train": 5, "b/test": 4}
     assert s["by_images_per_record"] == {"0": 3, "1": 6}
     assert s["image_sizes"] == {"48x40": 5}
+    assert s["images_over_budget"] == {"768x768": 0, "1280x1280": 0}
     assert s["images"] == {"ok": 5, "missing_or_unreadable": 1}
     assert s["answer_words"] == {"1": 6, "7": 3}
 
@@ -72,3 +73,11 @@ def test_a_single_records_file_works_too(folder):
     out = run(StatsConfig(dir=str(shard)))
     assert out == shard.with_name(shard.stem + "_stats")
     assert json.loads((out / "stats.json").read_text())["records"] == 4
+
+
+def test_images_over_stage_budgets(tmp_path):
+    Image.new("RGB", (800, 800)).save(tmp_path / "big.png")      # > 768^2, < 1280^2
+    Image.new("RGB", (1300, 1300)).save(tmp_path / "huge.png")   # > both
+    recs = [vqa("a", "q?", "x", [str(tmp_path / "big.png")]), vqa("b", "q?", "x", [str(tmp_path / "huge.png")])]
+    s = collect(write_folder(tmp_path / "r", recs))
+    assert s["images_over_budget"] == {"768x768": 2, "1280x1280": 1}

@@ -96,7 +96,8 @@ def collect(folder: str | Path, max_image_probes: int = 200_000) -> dict:
             image_status["ok" if size else "missing_or_unreadable"] += 1
             if size:
                 sizes[size] += 1
-    return {"records": n, "duplicate_ids": duplicates, **{f"by_{k}": dict(sorted(v.items())) for k, v in counts.items()},
+    over = {f"{side}x{side}": sum(c for (w, h), c in sizes.items() if w * h > side * side) for side in (768, 1280)}
+    return {"records": n, "duplicate_ids": duplicates, "images_over_budget": over, **{f"by_{k}": dict(sorted(v.items())) for k, v in counts.items()},
             "images": dict(image_status), "answer_words": {str(k): v for k, v in sorted(answer_words.items())},
             "image_sizes": {f"{w}x{h}": c for (w, h), c in sorted(sizes.items())}}
 
@@ -115,7 +116,9 @@ def run(cfg: StatsConfig) -> Path:
 def to_markdown(stats: dict, name: str) -> str:
     lines = [f"# Data statistics: {name}", "", f"- records: {stats['records']}",
              f"- duplicate ids: {stats['duplicate_ids']}",
-             f"- image references: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["images"].items())), ""]
+             "- image references: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["images"].items())),
+             "- images larger than a stage budget (downscaled by the processor): "
+             + ", ".join(f"{k} {v}" for k, v in stats["images_over_budget"].items()), ""]
     for key in ("source", "task", "modality", "split", "source_split", "images_per_record"):
         table = stats[f"by_{key}"]
         lines += [f"## by {key.replace('_', ' ')}", "", f"| {key} | records | share |", "|---|---:|---:|"]
@@ -145,12 +148,17 @@ def _plots(stats: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (hax, ax) = plt.subplots(1, 2, figsize=(11, 4))
     sizes = [(tuple(map(int, k.split("x"))), c) for k, c in stats["image_sizes"].items()]
     if sizes:
         ws, hs, cs = zip(*[(w, h, c) for (w, h), c in sizes])
+        hax.hist([w * h / 1e6 for w, h in zip(ws, hs)], weights=cs, bins=40)
+        for budget, name in ((768 * 768, "stage 1: 768²"), (1280 * 1280, "stage 2: 1280²")):
+            hax.axvline(budget / 1e6, color="red", linestyle="--", linewidth=1)
+            hax.text(budget / 1e6, hax.get_ylim()[1] * 0.95, f" {name}", color="red", fontsize=8, va="top")
         sc = ax.scatter(ws, hs, s=[8 + 40 * c / max(cs) for c in cs], c=cs, cmap="viridis")
-        fig.colorbar(sc, ax=ax, label="images")
+        fig.colorbar(sc, ax=ax, label="image references")
+    hax.set(xlabel="megapixels (width x height)", ylabel="image references", title="image size vs stage budgets")
     ax.set(xlabel="width (px)", ylabel="height (px)", title="image sizes")
     fig.tight_layout()
     fig.savefig(out / "image_sizes.png", dpi=100)

@@ -172,14 +172,24 @@ def select(rows: list[dict], limit: int | None, shard: str) -> list[dict]:
 # ---------------------------------------------------------------------------- running
 
 
-def _request(rec: dict, base_dir: Path | None):
-    """The backend request for a record; raises with the failure reason as the exception type."""
+def build_request(rec: dict, base_dir: Path | None):
+    """(Request, None) for a record, or (None, (reason, message)) when it cannot be asked."""
     from medmo.eval.backends import Request
     from medmo.imaging import open_image
     from medmo.model.chat import prompt_messages
 
-    images = [open_image(resolve_image(p, base_dir)) for p in rec.get("images") or []]
-    return Request(prompt_messages(rec["messages"]), images)
+    images = []
+    for p in rec.get("images") or []:
+        try:
+            images.append(open_image(resolve_image(p, base_dir)))
+        except FileNotFoundError as e:
+            return None, ("missing_image", str(e))
+        except (ValueError, OSError) as e:
+            return None, ("corrupt_image", str(e))
+    try:
+        return Request(prompt_messages(rec["messages"]), images), None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, ("malformed_row", f"{type(e).__name__}: {e}")
 
 
 def _failure(rec: dict, reason: str, error: str) -> dict:
@@ -241,13 +251,11 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
             if rec.get("failure"):
                 samples.append({**rec, "benchmark": unit.name})
                 continue
-            try:
-                requests.append((rec, _request(rec, unit.base_dir)))
-            except FileNotFoundError as e:
-                samples.append(_failure(rec, "missing_image", str(e)))
-            except ValueError as e:
-                reason = "corrupt_image" if "image" in str(e).lower() and "placeholder" not in str(e) else "malformed_row"
-                samples.append(_failure(rec, reason, str(e)))
+            request, failure = build_request(rec, unit.base_dir)
+            if failure:
+                samples.append(_failure(rec, *failure))
+            else:
+                requests.append((rec, request))
         if requests:
             responses, errors = _generate(backend, [q for _, q in requests])
             for i, ((rec, _), resp) in enumerate(zip(requests, responses)):
@@ -318,7 +326,8 @@ def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, h
     logger.info("%d sample(s) to evaluate, %d already done in %s", total, len(log.done), out / SAMPLES)
     with tqdm(total=total, unit="sample", dynamic_ncols=True) as progress:
         for u in units:
-            run_unit(u, log, backend, judge, chunk=batch_size * 4, progress=progress)
+            # a chunk's images are all in memory at once: a few batches give length sorting room, no more
+            run_unit(u, log, backend, judge, chunk=batch_size * 2, progress=progress)
     samples = log.by_unit()
     summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate,
                                    {"duplicate_id": u.duplicates} if u.duplicates else None)

@@ -171,6 +171,40 @@ def test_dicom_info_has_no_patient_tags():
     assert not set(info) & set(PATIENT_TAGS)
 
 
+def _write_series(folder: Path, n: int = 5) -> list[np.ndarray]:
+    """CT_small as an n-slice series: slice z has pixels + 100*z, files named in shuffled order."""
+    folder.mkdir()
+    base = pydicom.dcmread(dcm("CT_small.dcm"))
+    slices = []
+    for z in range(n):
+        ds = pydicom.dcmread(dcm("CT_small.dcm"))
+        arr = (base.pixel_array + 100 * z).astype(base.pixel_array.dtype)
+        ds.PixelData = arr.tobytes()
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0, 0, 5.0 * z]
+        ds.InstanceNumber = n - z  # deliberately the reverse of the anatomical order
+        ds.save_as(folder / f"{(z * 3) % n:03d}.dcm")
+        slices.append(arr)
+    (folder / "notes.txt").write_text("not DICOM")  # skipped
+    return slices
+
+
+def test_dicom_series_folder(tmp_path):
+    slices = _write_series(tmp_path / "series")
+    hu = [s * 1.0 - 1024 for s in slices]
+    for k in (0, 4):  # ordered by position along the normal, not by file name or InstanceNumber
+        got = px(open_image(tmp_path / "series", slice_index=k, window="abdomen"))[..., 0]
+        assert np.array_equal(got, window_to_uint8(hu[k], WINDOW_PRESETS["abdomen"]))
+    assert np.array_equal(px(open_image(tmp_path / "series", window="abdomen")),
+                          px(open_image(tmp_path / "series", slice_index=2, window="abdomen")))  # the middle
+    assert open_image(tmp_path / "series", montage=4).size == (256, 256)
+    with pytest.raises(ValueError, match="out of range; the series has 5 slices"):
+        open_image(tmp_path / "series", slice_index=5)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no DICOM image in this folder"):
+        open_image(tmp_path / "empty")
+
+
 # ---- NIfTI --------------------------------------------------------------------------
 
 def test_nifti_planes_slices_and_montage():

@@ -4,6 +4,7 @@
     im = open_image("ct.dcm", window="lung")                 # CT lung window, RGB PIL
     im = open_image("brain.nii.gz", plane="coronal")          # middle coronal slice
     im = open_image("brain.nii.gz", montage=9)                # 3x3 grid of axial slices
+    im = open_image("ct_series/", slice_index=40)             # one slice of a DICOM series folder
     im = fit_pixels(im, 768 * 768)                            # stage-1 resolution budget
 
 - `core.py`    format sniffing (path, bytes or file object), 8/16-bit rasters, windowing,
@@ -13,6 +14,7 @@
                `deidentify` / `PATIENT_TAGS`.
 - `nifti.py`   plane and slice choice in the canonical (RAS+) orientation, 4-D volumes,
                montages.
+- `series.py`  a folder with one DICOM series: slices in anatomical order, slice or montage.
 
 Every medical format ends as an 8-bit RGB image because that is what Qwen3-VL's
 processor consumes; where the source has more dynamic range (CT Hounsfield units, 16-bit

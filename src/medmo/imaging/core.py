@@ -1,6 +1,7 @@
 """`open_image`: sniff the format, decode, window to 8 bits, return RGB; resolution budgets.
 
-The source may be a path, raw bytes or a binary file object (an HTTP upload). The format
+The source may be a path, a folder holding one DICOM series, raw bytes or a binary
+file object (an HTTP upload). The format
 is decided by content first (the DICOM "DICM" magic, the NIfTI header size, gzip) and by
 the file name second, so a DICOM saved as `.bin` or a PNG named `.dcm` still opens.
 
@@ -48,14 +49,19 @@ def open_image(src: Source, *, window: Window = None, slice_index: int | None = 
     window: a preset name (WINDOW_PRESETS), (centre, width), or None for the file's own
         window (DICOM tags) or else its intensity range.
     slice_index, plane ("axial" | "coronal" | "sagittal"), montage (N slices in a grid):
-        NIfTI volumes; the default is the middle slice.
+        NIfTI volumes and DICOM series folders (acquisition plane only); default the
+        middle slice.
     frame: multi-frame DICOM / multi-page TIFF frame, or the volume of a 4-D NIfTI;
         default the middle DICOM frame, the first page or volume.
     Raises FileNotFoundError for a missing path and ValueError naming the file and the
     expected formats for anything unreadable.
     """
-    name, data = _read_source(src)
     win = resolve_window(window)
+    if isinstance(src, (str, Path)) and Path(src).is_dir():
+        from medmo.imaging.series import open_series
+
+        return open_series(Path(src), window=win, slice_index=slice_index, montage=montage)
+    name, data = _read_source(src)
     kind = sniff(data, name)
     try:
         if kind == "dicom":

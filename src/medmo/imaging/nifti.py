@@ -76,7 +76,7 @@ def open_nifti(data: bytes, name: str, *, window: tuple[float, float] | None = N
             raise ValueError(f"{name}: montage must be a positive number of slices, got {montage}")
         idx = sorted({int(round(k)) for k in np.linspace(0, n - 1, montage + 2)[1:-1]}) if n > 2 else list(range(n))
         tiles = [_slice(vol, axis, k, window) for k in idx]
-        return _physical(_grid(tiles), row_mm, col_mm)
+        return _physical(grid(tiles), row_mm, col_mm)
     k = n // 2 if slice_index is None else slice_index
     if not 0 <= k < n:
         raise ValueError(f"{name}: slice_index {slice_index} out of range; the {plane} plane has {n} slices")
@@ -87,11 +87,12 @@ def _slice(vol: np.ndarray, axis: int, k: int, window) -> np.ndarray:
     return window_to_uint8(np.rot90(np.take(vol, k, axis=axis)), window)
 
 
-def _grid(tiles: list[np.ndarray]) -> np.ndarray:
+def grid(tiles: list[np.ndarray]) -> np.ndarray:
+    """Equal-sized uint8 tiles (greyscale or RGB) in a near-square grid, row by row."""
     cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
-    h, w = tiles[0].shape
-    out = np.zeros((rows * h, cols * w), dtype=np.uint8)
+    h, w = tiles[0].shape[:2]
+    out = np.zeros((rows * h, cols * w) + tiles[0].shape[2:], dtype=np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, cols)
         out[r * h:(r + 1) * h, c * w:(c + 1) * w] = t

@@ -113,6 +113,7 @@ def markdown(results: dict) -> str:
 
 def write_report(results: dict, out: str | Path, plots: bool = True) -> Path:
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "results.md"
     path.write_text(markdown(results))
     if plots:
@@ -137,7 +138,11 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         x = np.arange(len(rows))
         fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(rows) + 2), 3.6))
         ax.bar(x - 0.2, [100 * r[2] for r in rows], 0.4, label=label)
-        ax.bar(x + 0.2, [100 * r[3] if r[3] is not None else 0 for r in rows], 0.4, label=f"{PAPER_MODEL} (paper)")
+        ax.bar(x + 0.2, [100 * r[3] if r[3] is not None else np.nan for r in rows], 0.4,
+               label=f"{PAPER_MODEL} (paper)")
+        for xi, r in zip(x, rows):
+            if r[3] is None:
+                ax.text(xi + 0.2, 2, "not\npublished", ha="center", fontsize=6)
         ax.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
         ax.set_ylabel("%")
         ax.set_ylim(0, 100)
@@ -159,6 +164,7 @@ def write_plots(results: dict, out: Path) -> list[Path]:
             ax.plot([a for a, _ in pub], [v for _, v in pub], "o", label=f"{PAPER_MODEL} (paper)")
         ax.set_xticks(angles, [r[0] for r in comp], fontsize=7)
         ax.set_ylim(0, 100)
+        ax.set_title("Headline metric per benchmark (%)", fontsize=10)
         ax.legend(loc="lower right", fontsize=7, bbox_to_anchor=(1.15, -0.1))
         fig.tight_layout()
         written.append(out / "radar.png")

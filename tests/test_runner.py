@@ -219,3 +219,21 @@ def test_hf_backend_through_the_runner_is_resumable(tiny_dir, records, tmp_path)
     first = evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
     evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
     assert backend.requests == 3 and first["n"] == 3
+
+
+def test_cli_suite_file_overrides_and_merge(records, tmp_path, monkeypatch):
+    rows, base = records
+    write_jsonl(rows, base / "r.jsonl")
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(f"suite: mine\nrecords: {base / 'r.jsonl'}\nmax_new_tokens: 8\n")
+    import medmo.eval.runner as runner
+
+    monkeypatch.setattr(runner, "_backend", lambda cfg: Scripted(ANSWERS))
+    for i in range(2):
+        assert main(["eval", "--suite", str(suite), "--model", "m", "--shard", f"{i}/2", "--set", "limit=5",
+                     "--out", str(tmp_path / "run"), "--no-plots"]) == 0
+    assert main(["eval", "merge", str(tmp_path / "run" / "shard-0-of-2"), str(tmp_path / "run" / "shard-1-of-2"),
+                 "--out", str(tmp_path / "merged"), "--no-plots"]) == 0
+    res = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert res["suite"] == "mine" and res["benchmarks"]["r"]["n"] == 5  # limit applies before sharding
+    assert "max_new_tokens: 8" in (tmp_path / "run" / "shard-0-of-2" / "config.yaml").read_text()

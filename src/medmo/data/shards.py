@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from medmo.data.schema import iter_jsonl, iter_parquet
+from medmo.data.schema import iter_jsonl
 
 FORMATS = ("jsonl", "parquet")
 ROW_GROUP = 4096
@@ -118,7 +118,19 @@ def shard_files(path: str | Path) -> list[Path]:
 
 
 def iter_shard(path: Path) -> Iterator[dict[str, Any]]:
-    return iter_parquet(path) if path.suffix == ".parquet" else iter_jsonl(path)
+    """A shard's records, streaming (Parquet in batches of 1,024 rows: a mixture keeps one
+    reader open per source, so large default batches would multiply)."""
+    if path.suffix != ".parquet":
+        yield from iter_jsonl(path)
+        return
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            for k in _JSON_COLUMNS:
+                if isinstance(row.get(k), str):
+                    row[k] = json.loads(row[k])
+            yield row
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[dict[str, Any], Path]]:

@@ -5,8 +5,11 @@
   prompt length before batching so a batch carries little padding; outputs come back in
   request order. Qwen3-VL's 3-D rope positions are computed per row from the attention
   mask (transformers' `get_rope_index` drops pad tokens), so a left-padded row gets the
-  same positions as the row alone and greedy output matches one-at-a-time generation
-  (bench/eval_batching.py checks this and measures the speed-up).
+  same positions as the row alone, and greedy output matches one-at-a-time generation
+  (bench/eval_batching.py checks this on the tiny model in float32 and measures the
+  speed-up; in bfloat16 a padded batch can still flip a rare near-tie token, as batched
+  inference does in any framework). The next batch is preprocessed in a worker thread
+  while the current one generates.
 - `vllm`: optional extra for GPUs, imported lazily; same prompts (the checkpoint's own
   chat template), greedy sampling.
 - `openai`: any OpenAI-compatible server (vLLM serve, `medmo serve`, a hosted model);

@@ -237,3 +237,20 @@ def test_cli_suite_file_overrides_and_merge(records, tmp_path, monkeypatch):
     res = json.loads((tmp_path / "merged" / "results.json").read_text())
     assert res["suite"] == "mine" and res["benchmarks"]["r"]["n"] == 5  # limit applies before sharding
     assert "max_new_tokens: 8" in (tmp_path / "run" / "shard-0-of-2" / "config.yaml").read_text()
+
+
+def test_missing_benchmark_data_fails_fast_or_is_listed_as_skipped(records, tmp_path, monkeypatch):
+    rows, base = records
+    write_jsonl(rows, base / "r.jsonl")
+    import medmo.eval.runner as runner
+
+    monkeypatch.setattr(runner, "_backend", lambda cfg: pytest.fail("no model may load before data is found"))
+    cfg = dict(model="m", records=str(base / "r.jsonl"), benchmarks=["mimic_cxr"], data=str(tmp_path / "nowhere"),
+               out=str(tmp_path / "run"), plots=False)
+    with pytest.raises(FileNotFoundError):
+        run(EvalConfig(**cfg))
+    monkeypatch.setattr(runner, "_backend", lambda cfg: Scripted(ANSWERS))
+    out = run(EvalConfig(**cfg, skip_missing=True))
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["skipped"]) == ["mimic_cxr"] and res["benchmarks"]["r"]["n"] == 7
+    assert "## Skipped (data not found)" in (out / "results.md").read_text()

@@ -149,6 +149,8 @@ def _cmd_eval(args) -> int:
         given["benchmarks"] = [b for item in args.benchmark for b in item.split(",") if b]
     if args.no_plots:
         given["plots"] = False
+    if args.skip_missing:
+        given["skip_missing"] = True
     overrides = list(args.set or [])
     overrides += [f"judge.{k}={v}" for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url))
                   if v is not None]
@@ -311,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-base-url", help="judge endpoint (OpenAI-compatible); key from $OPENAI_API_KEY")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any EvalConfig override, e.g. judge.timeout=30")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG charts")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="list benchmarks whose data is not found as skipped instead of stopping")
     p.set_defaults(func=_cmd_eval, eval_command=None)
     eval_sub = p.add_subparsers(dest="eval_command", metavar="merge")
     m = eval_sub.add_parser("merge", help="combine shard run folders into one")

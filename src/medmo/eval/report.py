@@ -105,6 +105,9 @@ def markdown(results: dict) -> str:
                 for b, m, ours, pub in comp]
         lines += _table(["benchmark", "metric", "this model", PAPER_MODEL, "Δ"], rows)
         lines += ["", "Published numbers: see medmo/eval/paper_results.json for sources; – = not published.", ""]
+    if results.get("skipped"):
+        lines += ["## Skipped (data not found)", ""]
+        lines += [f"- {name}: {msg}" for name, msg in results["skipped"].items()] + [""]
     fails = [[b, reason, str(c)] for b, r in results["benchmarks"].items() for reason, c in r.get("failures", {}).items()]
     if fails:
         lines += ["## Failures and issues by reason", "", *_table(["benchmark", "reason", "count"], fails), ""]

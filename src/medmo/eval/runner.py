@@ -69,6 +69,7 @@ class EvalConfig:
     concurrency: int = 8  # openai backend: requests in flight
     judge: JudgeConfig = field(default_factory=JudgeConfig)  # LLM judge for open answers (off by default)
     plots: bool = True  # write bar and radar charts next to results.md
+    skip_missing: bool = False  # a benchmark whose data is missing is listed as skipped instead of stopping the run
 
     def __post_init__(self):
         from medmo.eval.backends import BACKENDS
@@ -361,16 +362,28 @@ def run(cfg: EvalConfig) -> Path:
     for name in cfg.benchmarks:  # unknown names fail here, before data or model load
         get_benchmark(name)
     i, n = parse_shard(cfg.shard)
-    out = make_run_dir(Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else cfg.out, cfg)
-    judge = Judge(cfg.judge, out / "judge_cache.jsonl") if cfg.judge.enabled else None
-    units = []
+    out = Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else Path(cfg.out)
+    header = header_of(cfg)
+    check_resumable(out, header)
+    units, skipped = [], {}
     if cfg.records:
         rows = read_record_rows(cfg.records)
         units.append(records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
                                   box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol))
     for name in cfg.benchmarks:
-        units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format))
-    evaluate_units(units, out, _backend(cfg), judge, header_of(cfg), cfg.batch_size, cfg.limit, cfg.shard, cfg.plots)
+        try:
+            units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format))
+        except (FileNotFoundError, ValueError) as e:
+            if not cfg.skip_missing:
+                raise
+            logger.warning("skipping %s: %s", name, e)
+            skipped[name] = str(e)
+    if not units:
+        raise ValueError("no benchmark could be loaded: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    out = make_run_dir(out, cfg)
+    judge = Judge(cfg.judge, out / "judge_cache.jsonl") if cfg.judge.enabled else None
+    header = {**header, "skipped": skipped} if skipped else header
+    evaluate_units(units, out, _backend(cfg), judge, header, cfg.batch_size, cfg.limit, cfg.shard, cfg.plots)
     logger.info("results in %s", out / RESULTS_MD)
     return out
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from memory import peak_mb, reset_peak
 
 
 def make_sources(folder: Path, largest: int) -> list[dict]:
@@ -43,17 +44,15 @@ def make_sources(folder: Path, largest: int) -> list[dict]:
 
 
 def child(sources: list[dict], out: Path, total: int, buffer: int) -> dict:
+    import pyarrow.parquet  # noqa: F401  (imported before the baseline: one source is Parquet)
+
     from medmo.data.mixture import MixtureConfig, run
 
-    base = _rss_mb()
+    base = reset_peak()
     t0 = time.perf_counter()
     run(MixtureConfig(out=str(out), sources=sources, total=total, shuffle_buffer=buffer, shard_size=20_000))
     seconds = time.perf_counter() - t0
-    return {"total": total, "seconds": seconds, "peak_rss_mb": _rss_mb(), "rss_after_imports_mb": base}
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"total": total, "seconds": seconds, "peak_rss_mb": peak_mb(), "rss_after_imports_mb": base}
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ def open_image(src: Source, *, window: Window = None, slice_index: int | None = 
     """Any supported image -> RGB PIL.
 
     window: a preset name (WINDOW_PRESETS), (centre, width), or None for the file's own
-        window (DICOM tags) or else its intensity range.
+        window (DICOM tags) or else its intensity range. Greyscale only: colour images
+        (RGB PNG/JPEG, colour DICOM) are returned as they are.
     slice_index, plane ("axial" | "coronal" | "sagittal"), montage (N slices in a grid):
         NIfTI volumes and DICOM series folders (acquisition plane only); default the
         middle slice.

@@ -174,3 +174,21 @@ def test_over_long_samples_are_reported_never_cut(tiny, tmp_path):
         model(**batch)  # placeholders and image features still match
     trace = [json.loads(line) for line in (tmp_path / "ids.rank0.jsonl").read_text().splitlines()]
     assert sorted(trace[0]["ids"]) == sorted(ex["id"] for i, ex in enumerate(examples) if i != longest)
+
+
+# SFTConfig guards for packing — a comment per case
+PACKING_CONFIG_ERRORS = [
+    ({"packing": True}, "max_length"),  # a packed row needs a token budget
+    ({"packing": True, "max_length": 512, "attn_implementation": "flash_attention_2",
+      "per_device_train_batch_size": 2}, "per_device_train_batch_size: 1"),  # varlen reads one row per device
+    ({"trace_ids": True}, "packing: true"),  # the id trace is written by the packed collator
+]
+
+
+@pytest.mark.parametrize("overrides,message", PACKING_CONFIG_ERRORS)
+def test_packing_config_errors(overrides, message):
+    from medmo.config import load_config
+    from medmo.train.sft import SFTConfig
+
+    with pytest.raises(ValueError, match=message):
+        load_config(SFTConfig, None, [], model="m", data=["d.jsonl"], **overrides)

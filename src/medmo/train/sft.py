@@ -98,6 +98,9 @@ class SFTConfig:
             raise ValueError("train_vision, train_merger and train_llm are all false: nothing would train")
         if self.packing and not self.max_length:
             raise ValueError("packing: true needs max_length, the token budget of a packed row (e.g. 8192)")
+        if self.packing and "flash" in (self.attn_implementation or "") and self.per_device_train_batch_size != 1:
+            raise ValueError("packing with flash attention needs per_device_train_batch_size: 1: the varlen kernel "
+                             "reads sample boundaries from one packed row per device (SDPA takes any batch size)")
         if self.trace_ids and not self.packing:
             raise ValueError("trace_ids is written by the packed collator: set packing: true as well")
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
@@ -316,7 +319,8 @@ def run(cfg: SFTConfig) -> Path:
     if collator.skipped:
         logger.warning("samples skipped during training: %s", dict(collator.skipped))
     save_final(trainer, run_dir)
-    plot_curve(run_dir / "log.jsonl", ["loss"], run_dir / "loss.png", title=f"{run_dir.name}: training loss")
+    if trainer.is_world_process_zero():
+        plot_curve(run_dir / "log.jsonl", ["loss"], run_dir / "loss.png", title=f"{run_dir.name}: training loss")
     return run_dir
 
 

@@ -2,7 +2,7 @@
 
 `FakeOpenAI(reply)` serves POST /v1/chat/completions on 127.0.0.1 with a random port in a
 daemon thread. `reply(body) -> str` builds the assistant text from the request body; it may
-sleep (to make a client time out) or raise (the server answers 500). The server keeps every
+sleep (to make a client time out), raise `Reject` (400) or raise anything else (500). The server keeps every
 request body and the highest number of requests it held at once.
 """
 from __future__ import annotations
@@ -12,6 +12,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+
+class Reject(Exception):
+    """Raise from `reply` to answer 400 with this message (a parameter the endpoint refuses)."""
 
 
 class FakeOpenAI:
@@ -47,7 +51,9 @@ class FakeOpenAI:
                                      "message": {"role": "assistant", "content": text}}],
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     }
-                except Exception as e:  # noqa: BLE001 - the fake turns any failure into a 500
+                except Reject as e:
+                    status, payload = 400, {"error": {"message": str(e), "type": "invalid_request_error"}}
+                except Exception as e:  # noqa: BLE001 - the fake turns any other failure into a 500
                     status, payload = 500, {"error": {"message": str(e), "type": "server_error"}}
                 finally:
                     with fake._lock:

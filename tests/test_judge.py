@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from fake_openai import FakeOpenAI, user_text
+from fake_openai import FakeOpenAI, Reject, user_text
 from medmo.eval.judge import Judge, JudgeConfig, parse_verdict
 
 
@@ -90,3 +90,25 @@ def test_misconfigured_judge_fails_fast(tmp_path, monkeypatch):
         Judge(JudgeConfig(), tmp_path / "c.jsonl")
     with pytest.raises(ValueError, match="concurrency"):
         JudgeConfig(model="j", concurrency=0)
+
+
+def test_adapts_to_endpoints_refusing_max_tokens_and_temperature(tmp_path):
+    def strict_endpoint(body):  # like newer OpenAI models
+        if "max_tokens" in body:
+            raise Reject("Unsupported parameter: 'max_tokens'. Use 'max_completion_tokens' instead.")
+        if "temperature" in body:
+            raise Reject("Unsupported value: 'temperature' does not support 0 with this model.")
+        return "yes"
+
+    with FakeOpenAI(strict_endpoint) as fake:
+        judge = Judge(JudgeConfig(model="j", base_url=fake.base_url, retries=0), tmp_path / "c.jsonl")
+        assert judge.judge(ITEMS) == [True, True, True]
+        assert judge.last_errors == {}
+        assert "max_completion_tokens" in fake.bodies[-1] and "temperature" not in fake.bodies[-1]
+
+
+def test_a_rejected_request_is_not_retried(tmp_path):
+    with FakeOpenAI(lambda body: (_ for _ in ()).throw(Reject("model not found"))) as fake:
+        judge = Judge(JudgeConfig(model="j", base_url=fake.base_url, retries=3, backoff=0.01), tmp_path / "c.jsonl")
+        assert judge.judge(ITEMS[:1]) == [None]
+        assert judge.last_errors == {0: "judge_error"} and len(fake.bodies) == 1

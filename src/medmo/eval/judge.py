@@ -11,6 +11,8 @@ not comparable.
 - each request has a timeout and is retried with exponential backoff;
 - replies are cached on disk (JSONL, keyed by a hash of judge model + prompt), so a
   re-run, a resumed run or a run with more samples costs only the new prompts;
+- an endpoint that refuses `max_tokens` or temperature 0 (newer OpenAI models) gets
+  `max_completion_tokens` / its default temperature instead, once, without a failed try;
 - a request that still fails gives verdict None and a reason ("judge_timeout",
   "judge_error", "judge_unparsable"); the runner keeps the rule-based score for that
   sample and counts the reason. Nothing raises for a bad endpoint once configured.
@@ -55,7 +57,7 @@ class JudgeConfig:
     retries: int = 3  # extra attempts after a failure, with exponential backoff
     backoff: float = 1.0  # seconds before the first retry; doubled each time
     temperature: float | None = 0.0  # None: let the endpoint choose (some models reject 0)
-    max_tokens: int = 8  # the verdict is one word
+    max_tokens: int = 16  # the verdict is one word; reasoning judges (gpt-5*, o*) need ~2048 for their thinking
     cache: str | None = None  # cache file; None = judge_cache.jsonl in the run folder
 
     def __post_init__(self):
@@ -95,6 +97,9 @@ class Judge:
         self.cache: dict[str, str] = self._load_cache()
         self.last_errors: dict[int, str] = {}
         self.requests_sent = 0
+        self._params: dict = {"max_tokens": cfg.max_tokens}
+        if cfg.temperature is not None:
+            self._params["temperature"] = cfg.temperature
 
     def _key(self, prompt: str) -> str:
         return hashlib.sha256(f"{self.cfg.model}\n{prompt}".encode()).hexdigest()
@@ -153,21 +158,39 @@ class Judge:
     async def _ask(self, client, prompt: str) -> str | tuple[None, str]:
         import openai
 
-        extra = {} if self.cfg.temperature is None else {"temperature": self.cfg.temperature}
         reason = "judge_error"
-        for attempt in range(self.cfg.retries + 1):
+        attempt = 0
+        while attempt <= self.cfg.retries:
             if attempt:
                 await asyncio.sleep(self.cfg.backoff * 2 ** (attempt - 1))
+            attempt += 1
+            sent = dict(self._params)
             try:
                 self.requests_sent += 1
                 resp = await client.chat.completions.create(
-                    model=self.cfg.model, messages=[{"role": "user", "content": prompt}],
-                    max_tokens=self.cfg.max_tokens, **extra)
+                    model=self.cfg.model, messages=[{"role": "user", "content": prompt}], **sent)
                 return resp.choices[0].message.content or ""
+            except openai.BadRequestError as e:
+                if sent != self._params or self._adapt(str(e)):  # adapted here or by a concurrent request
+                    attempt -= 1  # a parameter the endpoint refuses is not a failed try
+                    continue
+                reason = "judge_error"
+                logger.warning("judge request rejected: %s", e)
+                break  # the same request would be rejected again
             except openai.APITimeoutError:
                 reason = "judge_timeout"
             except (openai.APIError, OSError) as e:
                 reason = "judge_error"
                 logger.debug("judge request failed: %s", e)
-        logger.warning("judge gave up after %d attempts (%s)", self.cfg.retries + 1, reason)
+        logger.warning("judge gave up after %d attempt(s) (%s)", attempt, reason)
         return (None, reason)
+
+    def _adapt(self, message: str) -> bool:
+        """Newer OpenAI models refuse `max_tokens` and a non-default temperature: switch once."""
+        if "max_tokens" in message and "max_tokens" in self._params:
+            self._params["max_completion_tokens"] = self._params.pop("max_tokens")
+            return True
+        if "temperature" in message and "temperature" in self._params:
+            del self._params["temperature"]
+            return True
+        return False

@@ -142,3 +142,11 @@ def test_embedded_images_land_in_the_output_folder(tmp_path, shared_data):
     assert len(recs) == 3
     assert {Path(r["images"][0]).parent for r in recs} == {out / "images"}
     assert len(list((out / "images").iterdir())) == 2  # stored once each
+
+
+def test_splits_can_share_a_folder(toy, tmp_path):
+    out = tmp_path / "o"
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), split="train"))
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out)))
+    assert [p.name for p in shard_files(out)] == ["toy-00000.jsonl", "toy-train-00000.jsonl"]
+    assert (out / "report-train.json").exists() and (out / "report.json").exists()

@@ -4,7 +4,9 @@
     medmo data convert nih_chestxray14 --raw ~/data/nih --out data/nih --format parquet --check-images decode
 
 Streams the registered converter (medmo.data.sources) into `<source>-NNNNN.jsonl|parquet`
-shards and writes `report.json`: records kept (by split and task) and dropped by reason
+shards (`<source>-<split>-NNNNN` with `--split`, so the splits of one release can share a
+folder) and writes `report.json` (`report-<split>.json`): records kept (by split and
+task) and dropped by reason
 (the converter's Drops plus, when asked, missing or undecodable images). Memory stays
 flat in the number of records: nothing is collected, one shard at most is buffered.
 
@@ -112,7 +114,8 @@ def run(cfg: ConvertConfig) -> Path:
         if "image_dir" in inspect.signature(src.convert).parameters:
             kwargs["image_dir"] = Path(cfg.image_dir) if cfg.image_dir else out / "images"
         records = src.convert(raw, drops, **kwargs)
-        with ShardWriter(out, cfg.source, cfg.format, cfg.shard_size) as writer:
+        prefix = f"{cfg.source}-{cfg.split}" if cfg.split else cfg.source
+        with ShardWriter(out, prefix, cfg.format, cfg.shard_size) as writer:
             for rec in tqdm(records, desc=f"convert {cfg.source}", unit="rec", mininterval=2):
                 if isinstance(rec, Record):  # validated when built; a shallow dict skips a 2nd deep asdict
                     d = {name: getattr(rec, name) for name in RECORD_FIELDS}
@@ -135,12 +138,12 @@ def run(cfg: ConvertConfig) -> Path:
         "check_images": cfg.check_images, "kept": writer.count, "kept_by_split": dict(by_split),
         "kept_by_task": dict(by_task), "dropped": drops.to_dict(), "shards": writer.files,
     }
-    write_json(out / "report.json", report)
+    report_path = write_json(out / (f"report-{cfg.split}.json" if cfg.split else "report.json"), report)
     if writer.count == 0 and drops.total:
         reasons = ", ".join(f"{k}: {v}" for k, v in drops.counts.most_common())
         example = next((ex[0] for ex in drops.examples.values() if ex), "")
         raise ValueError(f"{cfg.source}: no record converted from {raw}: all {drops.total} items dropped ({reasons}"
-                         f"{'; e.g. ' + example if example else ''}); see {out / 'report.json'}. Is --raw the {cfg.source} release? "
+                         f"{'; e.g. ' + example if example else ''}); see {report_path}. Is --raw the {cfg.source} release? "
                          f"It expects:\n{expected_input(src)}")
     if writer.count == 0:
         log.warning("%s: %s holds no records%s", cfg.source, raw, f" for split {cfg.split!r}" if cfg.split else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -85,8 +86,9 @@ class ShardWriter:
             shutil.rmtree(self.stage, ignore_errors=True)
             return
         new = set(self.files)
-        for old in self.out.glob(f"{self.prefix}-*.*"):
-            if old.suffix.lstrip(".") in FORMATS and old.name not in new:
+        ours = re.compile(rf"{re.escape(self.prefix)}-\d{{5}}\.(jsonl|parquet)")
+        for old in self.out.iterdir():
+            if ours.fullmatch(old.name) and old.name not in new:
                 old.unlink()
         for name in self.files:
             os.replace(self.stage / name, self.out / name)

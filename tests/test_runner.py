@@ -1,5 +1,7 @@
 """The evaluation runner: resume without recomputation, failures by reason, shards, judge, CLI."""
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -215,10 +217,17 @@ def test_vqa_rad_end_to_end_with_tiny_model(tiny_dir, tmp_path):
 
 def test_hf_backend_through_the_runner_is_resumable(tiny_dir, records, tmp_path):
     rows, base = records
-    backend = Counting(HFBackend(tiny_dir, batch_size=4, max_new_tokens=4))
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, ckpt)
+    backend = Counting(HFBackend(ckpt, batch_size=4, max_new_tokens=4))
     first = evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
     evaluate_records(backend, rows[:3], tmp_path / "run", base_dir=base)
     assert backend.requests == 3 and first["n"] == 3
+    # the checkpoint is retrained in place (same path, new weights): its old samples must not be reused
+    weights = next(ckpt.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.raises(ValueError, match="model_fingerprint"):
+        evaluate_records(HFBackend(ckpt, max_new_tokens=4), rows[:3], tmp_path / "run", base_dir=base)
 
 
 def test_cli_suite_file_overrides_and_merge(records, tmp_path, monkeypatch):

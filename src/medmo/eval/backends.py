@@ -59,6 +59,22 @@ def get_backend(name: str, **kwargs):
     return BACKENDS.get(name)(**kwargs)
 
 
+def checkpoint_fingerprint(model: str | Path) -> str:
+    """Identifies a checkpoint's weights (file names, sizes, mtimes) so a resumed evaluation can tell
+    a retrained checkpoint in the same folder from the one it started with; hub ids are their own."""
+    import hashlib
+
+    p = Path(model)
+    if not p.is_dir():
+        return str(model)
+    files = sorted(f for pattern in ("*.safetensors", "*.bin", "config.json") for f in p.glob(pattern))
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
 def _default_device() -> str:
     import torch
 
@@ -77,6 +93,7 @@ class HFBackend:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.name = str(model)
+        self.fingerprint = checkpoint_fingerprint(model)
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.device = device or _default_device()

@@ -308,7 +308,7 @@ def check_resumable(out: Path, header: dict) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    diff = [k for k in ("model", "mode", "box_format", "grounding_protocol", "judge_model")
+    diff = [k for k in ("model", "model_fingerprint", "mode", "box_format", "grounding_protocol", "judge_model")
             if k in old and k in header and old[k] != header[k]]
     if diff:
         raise ValueError(f"{out} holds a run with different {', '.join(diff)} "
@@ -350,7 +350,10 @@ def _backend(cfg: EvalConfig):
 
 
 def header_of(cfg: EvalConfig) -> dict:
-    return {"model": cfg.model, "backend": cfg.backend, "suite": cfg.suite, "mode": cfg.mode, "shard": cfg.shard,
+    from medmo.eval.backends import checkpoint_fingerprint
+
+    fingerprint = checkpoint_fingerprint(cfg.model) if cfg.backend != "openai" else None
+    return {"model": cfg.model, "model_fingerprint": fingerprint, "backend": cfg.backend, "suite": cfg.suite, "mode": cfg.mode, "shard": cfg.shard,
             "box_format": cfg.box_format, "grounding_protocol": cfg.grounding_protocol,
             "judge_model": cfg.judge.model if cfg.judge.enabled else None}
 
@@ -408,6 +411,7 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     judge_cfg = judge or JudgeConfig()
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
     unit = records_unit(name, rows, base_dir=base_dir, mode=mode, box_format=box_format)
-    header = {"model": model_name, "backend": backend, "mode": mode, "box_format": box_format,
+    header = {"model": model_name, "model_fingerprint": getattr(gen, "fingerprint", None), "backend": backend,
+              "mode": mode, "box_format": box_format,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}
     return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots)["benchmarks"][name]

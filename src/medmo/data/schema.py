@@ -28,7 +28,8 @@ class Record:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        validate_record(asdict(self))
+        # a shallow view: asdict() would deep-copy every record just to read it
+        validate_record({f: getattr(self, f) for f in self.__dataclass_fields__})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

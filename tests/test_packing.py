@@ -192,3 +192,22 @@ def test_packing_config_errors(overrides, message):
 
     with pytest.raises(ValueError, match=message):
         load_config(SFTConfig, None, [], model="m", data=["d.jsonl"], **overrides)
+
+
+def test_sft_packed_batches_give_the_sft_padded_loss(tiny, tmp_path):
+    """Through medmo.train.sft itself: SFTCollator's padded batch vs pack_for_sft's packed rows."""
+    from medmo.data.synthetic import write_cell_set
+    from medmo.train.packing import pack_for_sft
+    from medmo.train.sft import SFTCollator, load_sft_rows
+
+    model, processor = tiny
+    rows, _ = load_sft_rows([str(write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96))])
+    collator = SFTCollator(processor)
+    dataset, packed_collator = pack_for_sft(rows, collator, budget=200, trace_file=None)
+    assert len(dataset) > 1 and max(len(p) for p in dataset["pack"]) > 1  # several rows of several samples
+    packed = packed_collator([dataset[i] for i in range(len(dataset))])
+    with torch.no_grad():
+        want = model(**collator(rows)).loss
+        got = model(**packed).loss
+    assert got.item() == pytest.approx(want.item(), abs=1e-5)
+    assert (packed["labels"] != -100).sum() == (collator(rows)["labels"] != -100).sum()

@@ -23,6 +23,7 @@ class Counting:
     def __init__(self, inner):
         self.inner, self.calls, self.requests = inner, 0, 0
         self.name = getattr(inner, "name", type(inner).__name__)
+        self.fingerprint = getattr(inner, "fingerprint", None)
 
     def generate(self, requests):
         self.calls += 1
@@ -177,13 +178,15 @@ def test_openai_backend_end_to_end(records, tmp_path):
     assert res["mean_iou"] == pytest.approx(1.0, abs=0.01) and res["n"] == 7
 
 
-def test_a_folder_of_another_model_is_not_resumed(records, tmp_path):
+def test_a_folder_of_another_model_is_not_resumed(records, tmp_path, monkeypatch):
     rows, base = records
-    evaluate_records(Scripted(ANSWERS), rows, tmp_path / "run", base_dir=base)
-    other = Scripted(ANSWERS)
-    other.name = "runs/other-checkpoint"
-    with pytest.raises(ValueError, match="different model"):
-        evaluate_records(other, rows, tmp_path / "run", base_dir=base)
+    write_jsonl(rows, base / "r.jsonl")
+    import medmo.eval.runner as runner
+
+    monkeypatch.setattr(runner, "_backend", lambda cfg: Scripted(ANSWERS))
+    run(EvalConfig(model="a", records=str(base / "r.jsonl"), out=str(tmp_path / "run"), plots=False))
+    with pytest.raises(ValueError, match="different model"):  # the CLI refuses: the user picks the folder
+        run(EvalConfig(model="b", records=str(base / "r.jsonl"), out=str(tmp_path / "run"), plots=False))
 
 
 def test_repeated_ids_are_evaluated_once_and_counted(records, tmp_path):
@@ -226,8 +229,9 @@ def test_hf_backend_through_the_runner_is_resumable(tiny_dir, records, tmp_path)
     # the checkpoint is retrained in place (same path, new weights): its old samples must not be reused
     weights = next(ckpt.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
-    with pytest.raises(ValueError, match="model_fingerprint"):
-        evaluate_records(HFBackend(ckpt, max_new_tokens=4), rows[:3], tmp_path / "run", base_dir=base)
+    retrained = Counting(HFBackend(ckpt, max_new_tokens=4))
+    evaluate_records(retrained, rows[:3], tmp_path / "run", base_dir=base)
+    assert retrained.requests == 3 and (tmp_path / "run" / "samples.jsonl.stale").exists()
 
 
 def test_cli_suite_file_overrides_and_merge(records, tmp_path, monkeypatch):

@@ -299,8 +299,9 @@ def unique_ids(name: str, rows: list[dict]) -> tuple[list[dict], int]:
     return keep, len(rows) - len(keep)
 
 
-def check_resumable(out: Path, header: dict) -> None:
-    """Refuse to mix samples of another model or scoring setup into an existing run folder."""
+def check_resumable(out: Path, header: dict, restart: bool = False) -> None:
+    """Never mix samples of another model or scoring setup into a run folder: raise, or with
+    `restart` move the old samples aside (samples.jsonl.stale) and start over."""
     path = out / RESULTS_JSON
     if not path.exists():
         return
@@ -310,15 +311,22 @@ def check_resumable(out: Path, header: dict) -> None:
         return
     diff = [k for k in ("model", "model_fingerprint", "mode", "box_format", "grounding_protocol", "judge_model")
             if k in old and k in header and old[k] != header[k]]
-    if diff:
+    if diff and restart:
+        logger.warning("%s holds results of a different %s: old samples moved to %s.stale, starting over",
+                       out, ", ".join(diff), SAMPLES)
+        if (out / SAMPLES).exists():
+            (out / SAMPLES).replace(out / f"{SAMPLES}.stale")
+        path.unlink()
+    elif diff:
         raise ValueError(f"{out} holds a run with different {', '.join(diff)} "
                          f"({', '.join(f'{k}={old[k]!r}' for k in diff)}): resuming would mix them; "
                          f"use another --out or delete the folder")
 
 
 def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, header: dict,
-                   batch_size: int, limit: int | None = None, shard: str = "0/1", plots: bool = True) -> dict:
-    check_resumable(out, header)
+                   batch_size: int, limit: int | None = None, shard: str = "0/1", plots: bool = True,
+                   restart_on_change: bool = False) -> dict:
+    check_resumable(out, header, restart=restart_on_change)
     log = SampleLog(out / SAMPLES)
     for u in units:
         u.records = select(u.records, limit, shard)
@@ -398,6 +406,8 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
 
     `model` is a checkpoint path / hub id for `backend`, or any object with
     `.generate(list[Request]) -> list[str]` (a backend already built, reused across calls).
+    Re-running on the same `out_dir` resumes; if the folder holds another checkpoint's run
+    (e.g. a stage retrained in place), its samples are moved aside and evaluation restarts.
     """
     rows = [r.to_dict() if isinstance(r, Record) else dict(r) for r in records]
     if hasattr(model, "generate"):
@@ -414,4 +424,5 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     header = {"model": model_name, "model_fingerprint": getattr(gen, "fingerprint", None), "backend": backend,
               "mode": mode, "box_format": box_format,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}
-    return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots)["benchmarks"][name]
+    return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots,
+                          restart_on_change=True)["benchmarks"][name]

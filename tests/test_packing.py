@@ -211,3 +211,19 @@ def test_sft_packed_batches_give_the_sft_padded_loss(tiny, tmp_path):
         got = model(**packed).loss
     assert got.item() == pytest.approx(want.item(), abs=1e-5)
     assert (packed["labels"] != -100).sum() == (collator(rows)["labels"] != -100).sum()
+
+
+def test_plan_lengths_are_cached_per_samples_and_budget(tiny, tmp_path):
+    _, processor = tiny
+    examples = _examples()
+    cache = tmp_path / "packing_lengths.json"
+    first = plan_for(examples, processor, 400, cache_file=cache)
+
+    def must_not_measure(ex):
+        raise AssertionError("lengths should come from the cache")
+
+    again = plan_for(examples, processor, 400, length_fn=must_not_measure, cache_file=cache)
+    assert again.packs == first.packs and again.lengths == first.lengths
+    changed = [*examples[:-1], {**examples[-1], "id": "other"}]  # different samples: measured again
+    with pytest.raises(AssertionError, match="cache"):
+        plan_for(changed, processor, 400, length_fn=must_not_measure, cache_file=cache)

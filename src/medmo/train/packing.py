@@ -29,6 +29,7 @@ over-long sequences; medmo never does, since a split image is not a sample.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import json
 import logging
@@ -266,22 +267,36 @@ def image_size(src) -> tuple[int, int]:
 
 
 def plan_for(base, processor, budget: int, chat_template: str | None = None,
-             length_fn: Callable[[dict], int] | None = None) -> PackPlan:
-    """Measure every example of `base` and plan its rows; unmeasurable examples are counted and left out."""
+             length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None) -> PackPlan:
+    """Measure every example of `base` and plan its rows; unmeasurable examples are counted and left out.
+
+    With `cache_file`, lengths are stored there and reused while the samples (ids), the
+    image budget and the chat template are unchanged: a resumed run, and every rank after
+    the first (`main_process_first`), skip the measuring pass.
+    """
     from tqdm.auto import tqdm
 
     def measure(ex):
         return sample_length(processor, ex, [image_size(im) for im in ex.get("images") or []], chat_template)
 
-    length_fn = length_fn or measure
-    lengths, unreadable = [], []
-    for i in tqdm(range(len(base)), desc="packing: measuring", leave=False):
-        try:
-            lengths.append(length_fn(base[i]))
-        except (OSError, ValueError) as e:
-            logger.warning("packing: cannot measure sample %s: %s", base[i].get("id", i), e)
-            unreadable.append(i)
-            lengths.append(budget + 1)  # planned as too long, then reported as unreadable instead
+    ids = [base[i].get("id", i) for i in range(len(base))]
+    key = json.dumps([ids, dict(processor.image_processor.size), chat_template or processor.chat_template], default=str)
+    key = hashlib.sha256(key.encode()).hexdigest()
+    cached = json.loads(Path(cache_file).read_text()) if cache_file and Path(cache_file).exists() else {}
+    if cached.get("key") == key:
+        lengths, unreadable = cached["lengths"], cached["unreadable"]
+    else:
+        length_fn = length_fn or measure
+        lengths, unreadable = [], []
+        for i in tqdm(range(len(base)), desc="packing: measuring", leave=False):
+            try:
+                lengths.append(length_fn(base[i]))
+            except (OSError, ValueError) as e:
+                logger.warning("packing: cannot measure sample %s: %s", base[i].get("id", i), e)
+                unreadable.append(i)
+                lengths.append(budget + 1)  # planned as too long, then reported as unreadable instead
+        if cache_file:
+            Path(cache_file).write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
     plan = plan_packs(lengths, budget)
     plan.too_long = [i for i in plan.too_long if i not in set(unreadable)]
     plan.unreadable = unreadable
@@ -307,8 +322,9 @@ class PackedCollator:
     `encode(example) -> features | None` defaults to `encode_example` with this processor;
     `pack_for_sft` passes the SFT collator's own encoding, so packed training sees exactly
     what padded training sees. An example the encoder rejects is dropped: None means the
-    encoder counted why itself; an OSError/ValueError is counted here in `skipped`. `trace_file`, if set, gets one JSON line per batch with this rank and the
-    example ids: the evidence that ranks see disjoint data and a resumed run continues in place.
+    encoder counted why itself; an OSError/ValueError is counted here in `skipped`.
+    `trace_file`, if set, gets one JSON line per batch with this rank and the example ids:
+    the evidence that ranks see disjoint data and a resumed run continues in place.
     """
 
     def __init__(self, processor, encode: Callable[[dict], dict | None] | None = None,
@@ -337,7 +353,8 @@ class PackedCollator:
         if self.trace_file is not None:
             rank = int(os.environ.get("RANK", "0"))
             line = {"rank": rank, "ids": [ex.get("id") for row in rows for ex in row]}
-            with open(self.trace_file.with_name(f"{self.trace_file.stem}.rank{rank}{self.trace_file.suffix}"), "a") as f:
+            path = self.trace_file.with_name(f"{self.trace_file.stem}.rank{rank}{self.trace_file.suffix}")
+            with open(path, "a") as f:
                 f.write(json.dumps(line) + "\n")
         encoded = [[f for f in (self._encode(ex) for ex in row) if f is not None] for row in rows]
         encoded = [row for row in encoded if row]
@@ -346,8 +363,8 @@ class PackedCollator:
         return pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)
 
 
-def pack_for_sft(rows: list[dict], sft_collator, budget: int,
-                 trace_file: str | Path | None = None):
+def pack_for_sft(rows: list[dict], sft_collator, budget: int, trace_file: str | Path | None = None,
+                 cache_file: str | Path | None = None):
     """(dataset, collator) packed, replacing `medmo.train.sft`'s padded ones.
 
     Lengths are measured with the SFT collator's chat template and samples are encoded by
@@ -360,7 +377,8 @@ def pack_for_sft(rows: list[dict], sft_collator, budget: int,
         except ValueError:  # the SFT collator has counted the reason
             return None
 
-    plan = plan_for(rows, sft_collator.processor, budget, chat_template=sft_collator.chat_template)
+    plan = plan_for(rows, sft_collator.processor, budget, chat_template=sft_collator.chat_template,
+                    cache_file=cache_file)
     collator = PackedCollator(sft_collator.processor, encode=encode, trace_file=trace_file, base=rows)
     collator.skipped = sft_collator.skipped
     return plan_dataset(plan), collator

@@ -294,13 +294,16 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
            "merger": cfg.merger_lr or cfg.learning_rate}
     collator = SFTCollator(processor, max_length=cfg.max_length)
     train_dataset = Dataset.from_list(rows)
+    args = trl_args(cfg, run_dir)
     if cfg.packing:
         from medmo.train.packing import pack_for_sft
 
-        train_dataset, collator = pack_for_sft(rows, collator, cfg.max_length,
-                                               trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None)
+        with args.main_process_first(local=False, desc="packing plan"):  # rank 0 measures, the others reuse
+            train_dataset, collator = pack_for_sft(
+                rows, collator, cfg.max_length, cache_file=run_dir / "packing_lengths.json",
+                trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None)
     trainer = SFTTrainer(
-        model=model, args=trl_args(cfg, run_dir), train_dataset=train_dataset,
+        model=model, args=args, train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,
         optimizer_cls_and_kwargs=(PerModuleAdamW, {"lrs": lrs, "weight_decay": cfg.weight_decay}),
         callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],

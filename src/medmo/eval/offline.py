@@ -17,10 +17,10 @@ from pathlib import Path
 
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
-from medmo.eval.runner import (RESULTS_JSON, SAMPLES, Unit, finish, judge_samples, records_unit, score_sample,
-                               summarize, unique_ids)
+from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, score_sample, summarize
 from medmo.eval.samples import SampleLog, read_record_rows
 from medmo.eval.tasks import aggregate_by_task
+from medmo.eval.units import Unit, records_unit, unique_ids
 
 
 def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:

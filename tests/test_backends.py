@@ -115,3 +115,27 @@ def test_openai_backend_needs_a_url(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match="base_url"):
         get_backend("openai", model="m")
+
+
+def test_left_padded_rows_get_the_same_logits_as_alone(hf):
+    """Stronger than equal text: every decoding step's logits match, so Qwen3-VL's 3-D rope
+    positions (prefill from the attention mask, decode from rope_deltas) ignore the padding."""
+    import torch
+
+    reqs = _requests()[:3]  # two images of different sizes and a text-only row: different pad lengths
+    prompts = [hf._prompt(r) for r in reqs]
+    images = [im for r in reqs for im in r.images]
+
+    def scores(texts, imgs):
+        enc = hf.processor(text=texts, images=imgs or None, return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            out = hf.model.generate(**enc, max_new_tokens=3, do_sample=False, output_scores=True,
+                                    return_dict_in_generate=True)
+        return torch.stack(out.scores, 1)  # [batch, steps, vocab]
+
+    batched = scores(prompts, images)
+    assert int((hf.processor(text=prompts, images=images, padding=True, return_tensors="pt")["attention_mask"] == 0)
+               .sum()) > 0  # the batch really is padded
+    for i, r in enumerate(reqs):
+        alone = scores([prompts[i]], list(r.images))
+        torch.testing.assert_close(batched[i], alone[0], atol=1e-4, rtol=1e-4)

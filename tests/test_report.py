@@ -14,7 +14,8 @@ RESULTS = {
     "model": "runs/x", "backend": "hf", "mode": "strict", "judge_model": None,
     "benchmarks": {
         "vqa_rad": {"kind": "benchmark", "family": "vqa", "n": 451, "accuracy": 0.5, "closed_accuracy": 0.75,
-                    "open_accuracy": 0.125, "parse_failures": 3, "n_failed": 1, "failures": {"missing_image": 1}},
+                    "open_accuracy": 0.125, "parse_failures": 3, "n_failed": 1, "failures": {"missing_image": 1},
+                    "by_image_organ": {"CHEST": {"n": 300, "accuracy": 0.6}, "HEAD": {"n": 151, "accuracy": 0.3}}},
         "medqa": {"kind": "benchmark", "family": "textqa", "n": 10, "accuracy": 0.9, "parse_failures": 0,
                   "n_failed": 0, "failures": {}},
         "bacteria": {"kind": "benchmark", "family": "grounding", "n": 5, "mean_iou": 0.4, "iou@0.3": 0.6,
@@ -31,6 +32,7 @@ def test_tables_follow_the_paper_layout():
     assert "| bacteria | 5 | 40.0 | 60.0 | 40.0 | 20.0 | 1 | 0 |" in md
     assert md.index("## Medical VQA") < md.index("## Medical text QA") < md.index("## Grounding")
     assert "| vqa_rad | missing_image | 1 |" in md
+    assert "<summary>vqa_rad by image_organ</summary>" in md and "| HEAD | 151 | 30.0 |" in md  # folded breakdown
 
 
 def test_comparison_uses_published_numbers():

@@ -105,6 +105,7 @@ def markdown(results: dict) -> str:
                 for b, m, ours, pub in comp]
         lines += _table(["benchmark", "metric", "this model", PAPER_MODEL, "Δ"], rows)
         lines += ["", "Published numbers: see medmo/eval/paper_results.json for sources; – = not published.", ""]
+    lines += breakdowns(results)
     if results.get("skipped"):
         lines += ["## Skipped (data not found)", ""]
         lines += [f"- {name}: {msg}" for name, msg in results["skipped"].items()] + [""]
@@ -112,6 +113,21 @@ def markdown(results: dict) -> str:
     if fails:
         lines += ["## Failures and issues by reason", "", *_table(["benchmark", "reason", "count"], fails), ""]
     return "\n".join(lines)
+
+
+def breakdowns(results: dict) -> list[str]:
+    """Per-subgroup tables (a benchmark's "by_<key>" results), folded so the main tables stay short."""
+    lines = []
+    for name, res in results["benchmarks"].items():
+        for key, groups in res.items():
+            if not (key.startswith("by_") and isinstance(groups, dict) and groups
+                    and all(isinstance(g, dict) for g in groups.values())):
+                continue
+            metrics = [m for m in ("accuracy", "mean_iou", "iou@0.5", "rouge_l") if any(m in g for g in groups.values())]
+            rows = [[str(group), str(g.get("n", "–"))] + [_pct(g.get(m)) for m in metrics] for group, g in groups.items()]
+            lines += [f"<details><summary>{name} {key.replace('_', ' ', 1)}</summary>", ""]
+            lines += _table([key[3:], "n", *metrics], rows) + ["", "</details>", ""]
+    return (["## Breakdowns", ""] + lines) if lines else []
 
 
 def write_report(results: dict, out: str | Path, plots: bool = True) -> Path:

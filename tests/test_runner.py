@@ -267,3 +267,17 @@ def test_missing_benchmark_data_fails_fast_or_is_listed_as_skipped(records, tmp_
     res = json.loads((out / "results.json").read_text())
     assert list(res["skipped"]) == ["mimic_cxr"] and res["benchmarks"]["r"]["n"] == 7
     assert "## Skipped (data not found)" in (out / "results.md").read_text()
+
+
+def test_report_records_are_scored_with_report_metrics(tmp_path):
+    img = _img(tmp_path / "cxr.png")
+    ref = "Findings: The lungs are clear. Impression: No acute cardiopulmonary abnormality."
+    rows = [{"id": f"r{i}", "source": "t", "split": "test", "task": "report", "images": [img],
+             "messages": [{"role": "user", "content": f"<image>Write the report for study {i}."}],
+             "answer": {"findings": "The lungs are clear.", "impression": "No acute cardiopulmonary abnormality."}}
+            for i in range(2)]
+    answers = {"Write the report for study 0.": ref, "Write the report for study 1.": "Heart size is normal."}
+    res = evaluate_records(Scripted(answers), rows, tmp_path / "run", base_dir=tmp_path)
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert samples[0]["rouge_l"] == pytest.approx(1.0) and samples[1]["rouge_l"] < 0.5
+    assert res["n"] == 2 and 0.5 < res["rouge_l"] < 0.8 and "cider_d" in res and "bleu4" in res

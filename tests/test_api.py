@@ -1,0 +1,250 @@
+"""The HTTP API against the tiny model: every endpoint, streaming, the official `openai`
+client over a real uvicorn server, dynamic batching, and every bad-input case (each
+followed by a good request, to show the server keeps serving)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from medmo.serve.api import ServeConfig, create_app
+
+PATIENT_NAME = "CompressedSamples"  # PatientName of pydicom's CT_small.dcm: CompressedSamples^CT1
+
+
+def _data_url(image: Image.Image, fmt: str = "PNG") -> str:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _file_url(path) -> str:
+    return "data:application/octet-stream;base64," + base64.b64encode(open(path, "rb").read()).decode()
+
+
+GRAY = _data_url(Image.new("RGB", (300, 200), (128, 128, 128)))
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tiny_dir, tmp_path_factory):
+    """The tiny model fine-tuned to answer in known forms (serve_model.py)."""
+    from serve_model import train_fixed_answers
+
+    return train_fixed_answers(tiny_dir, tmp_path_factory.getbasetemp() / "fixed_answers")
+
+
+@pytest.fixture(scope="module")
+def client(tiny_dir):
+    app = create_app(ServeConfig(model=str(tiny_dir), max_new_tokens=4, max_body_mb=1, max_image_pixels=600 * 600))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def trained_client(trained_dir):
+    with TestClient(create_app(ServeConfig(model=str(trained_dir), max_new_tokens=32))) as c:
+        yield c
+
+
+def _ok(client) -> None:
+    """A good request right after a bad one: the server keeps serving."""
+    r = client.post("/v1/vqa", json={"image": GRAY, "question": "Is it normal?"})
+    assert r.status_code == 200, r.text
+
+
+# ----------------------------------------------------------------------------- endpoints
+def test_health_and_models(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    models = client.get("/v1/models").json()
+    assert models["object"] == "list" and models["data"][0]["object"] == "model"
+
+
+def test_ground_returns_pixel_and_grid_boxes_with_labels(trained_client):
+    from serve_model import BOX_ANSWER, BOX_GRID, TARGET
+
+    r = trained_client.post("/v1/ground", json={"image": GRAY, "target": TARGET})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"] == BOX_ANSWER and body["image_size"] == [300, 200]
+    assert body["boxes"] == [{"bbox": [37.5, 50.0, 142.5, 138.0], "grid": BOX_GRID, "label": "lesion"}]
+    assert body["labels"] == ["lesion"] and body["target"] == TARGET
+
+
+def test_report_returns_findings_and_impression(client):
+    from medmo.infer import split_report
+
+    body = client.post("/v1/report", json={"image": GRAY}).json()
+    assert isinstance(body["answer"], str) and body["task"] == "report"
+    assert {k: body[k] for k in ("findings", "impression")} == split_report(body["answer"])
+
+
+def test_vqa(trained_client):
+    from serve_model import BOX_ANSWER
+
+    body = trained_client.post("/v1/vqa", json={"image": GRAY, "question": "Is there a lesion?"}).json()
+    assert body["answer"] == BOX_ANSWER and len(body["boxes"]) == 1  # boxes are read from any task's answer
+
+
+def test_chat_completion_openai_shape(client):
+    r = client.post("/v1/chat/completions", json={"model": "any", "max_tokens": 3, "messages": [
+        {"role": "system", "content": "You are a radiologist."},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
+                                     {"type": "text", "text": "Describe."}]}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
+    assert isinstance(body["choices"][0]["message"]["content"], str)
+    assert body["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_chat_streaming_server_sent_events(trained_client):
+    from serve_model import BOX_ANSWER, GROUND_PROMPT
+
+    with trained_client.stream("POST", "/v1/chat/completions", json={"stream": True, "max_tokens": 32, "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
+                                         {"type": "text", "text": "\n" + GROUND_PROMPT}]}]}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip() == BOX_ANSWER
+
+
+def test_concurrent_requests_share_batches(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    batcher = client.app.state.batcher
+    before_b, before_r = batcher.batches, batcher.requests
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: client.post("/v1/vqa", json={"image": GRAY, "question": "q?"}).status_code,
+                              range(8)))
+    assert codes == [200] * 8
+    assert batcher.requests - before_r == 8
+    assert batcher.batches - before_b < 8  # some requests were answered together
+
+
+def test_dicom_upload_answers_without_patient_tags(client, caplog):
+    from pydicom.data import get_testdata_file
+
+    with caplog.at_level(logging.DEBUG):
+        texts = [client.post("/v1/ground", json={"image": _file_url(get_testdata_file("CT_small.dcm")),
+                                                 "target": "nodule", "window": "lung"}).text,
+                 client.post("/v1/preview", json={"image": _file_url(get_testdata_file("CT_small.dcm"))}).text]
+    assert json.loads(texts[0])["image_size"] == [128, 128]
+    assert json.loads(texts[1])["dicom"]["Modality"] == "CT"
+    for text in texts + [caplog.text]:
+        assert PATIENT_NAME not in text and "1CT1" not in text
+
+
+# ----------------------------------------------------------------------------- bad input
+def _dicom_without_pixels() -> bytes:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    del ds.PixelData
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+BAD = [
+    # (what, request body or raw bytes, expected status, words the message must contain)
+    ("malformed JSON", b'{"image": "abc", "target": ', 400, "malformed JSON"),
+    ("body not an object", b"[1, 2]", 400, "JSON object"),
+    ("missing field", {"target": "x"}, 400, "image"),
+    ("malformed base64", {"image": "data:image/png;base64,@@not-base64@@", "target": "x"}, 400, "base64"),
+    ("server path", {"image": "/etc/passwd", "target": "x"}, 400, "paths and URLs are not accepted"),
+    ("file URL", {"image": "file:///etc/passwd", "target": "x"}, 400, "paths and URLs are not accepted"),
+    ("http URL", {"image": "http://127.0.0.1/x.png", "target": "x"}, 400, "paths and URLs are not accepted"),
+    ("relative path", {"image": "../data/img.png", "target": "x"}, 400, "paths and URLs are not accepted"),
+    ("unsupported type", {"image": "data:text/plain;base64," + base64.b64encode(b"%PDF-1.4 hello").decode(),
+                          "target": "x"}, 400, "expected PNG"),
+    ("image over the pixel cap", {"image": _data_url(Image.new("RGB", (700, 700))), "target": "x"}, 400,
+     "cap of 360000 pixels"),
+    ("unknown window preset", {"image": GRAY, "target": "x", "window": "lungs"}, 400, "lung"),
+]
+
+
+@pytest.mark.parametrize("what,body,status,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_400_with_a_clear_message(client, what, body, status, words):
+    if isinstance(body, bytes):
+        r = client.post("/v1/ground", content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post("/v1/ground", json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]["message"]
+    _ok(client)
+
+
+def test_dicom_without_pixel_data_is_400_and_names_no_patient(client, caplog):
+    url = "data:application/dicom;base64," + base64.b64encode(_dicom_without_pixels()).decode()
+    with caplog.at_level(logging.DEBUG):
+        r = client.post("/v1/vqa", json={"image": url, "question": "q"})
+    assert r.status_code == 400 and "no pixel data" in r.json()["error"]["message"]
+    assert PATIENT_NAME not in r.text and PATIENT_NAME not in caplog.text
+    _ok(client)
+
+
+def test_body_over_the_size_cap_is_413(client):
+    big = "A" * (1024 * 1024 + 10)  # the client fixture caps bodies at 1 MB
+    r = client.post("/v1/vqa", json={"image": big, "question": "q"})
+    assert r.status_code == 413 and "1 MB" in r.json()["error"]["message"]
+    _ok(client)
+
+
+def test_chat_refuses_url_images_and_bad_parts(client):
+    for content, words in [([{"type": "image_url", "image_url": {"url": "https://example.com/x.png"}}], "not accepted"),
+                           ([{"type": "audio", "audio": "x"}], "unsupported part"),
+                           (42, "string or a list")]:
+        r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}]})
+        assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+    _ok(client)
+
+
+# ----------------------------------------------------------------------------- real server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_openai_client_against_uvicorn(trained_dir):
+    import uvicorn
+    from openai import OpenAI
+    from serve_model import BOX_ANSWER, GROUND_PROMPT
+
+    port = _free_port()
+    app = create_app(ServeConfig(model=str(trained_dir), port=port, max_new_tokens=32))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
+            time.sleep(0.05)
+        oa = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=60, max_retries=0)
+        assert [m.id for m in oa.models.list()] == [trained_dir.name]
+        messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
+                                                 {"type": "text", "text": "\n" + GROUND_PROMPT}]}]
+        resp = oa.chat.completions.create(model=trained_dir.name, messages=messages, max_tokens=32)
+        assert resp.choices[0].message.content == BOX_ANSWER
+        stream = oa.chat.completions.create(model=trained_dir.name, messages=messages, max_tokens=32, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == BOX_ANSWER
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive()

@@ -14,9 +14,12 @@ Checked with five seeds (100-150 steps) on vqa_rad X-rays and blank images of ot
 """
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from medmo.model.prompts import GROUND_TARGET
@@ -85,3 +88,26 @@ def train_fixed_answers(tiny_dir: Path, out_dir: Path, steps: int = 120, seed: i
     model.eval().save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+@contextmanager
+def running_server(app, timeout: float = 30.0):
+    """Serve `app` with uvicorn on 127.0.0.1 and a free port in a thread; yields the base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on port {port} within {timeout} s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)

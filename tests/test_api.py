@@ -7,11 +7,7 @@ import base64
 import io
 import json
 import logging
-import socket
-import threading
-import time
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -215,28 +211,13 @@ def test_chat_refuses_url_images_and_bad_parts(client):
 
 
 # ----------------------------------------------------------------------------- real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openai_client_against_uvicorn(trained_dir):
-    import uvicorn
     from openai import OpenAI
-    from serve_model import BOX_ANSWER, GROUND_PROMPT
+    from serve_model import BOX_ANSWER, GROUND_PROMPT, running_server
 
-    port = _free_port()
-    app = create_app(ServeConfig(model=str(trained_dir), port=port, max_new_tokens=32))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start in 30 s"
-            time.sleep(0.05)
-        oa = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=60, max_retries=0)
+    app = create_app(ServeConfig(model=str(trained_dir), max_new_tokens=32))
+    with running_server(app) as url:
+        oa = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=60, max_retries=0)
         assert [m.id for m in oa.models.list()] == [trained_dir.name]
         messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
                                                  {"type": "text", "text": "\n" + GROUND_PROMPT}]}]
@@ -244,7 +225,3 @@ def test_openai_client_against_uvicorn(trained_dir):
         assert resp.choices[0].message.content == BOX_ANSWER
         stream = oa.chat.completions.create(model=trained_dir.name, messages=messages, max_tokens=32, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == BOX_ANSWER
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-    assert not thread.is_alive()

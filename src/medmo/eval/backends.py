@@ -163,12 +163,16 @@ class VLLMBackend:
 
         self._sampling = SamplingParams
         self.name = str(model)
+        self.fingerprint = checkpoint_fingerprint(model)
         self.max_new_tokens = max_new_tokens
         self.processor = load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels)
-        mm_kwargs = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+        # Qwen3-VL's image processor takes its pixel budget as size={shortest_edge, longest_edge}
+        # (the checkpoint's own values, with ours applied by load_processor)
+        budget = min_pixels is not None or max_pixels is not None
+        mm_kwargs = {"size": dict(self.processor.image_processor.size)} if budget else None
         self.llm = LLM(model=str(model), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization, limit_mm_per_prompt={"image": max_images},
-                       mm_processor_kwargs=mm_kwargs or None)
+                       mm_processor_kwargs=mm_kwargs)
         self.last_errors: dict[int, str] = {}
 
     def generate(self, requests: list[Request]) -> list[str]:

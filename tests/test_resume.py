@@ -1,8 +1,9 @@
 """A training stage killed with SIGKILL resumes from its last checkpoint exactly where it was.
 
 Three runs of the same tiny recipe: a reference that runs straight through, a run killed
-(SIGKILL, no clean-up) right after a checkpoint is complete, and the same command started
-again, which resumes. The resumed run must reach the same step count, see the same batches
+(SIGKILL, no clean-up) soon after a checkpoint is complete, leaving a half-written
+checkpoint after it, and the same command started again, which resumes from the last
+complete one. The resumed run must reach the same step count, see the same batches
 from the checkpoint on (data position) and log the same loss and learning rate at every
 step as the reference (optimizer, scheduler and RNG state restored).
 """
@@ -68,6 +69,10 @@ def test_sigkill_then_resume_continues_exactly(tiny_dir, tmp_path):
     killed_at = max(int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*")
                     if (p / "trainer_state.json").exists())
     n_trace = len(_trace(run_dir))
+    # a kill during a save leaves a checkpoint without trainer_state.json (written last): make sure one exists
+    partial = run_dir / f"checkpoint-{killed_at + 2}"
+    partial.mkdir(exist_ok=True)
+    (partial / "config.json").write_text("{}")
 
     again = subprocess.run(_cmd(tiny_dir, data, run_dir), cwd=ROOT, env=_env(), capture_output=True, text=True,
                            timeout=900)
@@ -85,3 +90,26 @@ def test_sigkill_then_resume_continues_exactly(tiny_dir, tmp_path):
     for step in range(killed_at + 1, MAX_STEPS + 1):
         assert got_log[step]["learning_rate"] == pytest.approx(ref_log[step]["learning_rate"], rel=1e-9)
         assert got_log[step]["loss"] == pytest.approx(ref_log[step]["loss"], rel=1e-4, abs=1e-5), step
+
+
+# (checkpoint folders: step -> trainer_state.json content or None for absent, expected newest complete)
+LAST_CHECKPOINT_CASES = [
+    ({2: "{}", 4: None}, "checkpoint-2"),          # killed while saving step 4: fall back to step 2
+    ({2: "{}", 10: "{}", 4: None}, "checkpoint-10"),  # numeric order, not string order
+    ({2: "{}", 4: '{"global_st'}, "checkpoint-2"),  # trainer_state.json cut short
+    ({4: None}, None),                              # nothing complete: a fresh start
+    ({}, None),                                     # no checkpoint at all
+]
+
+
+@pytest.mark.parametrize("folders,expected", LAST_CHECKPOINT_CASES)
+def test_last_checkpoint_skips_incomplete(tmp_path, folders, expected):
+    from medmo.train.callbacks import last_checkpoint
+
+    for step, state in folders.items():
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"")
+        if state is not None:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    got = last_checkpoint(tmp_path)
+    assert (None if got is None else Path(got).name) == expected

@@ -67,8 +67,20 @@ def plot_curve(log_path: str | Path, keys: list[str], out_png: str | Path, title
 
 
 def last_checkpoint(run_dir: str | Path) -> str | None:
-    """The newest checkpoint-* folder in run_dir, or None (a fresh start)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint-* folder in run_dir, or None (a fresh start).
 
+    The Trainer writes trainer_state.json last, so a run killed while saving leaves a folder
+    without it (or with it cut short); such a folder is skipped and the one before is used.
+    """
     run_dir = Path(run_dir)
-    return get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+    if not run_dir.is_dir():
+        return None
+    steps = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in steps:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return str(ckpt)
+        except (OSError, json.JSONDecodeError):
+            logger.warning("skipping incomplete checkpoint %s (the run stopped while saving it)", ckpt)
+    return None

@@ -13,8 +13,7 @@ Two protocols:
   ground-truth box. On shared/data/medsg_bench's Qwen2.5-VL file this gives exactly the
   published 187.715 IoU sum and 92 hits at 0.5 over 1482 items; "set" gives 192.63 and
   96, because clamping a box that runs off the image raises its IoU and a second box
-  costs. medmo.boxes has no unclamped public parser yet, so "medsg" reads the raw
-  coordinates through `medmo.boxes._parse_raw` (the same parser, before clamping).
+  costs. "medsg" reads coordinates with `parse_boxes(clamp=False, fractions=False)`.
 
 Aggregate: mean IoU and the fraction of samples with IoU >= 0.3 / 0.5 / 0.7 (MedSG-Bench
 and the MedMO paper count ">= threshold"), over every scored sample, parse failures
@@ -25,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medmo.boxes import Box, _parse_raw, iou, parse_boxes, set_iou
+from medmo.boxes import Box, iou, parse_boxes, set_iou
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 PROTOCOLS = ("set", "medsg")
@@ -74,17 +73,10 @@ def score_grounding(answer: dict[str, Any], response: str, box_format: str = "gr
 
 
 def _score_medsg(gt: list[Box], w: float, h: float, response: str, box_format: str) -> dict[str, Any]:
-    if box_format not in ("grid", "pixels"):
-        raise ValueError(f"box_format must be 'grid' or 'pixels', got {box_format!r}")
-    try:
-        raw = _parse_raw(response) if isinstance(response, str) else []
-    except (ValueError, RecursionError, OverflowError):
-        raw = []
-    if not raw or not gt:
-        return {"parsed": [], "score": 0.0 if gt else float(not raw), "parse_failure": bool(gt)}
-    box = Box.from_list(raw[0][0])
-    if box_format == "grid":
-        box = box.from_grid(w, h)
+    pred = parse_boxes(response, w, h, box_format=box_format, clamp=False, fractions=False)
+    if not pred or not gt:
+        return {"parsed": [], "score": 0.0 if gt else float(not pred), "parse_failure": bool(gt)}
+    box = pred[0]
     return {"parsed": [box.as_list()], "score": iou(box, gt[0]), "parse_failure": False}
 
 

@@ -227,3 +227,16 @@ def test_plan_lengths_are_cached_per_samples_and_budget(tiny, tmp_path):
     changed = [*examples[:-1], {**examples[-1], "id": "other"}]  # different samples: measured again
     with pytest.raises(AssertionError, match="cache"):
         plan_for(changed, processor, 400, length_fn=must_not_measure, cache_file=cache)
+
+
+def test_unreadable_images_are_counted_not_fatal(tiny, tmp_path):
+    _, processor = tiny
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    good = _examples()[0]
+    bad = {**good, "id": "bad", "images": [str(tmp_path / "bad.png")]}
+    missing = {**good, "id": "missing", "images": [str(tmp_path / "absent.png")]}
+    plan = plan_for([good, bad, missing], processor, 400)
+    assert plan.unreadable == [1, 2] and plan.too_long == [] and plan.packs == [[0]]
+    collator = PackedCollator(processor)
+    batch = collator([[good, bad]])  # an image that breaks at encoding time is skipped and counted
+    assert collator.skipped["unusable sample"] == 1 and batch["image_grid_thw"].shape[0] == 1

@@ -12,19 +12,22 @@ padding. What makes a packed row train exactly like the same samples in a padded
   position, rows 1-3 are the (t, h, w) M-RoPE ids. Both restart at 0 for every sample; the
   M-RoPE ids are computed per sample exactly as `Qwen3VLModel.get_rope_index` does for an
   unpadded sample (a test checks they are identical).
-- **Attention.** With `attention_mask=None` and no KV cache, transformers (>= 5.x `masking_utils`) reads
-  sample boundaries from the restarts in row 0 and builds a block-diagonal causal mask for
-  SDPA/eager on any batch size; flash-attention-2 with one row per device turns the same
-  restarts into `cu_seqlens` (varlen kernel). So no attention crosses a sample boundary, and
-  no mask has to be materialized here. Row padding (only with several rows per batch) is
+- **Attention.** With `attention_mask=None` and no KV cache, transformers 5's
+  `masking_utils` reads sample boundaries from the restarts in row 0 and builds a
+  block-diagonal causal mask for SDPA/eager on any batch size; flash-attention-2 with ONE
+  row per device turns the same restarts into `cu_seqlens` (varlen kernel; SFTConfig
+  refuses more rows per device with flash attention). So no attention crosses a sample
+  boundary and no mask is built here. Row padding (only with several rows per batch) is
   its own pseudo-sample with label -100.
 - **Labels.** Only assistant tokens (the encoder's assistant mask); the first token of every
   sample is -100, so no sample is ever asked to predict the next sample's first token.
 - `mm_token_type_ids`, `pixel_values` and `image_grid_thw` are concatenated in row order,
   the order in which the model scatters image features into placeholder tokens.
 
-Departure from TRL's text packing (`pack_dataset(strategy="bfd")`): TRL splits or truncates
-over-long sequences; medmo never does, since a split image is not a sample.
+The plan is fixed for a run (rows are shuffled by the trainer's sampler, their contents
+are not re-packed each epoch); lengths are cached in the run folder. Departure from TRL's
+text packing (`pack_dataset(strategy="bfd")`): TRL splits or truncates over-long
+sequences; medmo never does, since a split image is not a sample.
 """
 from __future__ import annotations
 

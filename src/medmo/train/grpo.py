@@ -41,7 +41,7 @@ from medmo.data.schema import read_records, resolve_image
 from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, last_checkpoint, plot_curve
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, save_final, set_trainable
+from medmo.train.sft import PerModuleAdamW, record_files, save_final, set_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,7 @@ def load_grpo_rows(paths: list[str], max_samples: int | None = None) -> tuple[li
 
     rows: list[dict] = []
     skipped: Counter = Counter()
-    for p in paths:
-        path = Path(p)
+    for path in record_files(paths):  # a folder stands for its record shards
         for rec in read_records(path):
             images = [str(resolve_image(i, path.parent)) for i in rec.images]
             if not all(Path(i).exists() for i in images):

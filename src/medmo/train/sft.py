@@ -286,6 +286,7 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
     from medmo.model.load import load_model, load_processor
 
     rows, _ = load_sft_rows(cfg.data, cfg.max_samples)
+    args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
     processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
     model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
     counts = set_trainable(model, cfg)
@@ -294,7 +295,6 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
            "merger": cfg.merger_lr or cfg.learning_rate}
     collator = SFTCollator(processor, max_length=cfg.max_length)
     train_dataset = Dataset.from_list(rows)
-    args = trl_args(cfg, run_dir)
     if cfg.packing:
         from medmo.train.packing import pack_for_sft
 

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -142,6 +143,18 @@ def test_dicom_upload_answers_without_patient_tags(client, caplog):
     assert json.loads(texts[1])["dicom"]["Modality"] == "CT"
     for text in texts + [caplog.text]:
         assert PATIENT_NAME not in text and "1CT1" not in text
+
+
+def test_nifti_upload_and_slice_choice(client):
+    import nibabel
+
+    from medmo.imaging import open_image
+
+    nii = Path(nibabel.__file__).parent / "tests" / "data" / "example4d.nii.gz"
+    r = client.post("/v1/vqa", json={"image": _file_url(nii), "question": "What is this?", "slice_index": 0})
+    assert r.status_code == 200, r.text
+    assert r.json()["image_size"] == list(open_image(nii, slice_index=0).size)
+    assert r.json()["image_format"] == "nifti"
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -238,3 +238,10 @@ def test_openai_client_against_uvicorn(trained_dir):
         assert resp.choices[0].message.content == BOX_ANSWER
         stream = oa.chat.completions.create(model=trained_dir.name, messages=messages, max_tokens=32, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).strip() == BOX_ANSWER
+        # eval-core's `openai` backend (medmo eval --backend openai) against this server
+        from medmo.eval.backends import OpenAIBackend, Request
+
+        backend = OpenAIBackend(model=trained_dir.name, base_url=f"{url}/v1", max_new_tokens=32)
+        image = Image.new("RGB", (300, 200), (128, 128, 128))
+        req = Request(messages=[{"role": "user", "content": "<image>\n" + GROUND_PROMPT}], images=[image])
+        assert backend.generate([req, req]) == [BOX_ANSWER, BOX_ANSWER] and not backend.last_errors

@@ -299,6 +299,7 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
                 unreadable.append(i)
                 lengths.append(budget + 1)  # planned as too long, then reported as unreadable instead
         if cache_file:
+            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
             Path(cache_file).write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
     plan = plan_packs(lengths, budget)
     plan.too_long = [i for i in plan.too_long if i not in set(unreadable)]

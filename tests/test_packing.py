@@ -216,7 +216,7 @@ def test_sft_packed_batches_give_the_sft_padded_loss(tiny, tmp_path):
 def test_plan_lengths_are_cached_per_samples_and_budget(tiny, tmp_path):
     _, processor = tiny
     examples = _examples()
-    cache = tmp_path / "packing_lengths.json"
+    cache = tmp_path / "run" / "packing_lengths.json"  # the run folder may not exist yet
     first = plan_for(examples, processor, 400, cache_file=cache)
 
     def must_not_measure(ex):

@@ -183,6 +183,8 @@ BAD = [
                           "target": "x"}, 400, "expected PNG"),
     ("image over the pixel cap", {"image": _data_url(Image.new("RGB", (700, 700))), "target": "x"}, 400,
      "cap of 360000 pixels"),
+    ("image too elongated for the processor", {"image": _data_url(Image.new("RGB", (500, 2))), "target": "x"}, 400,
+     "200:1"),
     ("unknown window preset", {"image": GRAY, "target": "x", "window": "lungs"}, 400, "lung"),
 ]
 

@@ -122,15 +122,30 @@ class DynamicBatcher:
             return
         try:
             texts = self.generate([it.payload for it in live])
-        except Exception as e:  # noqa: BLE001 - the batch's callers get the error; the worker keeps serving
-            logger.exception("batch of %d failed", len(live))
-            for it in live:
-                it.future.set_exception(e)
+        except Exception as e:  # noqa: BLE001 - the callers get the error; the worker keeps serving
+            if len(live) == 1:
+                logger.exception("request failed")
+                live[0].future.set_exception(e)
+                return
+            logger.warning("batch of %d failed (%s); running its requests one by one", len(live), e)
+            for it in live:  # one bad request must not fail the others
+                self._run_one(it)
             return
         self.batches += 1
         self.requests += len(live)
         for it, text in zip(live, texts):
             it.future.set_result(text)
+
+    def _run_one(self, item: _Item) -> None:
+        try:
+            text = self.generate([item.payload])[0]
+        except Exception as e:  # noqa: BLE001 - handed to this request's caller only
+            logger.exception("request failed")
+            item.future.set_exception(e)
+            return
+        self.batches += 1
+        self.requests += 1
+        item.future.set_result(text)
 
 
 def _resolve(fut: Future, fn: Callable[[], Any]) -> None:

@@ -28,6 +28,7 @@ from medmo.imaging.core import sniff
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[\w.+-]+)*)(;base64)?,", re.I)
 _URL_OR_PATH = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|file:|~|\.{1,2}/|[a-z]:\\)", re.I)
 _B64_WS = re.compile(rb"\s+")
+MAX_ASPECT = 200  # Qwen2/3-VL's smart_resize refuses more elongated images
 
 
 class BadInput(ValueError):
@@ -91,6 +92,9 @@ def decode_image(data: bytes, *, max_pixels: int, window=None, slice_index: int 
     except (ValueError, FileNotFoundError) as e:
         raise BadInput(redact(f"{what}: {e}".replace("<bytes>: ", ""), secrets)) from None
     _check_pixels(image.width * image.height, max_pixels, what)
+    if max(image.size) > MAX_ASPECT * min(image.size):
+        raise BadInput(f"{what}: {image.width}x{image.height} is more than {MAX_ASPECT}:1, the most Qwen3-VL's "
+                       "processor accepts; crop or pad it")
     return DecodedImage(image, kind, info)
 
 

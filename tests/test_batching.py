@@ -1,0 +1,92 @@
+"""DynamicBatcher: batches form under load, answers go back to their own callers, one bad
+request does not fail its batch-mates, exclusive work runs alone. The generate function
+here is plain Python (it records the batches it sees); test_api.py runs the real model."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from medmo.serve.batching import DynamicBatcher
+
+
+class Recorder:
+    """generate(list[str]) -> upper-cased strings; fails on "bad"; records batch sizes."""
+
+    def __init__(self, delay: float = 0.02):
+        self.sizes: list[int] = []
+        self.delay = delay
+        self.threads: set[str] = set()
+
+    def __call__(self, batch: list[str]) -> list[str]:
+        self.sizes.append(len(batch))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        if "bad" in batch:
+            raise ValueError("bad request")
+        return [s.upper() for s in batch]
+
+
+async def _submit_all(batcher: DynamicBatcher, items: list[str]):
+    return await asyncio.gather(*(batcher.submit(s) for s in items), return_exceptions=True)
+
+
+@pytest.mark.parametrize("max_batch,n,expect_max", [
+    (8, 20, 8),  # batches fill up to the cap under load
+    (1, 5, 1),   # max_batch_size=1: batching off, one request per call
+])
+def test_batches_form_up_to_the_cap_and_answers_keep_their_order(max_batch, n, expect_max):
+    rec = Recorder()
+    batcher = DynamicBatcher(rec, max_batch_size=max_batch, max_wait_ms=50).start()
+    items = [f"req{i}" for i in range(n)]
+    try:
+        out = asyncio.run(_submit_all(batcher, items))
+    finally:
+        batcher.close()
+    assert out == [s.upper() for s in items]
+    assert max(rec.sizes) == expect_max and sum(rec.sizes) == n
+    assert batcher.requests == n and batcher.batches == len(rec.sizes)
+    assert rec.threads == {"medmo-batcher"}  # the model is used from one thread only
+
+
+def test_one_bad_request_fails_alone():
+    rec = Recorder()
+    batcher = DynamicBatcher(rec, max_batch_size=8, max_wait_ms=50).start()
+    try:
+        out = asyncio.run(_submit_all(batcher, ["a", "bad", "c"]))
+    finally:
+        batcher.close()
+    assert out[0] == "A" and out[2] == "C"
+    assert isinstance(out[1], ValueError)
+    assert rec.sizes[0] == 3  # tried together first, then one by one
+
+
+def test_exclusive_work_runs_on_the_model_thread_between_batches():
+    rec = Recorder()
+    batcher = DynamicBatcher(rec, max_batch_size=4, max_wait_ms=20).start()
+
+    async def scenario():
+        texts = [batcher.submit(s) for s in ("x", "y")]
+        alone = batcher.run_exclusive(lambda: threading.current_thread().name)
+        return await asyncio.gather(*texts, alone)
+
+    try:
+        assert asyncio.run(scenario()) == ["X", "Y", "medmo-batcher"]
+    finally:
+        batcher.close()
+
+
+def test_wait_window_bounds_an_idle_request_and_bad_settings_are_refused():
+    batcher = DynamicBatcher(Recorder(delay=0), max_batch_size=16, max_wait_ms=5).start()
+    try:
+        t0 = time.perf_counter()
+        assert asyncio.run(batcher.submit("solo")) == "SOLO"
+        assert time.perf_counter() - t0 < 5  # not stuck waiting for company
+    finally:
+        batcher.close()
+    with pytest.raises(ValueError, match="max_batch_size"):
+        DynamicBatcher(Recorder(), max_batch_size=0)
+    with pytest.raises(RuntimeError, match="start"):
+        DynamicBatcher(Recorder()).submit_future("x")

@@ -164,12 +164,13 @@ def make_cell_vqa_records(n: int, out_dir: str | Path, seed: int = 0, image_size
 
 
 def write_cell_set(out_dir: str | Path, name: str, n_grounding: int, n_vqa: int = 0, seed: int = 0,
-                   image_size: int = 224, min_cells: int = 1, max_cells: int = 1, split: str = "train") -> Path:
+                   image_size: int = 224, min_cells: int = 1, max_cells: int = 1, split: str = "train",
+                   style: CellStyle = CellStyle()) -> Path:
     """Generate grounding (+ optional VQA) records and write them to `out_dir/<name>.jsonl`."""
     out = Path(out_dir)
-    records = make_cell_records(n_grounding, out, seed, image_size, min_cells, max_cells, split)
+    records = make_cell_records(n_grounding, out, seed, image_size, min_cells, max_cells, split, style)
     if n_vqa:
-        records += make_cell_vqa_records(n_vqa, out, seed, image_size, 0, max_cells, split)
+        records += make_cell_vqa_records(n_vqa, out, seed, image_size, 0, max_cells, split, style)
     path = out / f"{name}.jsonl"
     write_jsonl(records, path)
     logger.info("wrote %d synthetic records to %s", len(records), path)

@@ -128,8 +128,12 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
     async def decode(body: ImageBody) -> DecodedImage:
         window = parse_window(body.window)
-        return await asyncio.to_thread(decode_image, image_bytes(body.image), max_pixels=cfg.max_image_pixels,
-                                       window=window, slice_index=body.slice_index, frame=body.frame)
+
+        def work() -> DecodedImage:  # base64 and image decoding off the event loop
+            return decode_image(image_bytes(body.image), max_pixels=cfg.max_image_pixels, window=window,
+                                slice_index=body.slice_index, frame=body.frame)
+
+        return await asyncio.to_thread(work)
 
     async def answer_task(task: str, body: ImageBody, prompt: str | None, target: str | None = None) -> dict:
         t0 = time.perf_counter()

@@ -41,8 +41,14 @@ def _png_data_url(image) -> str:
 async def preview(body: ImageBody, request: Request):
     """{image, window?, slice_index?, frame?} -> {image: PNG data URL, width, height, format, dicom, presets}."""
     cfg = request.app.state.cfg
-    img = await asyncio.to_thread(decode_image, image_bytes(body.image), max_pixels=cfg.max_image_pixels,
-                                  window=parse_window(body.window), slice_index=body.slice_index, frame=body.frame)
-    return {"image": await asyncio.to_thread(_png_data_url, img.image), "width": img.image.width,
+    window = parse_window(body.window)
+
+    def work():  # base64, image and PNG coding off the event loop
+        img = decode_image(image_bytes(body.image), max_pixels=cfg.max_image_pixels, window=window,
+                           slice_index=body.slice_index, frame=body.frame)
+        return img, _png_data_url(img.image)
+
+    img, png = await asyncio.to_thread(work)
+    return {"image": png, "width": img.image.width,
             "height": img.image.height, "format": img.format, "dicom": img.info,
             "presets": {k: list(v) for k, v in WINDOW_PRESETS.items()}}

@@ -1,15 +1,8 @@
-"""The `medmo` command: parses arguments and dispatches, nothing else.
+"""The `medmo` command (this file only parses arguments and dispatches).
 
-    medmo tiny --out DIR                 build the tiny Qwen3-VL checkpoint offline
-    medmo demo [--minutes M]             the whole pipeline on CPU with the tiny model
-    medmo train RECIPE.yaml [k=v ...]    run a training stage or a pipeline of stages
-    medmo eval ...                       evaluate a model on benchmarks
-    medmo score ...                      score a file of saved predictions, no model
-    medmo infer ...                      answer one image from the shell
-    medmo data ...                       convert, inspect and mix datasets
-    medmo serve ...                      HTTP API and web page
-
-Run `medmo COMMAND --help` for each command's options.
+MedMO for medical images on Qwen3-VL: convert datasets, train the four stages,
+evaluate on medical benchmarks, and answer, report and ground on real images.
+Everything runs on CPU with the tiny model; no network is needed.
 """
 from __future__ import annotations
 
@@ -17,6 +10,18 @@ import argparse
 import logging
 import os
 import sys
+
+EPILOG = """examples:
+  medmo demo                                  the whole pipeline on CPU (runs/demo/)
+  medmo tiny --out runs/tiny                  build the tiny Qwen3-VL checkpoint offline
+  medmo train recipes/tiny/pipeline.yaml      train stages 1-4 (key=value overrides)
+  medmo data convert vqa_rad --raw PATH --out data/vqa_rad
+  medmo eval --model DIR --suite vqa --data ../shared/data --out runs/eval
+  medmo score --predictions FILE.jsonl --box-format pixels --out runs/score
+  medmo infer --model DIR --image ct.dcm --task ground --target nodule --draw out.png
+  medmo serve --model DIR                     API + web page at http://127.0.0.1:8000/
+
+Run `medmo COMMAND --help` for each command's options."""
 
 
 def _cmd_tiny(args) -> int:
@@ -172,9 +177,9 @@ def _cmd_score(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.split("\n")[2:12]))
+                                     epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -12,13 +12,11 @@ yields good records and, for every item it cannot convert, calls
 bad item and every skip is counted by reason. A wrong `raw` path or format raises
 FileNotFoundError/ValueError at once, saying what was expected.
 
-Every module in this package is imported by `get_source`/`source_names`, so adding a
-file is all it takes to register a source.
+Every module in this package is imported on the first lookup, so adding a file is all it
+takes to register a source.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +59,7 @@ class Source:
     doc: str
 
 
-SOURCES: Registry[Source] = Registry("data source")
+SOURCES: Registry[Source] = Registry("data source", discover=__name__)
 
 
 def register_source(name: str, tasks: tuple[str, ...], modality: str = "mixed") -> Callable[[Converter], Converter]:
@@ -75,26 +73,11 @@ def register_source(name: str, tasks: tuple[str, ...], modality: str = "mixed") 
     return deco
 
 
-_loaded = False
-
-
-def _discover() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-    _loaded = True
-
-
 def get_source(name: str) -> Source:
-    _discover()
     return SOURCES.get(name)
 
 
 def source_names() -> list[str]:
-    _discover()
     return SOURCES.names()
 
 

@@ -17,12 +17,10 @@ answer that a judge should decide also returns "judge": {"question", "reference"
 "response"}; the runner asks the judge when one is configured and sets "correct" from
 its verdict. `mode` is "strict" (default) or "medevalkit" (see medmo.eval.scoring).
 
-Every module in this package is imported by `get_benchmark`/`benchmark_names`.
+Every module in this package is imported on the first lookup.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -50,26 +48,11 @@ class Benchmark:
             raise ValueError(f"benchmark {self.name}: family {self.family!r} is not one of {FAMILIES}")
 
 
-BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
-
-_loaded = False
-
-
-def _discover() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{mod.name}")
-    _loaded = True
-
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", discover=__name__)
 
 def get_benchmark(name: str) -> Benchmark:
-    _discover()
     return BENCHMARKS.get(name)
 
 
 def benchmark_names(family: str | None = None) -> list[str]:
-    _discover()
     return [n for n in BENCHMARKS.names() if family is None or BENCHMARKS.get(n).family == family]

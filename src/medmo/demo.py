@@ -156,14 +156,14 @@ def run(cfg: DemoConfig) -> Path:
     return out
 
 
-def _fmt(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else "-" if v is None else str(v)
+_COLUMNS = {"stage": "{}", "mean_iou": "{:.3f}", "iou@0.5": "{:.3f}", "accuracy": "{:.3f}", "steps": "{}",
+            "train_seconds": "{:.1f}", "steps_per_s": "{:.2f}"}
 
 
 def results_table(rows: list[dict]) -> str:
-    cols = ["stage", "mean_iou", "iou@0.5", "accuracy", "steps", "train_seconds", "steps_per_s"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    lines += ["| " + " | ".join("-" if r.get(c) is None else f.format(r[c]) for c, f in _COLUMNS.items()) + " |"
+              for r in rows]
     return "\n".join(lines)
 
 

@@ -17,10 +17,11 @@ fraction of groups whose rewards are all equal (`frac_reward_zero_std`: they tea
 nothing), and the KL to the reference. reward.png is drawn at the end.
 
 How this departs from the paper's description and from plain GRPO:
-1. `beta` (KL to the starting model) is 0.04 by default, not TRL's 0: without it the
-   policy learns to emit many boxes, because a few boxes of a spray overlap something
-   (box-spam reward hacking). The set GIoU reward already divides by max(#pred, #gt);
-   the KL term keeps answers close to the supervised format while GIoU improves.
+1. `beta` (KL to the starting model) is 0.04 by default, not TRL's 0. It guards against
+   box-spam reward hacking: with nothing anchoring it, a policy can drift toward sprays
+   of boxes, some of which always overlap something. The set GIoU reward already divides
+   by max(#pred, #gt) so spam does not pay; the KL term also keeps answers close to the
+   supervised format while GIoU improves.
 2. TRL's default loss aggregation ("dapo": token-level, no length bias) and group
    reward scaling are kept; MedMO does not say which variant it used.
 3. On CPU completions come from HF `generate`; on GPUs set `use_vllm: true` (vLLM in

@@ -43,6 +43,7 @@ def pipeline_run(tiny_dir, tmp_path_factory):
     peft = get_peft_model(load_model(s1), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                      init_lora_weights=False))  # non-zero adapters
     peft.save_pretrained(s2 / "checkpoint-5")
+    (s2 / "checkpoint-5" / "trainer_state.json").write_text('{"global_step": 5}')  # written last by the Trainer
     (s2 / "log.jsonl").write_text('{"step": 5, "loss": 0.75}\n')
     (root / "stages.json").write_text(json.dumps([{"stage": "stage1_sft", "run_dir": str(s1)},
                                                   {"stage": "stage2_sft", "run_dir": str(s2)}]))

@@ -100,7 +100,11 @@ def test_find_results_reads_demo_and_benchmark_layouts(tmp_path):
         {"stages": [{"stage": "untrained", "mean_iou": 0.1}, {"stage": "stage1_sft", "mean_iou": 0.4}]}))
     (tmp_path / "suite").mkdir()
     (tmp_path / "suite" / "results.json").write_text(json.dumps(
-        {"vqa_rad": {"n": 451, "accuracy": 0.6}, "meta": {"model": "x"}}))
+        {"vqa_rad": {"n": 451, "accuracy": 0.6}, "meta": {"model": "x"},
+         "iu_xray": {"n": 2, "cider_d": 0.31, "rule_chexpert_f1_micro14": 0.4}}))
     rows = find_results(tmp_path)
+    # the report benchmarks' own metric names reach the card
+    assert {"cider_d": 0.31, "rule_chexpert_f1_micro14": 0.4}.items() <= rows[-1].items()
+    rows = rows[:-1]
     assert [(r["name"], r.get("mean_iou", r.get("accuracy"))) for r in rows] == [
         ("untrained", 0.1), ("stage1_sft", 0.4), ("vqa_rad", 0.6)]

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 STAGE_CLASSES = ("SFTConfig", "GRPOConfig")
 CARD_METRICS = ("n", "accuracy", "closed_accuracy", "open_accuracy", "mean_iou", "iou@0.3", "iou@0.5", "iou@0.7",
-                "parse_failures", "rouge_l", "cider", "bleu4", "chexpert_f1")
+                "parse_failures", "rouge_l", "cider_d", "bleu4", "rule_chexpert_f1_micro14")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from medmo.demo import DemoConfig, run
 
 @pytest.mark.slow
 def test_demo_learns_to_localize(tmp_path):
-    out = run(DemoConfig(out=str(tmp_path / "demo"), minutes=3, n_train=1500, n_eval=32))
+    out = run(DemoConfig(out=str(tmp_path / "demo"), minutes=4, n_train=1500, n_eval=32))
     results = json.loads((out / "results.json").read_text())
     rows = {r["stage"]: r for r in results["stages"]}
     assert list(rows) == ["untrained", "stage1_sft", "stage2_sft", "stage3_sft", "stage4_grpo"]

@@ -48,7 +48,7 @@ class DemoConfig:
     image_size: int = 64  # synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)
     max_cells: int = 3  # stage 3's grounding images and the VQA items have 1..max_cells cells
     n_train: int = 4000  # training images per stage
-    n_eval: int = 64  # held-out grounding images (and as many VQA items / 2)
+    n_eval: int = 128  # held-out grounding images (and half as many VQA items)
     seed: int = 0
 
     def __post_init__(self):

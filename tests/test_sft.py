@@ -108,3 +108,19 @@ def test_per_module_learning_rates_reach_the_optimizer(tiny_dir, cells, tmp_path
     trainer.create_optimizer()
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     assert lrs == {"vision": 1e-5, "merger": 5e-4, "llm": 1e-4}
+
+
+def test_lora_step_saves_a_merged_full_checkpoint(tiny_dir, cells, tmp_path):
+    from medmo.model.load import LoraConfig
+
+    out = tmp_path / "lora"
+    cfg = SFTConfig(model=str(tiny_dir), data=[str(cells)], output_dir=str(out), max_steps=1, warmup_steps=0,
+                    per_device_train_batch_size=2, learning_rate=1e-2, save_steps=1, max_pixels=4096,
+                    lora=LoraConfig(enabled=True, r=4, alpha=8, dropout=0.0))
+    run(cfg)
+    merged, base = load_model(out), load_model(tiny_dir)  # a plain Qwen3-VL checkpoint: adapters merged
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    q = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(dict(merged.named_parameters())[q], dict(base.named_parameters())[q])
+    mlp = "model.language_model.layers.0.mlp.up_proj.weight"  # not a LoRA target: unchanged
+    assert torch.equal(dict(merged.named_parameters())[mlp], dict(base.named_parameters())[mlp])

@@ -20,6 +20,12 @@ ONE cell per image (what the tiny model learns within minutes); VQA items ask co
 presence about 0-3 cells.
 Step counts come from the recipes, scaled by `minutes / 10`. Re-running resumes: a
 finished stage is skipped and a finished evaluation is read back.
+
+Measured (`medmo demo --out /tmp/demo3`, 2 threads on a 2-core machine shared with other
+jobs, load ~1.5): 6.8 minutes in all; held-out mean IoU 0.00 untrained, 0.61 / 0.60 /
+0.58 after stages 1 / 2 / 3, 0.67 after GRPO; count/presence accuracy 0.80 after stage 3.
+Stage 1 ran 3.4 steps/s (batch 16, 64-px images). DESIGN.md's starting point (224 px,
+vision tower training) was mean IoU 0.36 after 4 minutes and 0.50 after 9.
 """
 from __future__ import annotations
 

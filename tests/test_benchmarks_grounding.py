@@ -4,6 +4,7 @@ and a tiny-model run goes through medmo.eval.runner.evaluate_records."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,19 @@ def test_tiny_model_run(tiny_dir, data_for, tmp_path):
     assert results["n"] == 2 and 0.0 <= results["mean_iou"] <= 1.0
     lines = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all("response" in s and "score" in s for s in lines)
+
+
+def test_synthetic_cells_generates_the_demo_held_out_set(tmp_path, monkeypatch):
+    from medmo.eval.benchmarks import get_benchmark
+
+    monkeypatch.setenv("MEDMO_CACHE", str(tmp_path))
+    bench = get_benchmark("synthetic_cells")
+    records = bench.load(None)
+    assert len(records) == 128 and all(r.answer["image_size"] == [64, 64] for r in records)
+    assert all(Path(r.images[0]).exists() for r in records)
+    again = bench.load(None)  # deterministic and cached: same ids, same boxes
+    assert [r.answer for r in again] == [r.answer for r in records]
+    sample = records[0].to_dict()
+    perfect = bench.score(sample, records[0].target, "strict")
+    assert perfect["score"] > 0.95 and not perfect["parse_failure"]
+    assert bench.score(sample, "no idea", "strict")["parse_failure"]

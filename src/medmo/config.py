@@ -129,6 +129,13 @@ def to_dict(cfg) -> dict[str, Any]:
     return {k: plain(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
+def cache_dir(*parts: str) -> Path:
+    """medmo's cache folder ($MEDMO_CACHE, default ~/.cache/medmo) joined with `parts`."""
+    import os
+
+    return Path(os.environ.get("MEDMO_CACHE", Path.home() / ".cache" / "medmo")).joinpath(*parts)
+
+
 def git_sha() -> str | None:
     try:
         out = subprocess.run(

@@ -18,10 +18,10 @@ import csv
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from medmo.config import cache_dir
 from medmo.data.schema import IMAGE_TOKEN, Record
 from medmo.data.sources import Drops
 from medmo.model import prompts
@@ -115,7 +115,7 @@ def _read_hf_disk(path: Path, split: str | None) -> Iterator[dict[str, Any]]:
 def image_folder(source: str, image_dir: str | Path | None) -> Path:
     if image_dir is not None:
         return Path(image_dir)
-    return Path(os.environ.get("MEDMO_CACHE", Path.home() / ".cache" / "medmo")) / "images" / source
+    return cache_dir("images", source)
 
 
 def save_image(obj: Any, folder: Path, stem: str) -> str:

@@ -65,17 +65,22 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
                        groups: tuple[str, ...] = (), box_format: str = "grid", published_protocol: str = "set",
                        extra_score: Callable[[dict, dict], dict] | None = None,
                        extra_aggregate: Callable[[list[dict]], dict] | None = None,
+                       make_default: Callable[[], Path] | None = None,
                        description: str = "", version: str = "1") -> Benchmark:
     """Register one grounding benchmark (see the module docstring).
 
     `published_protocol` is the grounding protocol "medevalkit" mode uses ("medsg" for
     MedSG-Bench). `extra_score(sample, scored)` and `extra_aggregate(samples)` add
     benchmark-specific fields (e.g. the Cell set's per-cell recall by stratum).
+    `make_default()` builds the data when no --data is given (generated benchmarks).
     """
     from medmo.eval.benchmarks._qa import resolve_data
 
     def load(data: Path | None = None) -> list[Record]:
-        path = resolve_data(name, data, default_data, expected)
+        if data is None and make_default is not None:
+            path = make_default()
+        else:
+            path = resolve_data(name, data, default_data, expected)
         drops = Drops()
         records = load_records(path, drops)
         if drops.total:

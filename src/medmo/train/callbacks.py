@@ -1,4 +1,5 @@
-"""What every medmo training stage shares: the log.jsonl callback, curve plots, resume lookup.
+"""What every medmo training stage shares: the log.jsonl callback, curve plots, resume lookup,
+and the Trainer arguments common to SFT and GRPO.
 
 `JsonlLogCallback` appends each Trainer log (loss, lr, rewards, ...) as one JSON line to
 runs/<name>/log.jsonl on the main process only; a resumed run appends to the same file,
@@ -84,3 +85,20 @@ def last_checkpoint(run_dir: str | Path) -> str | None:
         except (OSError, json.JSONDecodeError):
             logger.warning("skipping incomplete checkpoint %s (the run stopped while saving it)", ckpt)
     return None
+
+
+def common_trainer_args(cfg, run_dir: Path) -> dict:
+    """The TRL/Trainer arguments SFT and GRPO stages share; their config fields have the same names."""
+    import torch
+
+    return dict(
+        output_dir=str(run_dir), max_steps=cfg.max_steps, num_train_epochs=cfg.num_train_epochs,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, report_to=cfg.report_to,
+        remove_unused_columns=False, disable_tqdm=False,
+        use_cpu=not torch.cuda.is_available(),  # gloo DDP under accelerate launch on CPU
+    )

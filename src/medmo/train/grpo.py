@@ -40,7 +40,7 @@ from pathlib import Path
 from medmo.config import make_run_dir
 from medmo.data.schema import read_records, resolve_image
 from medmo.model.load import DTYPES, LoraConfig
-from medmo.train.callbacks import JsonlLogCallback, last_checkpoint, plot_curve
+from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.rewards import REWARDS, build_rewards
 from medmo.train.sft import PerModuleAdamW, record_files, save_final, set_trainable
 
@@ -163,19 +163,12 @@ def trl_args(cfg: GRPOConfig, run_dir: Path):
     from trl import GRPOConfig as TRLGRPOConfig
 
     return TRLGRPOConfig(
-        output_dir=str(run_dir), max_steps=cfg.max_steps, num_train_epochs=cfg.num_train_epochs,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, bf16=cfg.bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        **common_trainer_args(cfg, run_dir),
         beta=cfg.beta, num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=cfg.top_p, epsilon=cfg.epsilon, num_iterations=cfg.num_iterations,
         loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, reward_weights=list(cfg.rewards.values()),
         use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, report_to=cfg.report_to, remove_unused_columns=False,
-        log_completions=False, disable_tqdm=False,
+        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size, log_completions=False,
     )
 
 

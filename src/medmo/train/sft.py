@@ -32,7 +32,7 @@ from pathlib import Path
 from medmo.config import make_run_dir
 from medmo.data.schema import read_records, resolve_image
 from medmo.model.load import DTYPES, LoraConfig
-from medmo.train.callbacks import JsonlLogCallback, last_checkpoint, plot_curve
+from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
 
 logger = logging.getLogger(__name__)
 
@@ -261,20 +261,11 @@ class PerModuleAdamW:
 
 def trl_args(cfg: SFTConfig, run_dir: Path):
     """medmo's SFTConfig -> TRL's SFTConfig (the knobs medmo does not expose keep TRL's defaults)."""
-    import torch
     from trl import SFTConfig as TRLSFTConfig
 
     return TRLSFTConfig(
-        output_dir=str(run_dir), max_steps=cfg.max_steps, num_train_epochs=cfg.num_train_epochs,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, report_to=cfg.report_to,
-        dataloader_num_workers=cfg.dataloader_num_workers, max_length=None,
-        dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False,
-        disable_tqdm=False, use_cpu=not torch.cuda.is_available(),  # gloo DDP under accelerate launch on CPU
+        **common_trainer_args(cfg, run_dir), dataloader_num_workers=cfg.dataloader_num_workers, max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
     )
 
 

@@ -42,7 +42,7 @@ from medmo.data.schema import read_records, resolve_image
 from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, record_files, save_final, set_trainable
+from medmo.train.sft import PerModuleAdamW, data_list, record_files, save_final, set_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +106,7 @@ class GRPOConfig:
     def __post_init__(self):
         if self.trainer != "grpo":
             raise ValueError(f"trainer must be 'grpo' for this config, got {self.trainer!r}")
-        if isinstance(self.data, str):
-            self.data = [self.data]
-        if not self.data:
-            raise ValueError("data: give at least one record file (.jsonl or .parquet)")
+        self.data = data_list(self.data)
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise ValueError(f"rewards: a mapping term -> weight; terms: {', '.join(REWARDS.names())}")
         for name in self.rewards:

@@ -88,10 +88,7 @@ class SFTConfig:
     def __post_init__(self):
         if self.trainer != "sft":
             raise ValueError(f"trainer must be 'sft' for this config, got {self.trainer!r}")
-        if isinstance(self.data, str):
-            self.data = [self.data]
-        if not self.data:
-            raise ValueError("data: give at least one record file (.jsonl or .parquet)")
+        self.data = data_list(self.data)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if not (self.train_vision or self.train_merger or self.train_llm):
@@ -108,6 +105,14 @@ class SFTConfig:
 
 
 # ---------------------------------------------------------------------------- data
+
+
+def data_list(data: str | list[str]) -> list[str]:
+    """A recipe's `data:` as a non-empty list (one path may be written without brackets)."""
+    data = [data] if isinstance(data, str) else data
+    if not data:
+        raise ValueError("data: give at least one record file (.jsonl or .parquet)")
+    return data
 
 
 def record_files(paths: list[str]) -> list[Path]:

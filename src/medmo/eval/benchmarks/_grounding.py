@@ -111,3 +111,24 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
                       description=description)
     BENCHMARKS.add(name, bench)
     return bench
+
+
+def register_medsg(task: str, summary: str) -> Benchmark:
+    """One MedSG-Bench task as a benchmark, `medsg_<task>`.
+
+    Questions are rendered for grid models (box hints rewritten to MedMO's
+    `<box>[[...]]</box>` on the 0-1000 grid) and responses read on the grid; ground truth
+    is pixels of the item's image. MedSG-Bench's reference outputs (Qwen2.5-VL) are pixels
+    of 336x336: score such a file with `medmo score --box-format pixels`. Modes: strict =
+    set IoU of all predicted boxes, clamped; medevalkit = MedSG-Bench's published rule
+    (first predicted box as written, IoU >= t counts), to compare with published tables.
+    """
+    from medmo.data.sources import get_source
+
+    return register_grounding(
+        f"medsg_{task}", published_protocol="medsg",
+        load_records=lambda path, drops: list(get_source("medsg_bench").convert(path, drops, split="test",
+                                                                                tasks=(task,))),
+        expected=f"MedSG-Bench test JSON(s) with task '{task}' (items: task, images, question, answer)",
+        description=f"MedSG-Bench {task}: {summary}; mean IoU, IoU@0.3/0.5/0.7",
+    )

@@ -5,7 +5,7 @@ import pytest
 
 from medmo.config import load_config
 from medmo.data.synthetic import write_cell_set
-from medmo.train.grpo import GRPOConfig, load_grpo_rows, run
+from medmo.train.grpo import GRPOConfig, grpo_dataset, run
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +13,9 @@ def cells(tmp_path_factory):
     return write_cell_set(tmp_path_factory.mktemp("cells"), "train", 4, n_vqa=2, image_size=64, max_cells=2)
 
 
-def test_rows_carry_task_answer_and_image_size(cells):
-    rows, skipped = load_grpo_rows([str(cells)])
+def test_rows_carry_task_answer_and_image_size(cells, tmp_path):
+    dataset, skipped = grpo_dataset([str(cells)], tmp_path / "dataset")
+    rows = list(dataset)
     assert not skipped and len(rows) == 6
     ground, vqa = rows[0], rows[-1]
     assert ground["task"] == "grounding" and ground["image_size"] == [64, 64]
@@ -22,6 +23,7 @@ def test_rows_carry_task_answer_and_image_size(cells):
     # the prompt is the user turn only, image placeholder first, as the processor's chat format
     assert [m["role"] for m in ground["prompt"]] == ["user"]
     assert ground["prompt"][0]["content"][0] == {"type": "image"}
+    assert [im.mode for im in ground["images"]] == ["RGB"]  # opened on access
 
 
 def test_beta_is_positive_by_default_and_terms_are_checked(cells, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from medmo.config import load_config
 from medmo.data.synthetic import write_cell_set
 from medmo.model.load import load_model, load_processor
-from medmo.train.sft import SFTCollator, SFTConfig, load_sft_rows, module_of, run, set_trainable
+from medmo.train.sft import SFTCollator, SFTConfig, module_of, run, set_trainable, sft_dataset
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +15,13 @@ def cells(tmp_path_factory):
     return write_cell_set(tmp_path_factory.mktemp("cells"), "train", 6, n_vqa=2, image_size=64, min_cells=2, max_cells=2)
 
 
-def test_labels_cover_only_the_assistant_answer(tiny_dir, cells):
+@pytest.fixture(scope="module")
+def rows(cells, tmp_path_factory):
+    return list(sft_dataset([str(cells)], tmp_path_factory.mktemp("dataset"))[0])
+
+
+def test_labels_cover_only_the_assistant_answer(tiny_dir, rows):
     processor = load_processor(tiny_dir)
-    rows, _ = load_sft_rows([str(cells)])
     batch = SFTCollator(processor)(rows[:2] + rows[-1:])
     tok = processor.tokenizer
     for i, row in enumerate(rows[:2] + rows[-1:]):
@@ -28,8 +32,7 @@ def test_labels_cover_only_the_assistant_answer(tiny_dir, cells):
     assert batch["pixel_values"].shape[0] == 3 * 16 and batch["image_grid_thw"].shape == (3, 3)
 
 
-def test_unreadable_image_is_skipped_and_counted(tiny_dir, cells, tmp_path):
-    rows, _ = load_sft_rows([str(cells)])
+def test_unreadable_image_is_skipped_and_counted(tiny_dir, rows, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     collator = SFTCollator(load_processor(tiny_dir))
@@ -39,8 +42,7 @@ def test_unreadable_image_is_skipped_and_counted(tiny_dir, cells, tmp_path):
         collator([{**rows[1], "images": [str(bad)]}])
 
 
-def test_too_long_samples_are_dropped_not_truncated(tiny_dir, cells):
-    rows, _ = load_sft_rows([str(cells)])
+def test_too_long_samples_are_dropped_not_truncated(tiny_dir, rows):
     collator = SFTCollator(load_processor(tiny_dir), max_length=60)  # VQA rows ~45 tokens, grounding ~60-85
     batch = collator([rows[0], rows[-1]])
     assert batch["input_ids"].shape[0] == 1 and collator.skipped["longer than max_length"] == 1
@@ -55,8 +57,8 @@ def test_missing_images_are_counted_before_training(cells, tmp_path):
     for img in (cells.parent / "images").iterdir():
         (tmp_path / "images").mkdir(exist_ok=True)
         (tmp_path / "images" / img.name).write_bytes(img.read_bytes())
-    rows, skipped = load_sft_rows([str(path)])
-    assert len(rows) == 2 and skipped == {"missing image": 1}
+    dataset, skipped = sft_dataset([str(path)], tmp_path / "dataset")
+    assert len(dataset) == 2 and skipped == {"missing image": 1}
 
 
 def test_modules_and_trainability(tiny_dir, cells):

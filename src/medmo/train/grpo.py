@@ -33,16 +33,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medmo.config import make_run_dir
-from medmo.data.schema import read_records, resolve_image
+from medmo.data.schema import Record
 from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
+from medmo.train.data import build_dataset, decoder, image_paths
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, data_list, record_files, save_final, set_trainable
+from medmo.train.sft import PerModuleAdamW, data_list, save_final, set_trainable
 
 logger = logging.getLogger(__name__)
 
@@ -121,39 +121,35 @@ class GRPOConfig:
             raise ValueError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
 
 
-def load_grpo_rows(paths: list[str], max_samples: int | None = None) -> tuple[list[dict], Counter]:
-    """Records -> rows {prompt, images (paths), task, answer (JSON), image_size}; unusable ones counted."""
+GRPO_JSON_COLUMNS = ("prompt", "image_size")
+
+
+def grpo_row(rec: Record, base: Path) -> dict | str:
+    """A record -> a GRPO row {prompt, images (paths), task, answer (JSON), image_size}, or why it is skipped."""
     from medmo.model.chat import prompt_messages, to_conversation
 
-    rows: list[dict] = []
-    skipped: Counter = Counter()
-    for path in record_files(paths):  # a folder stands for its record shards
-        for rec in read_records(path):
-            images = [str(resolve_image(i, path.parent)) for i in rec.images]
-            if not all(Path(i).exists() for i in images):
-                skipped["missing image"] += 1
-                continue
-            if not rec.answer:
-                skipped["no answer to reward"] += 1
-                continue
-            rows.append({"id": rec.id, "prompt": to_conversation(prompt_messages(rec.messages)), "images": images,
-                         "task": rec.task, "answer": json.dumps(rec.answer),
-                         "image_size": rec.answer.get("image_size")})
-            if max_samples is not None and len(rows) >= max_samples:
-                return rows, skipped
-    if skipped:
-        logger.warning("skipped records: %s", dict(skipped))
-    if not rows:
-        raise ValueError(f"no usable records in {paths} (skipped: {dict(skipped)})")
-    return rows, skipped
+    images = image_paths(rec, base)
+    if isinstance(images, str):
+        return images
+    if not rec.answer:
+        return "no answer to reward"
+    return {"id": rec.id, "prompt": to_conversation(prompt_messages(rec.messages)), "images": images,
+            "task": rec.task, "answer": json.dumps(rec.answer), "image_size": rec.answer.get("image_size")}
 
 
-def _open_images(batch: dict) -> dict:
-    """Dataset transform: image paths -> RGB PIL images (DICOM/NIfTI via medmo.imaging), on access."""
+def grpo_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None):
+    """(memory-mapped dataset of GRPO rows, skip counts); images open as RGB PIL images on access."""
     from medmo.imaging import open_image
 
-    batch["images"] = [[open_image(p) for p in paths] for paths in batch["images"]]
-    return batch
+    dataset, skipped = build_dataset(paths, grpo_row, folder, max_samples, json_columns=GRPO_JSON_COLUMNS)
+    decode = decoder(GRPO_JSON_COLUMNS)
+
+    def transform(batch: dict) -> dict:  # DICOM/NIfTI via medmo.imaging
+        batch = decode(batch)
+        if "images" in batch:
+            batch["images"] = [[open_image(p) for p in paths] for paths in batch["images"]]
+        return batch
+    return dataset.with_transform(transform), skipped
 
 
 def trl_args(cfg: GRPOConfig, run_dir: Path):
@@ -170,12 +166,13 @@ def trl_args(cfg: GRPOConfig, run_dir: Path):
 
 
 def build_trainer(cfg: GRPOConfig, run_dir: Path):
-    from datasets import Dataset
     from trl import GRPOTrainer
 
     from medmo.model.load import load_model, load_processor
 
-    rows, _ = load_grpo_rows(cfg.data, cfg.max_samples)
+    args = trl_args(cfg, run_dir)
+    with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
+        dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
     processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
     model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
     counts = set_trainable(model, cfg)
@@ -183,9 +180,8 @@ def build_trainer(cfg: GRPOConfig, run_dir: Path):
     funcs, _ = build_rewards(cfg.rewards)
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
-    dataset = Dataset.from_list(rows).with_transform(_open_images)
     trainer = GRPOTrainer(
-        model=model, reward_funcs=funcs, args=trl_args(cfg, run_dir), train_dataset=dataset,
+        model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
         processing_class=processor, callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],
     )
     # GRPOTrainer does not take `optimizer_cls_and_kwargs` (SFTTrainer does); Trainer reads the

@@ -9,8 +9,10 @@ One `SFTConfig` (the recipe's keys) drives one stage: which record files, which 
 budget (MedMO: 768x768 in stage 1, 1280x1280 in stage 2), which modules train (vision
 tower / merger / LLM) at which learning rate, optional LoRA. The loss is on assistant
 tokens only (the chat template's `{% generation %}` marks; TRL's Qwen3-VL training
-template is used when a checkpoint's own template has none). Images are opened lazily in
-`SFTCollator`, so a run never holds decoded pixels for the whole set.
+template is used when a checkpoint's own template has none). The records are streamed
+into a memory-mapped Arrow file in the run folder (medmo.train.data: memory stays flat
+at any data size) and images are opened lazily in `SFTCollator`, so a run never holds
+the whole set, nor its decoded pixels, in memory.
 
 Runs are resumable: checkpoints every `save_steps` in the run folder, and a restarted run
 continues from the newest one (`resume: true`). The final model (LoRA merged) and its
@@ -30,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medmo.config import make_run_dir
-from medmo.data.schema import read_records, resolve_image
+from medmo.data.schema import Record
 from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
+from medmo.train.data import build_dataset, image_paths
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # trade compute for memory (large models)
     attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
     packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
+    dataset_num_proc: int = 1  # processes that measure sample lengths for the packing plan (millions of samples)
     trace_ids: bool = False  # write each batch's sample ids to sample_ids.rank*.jsonl (packing; audits sharding/resume)
     dataloader_num_workers: int = 0  # image decoding workers
     # --- checkpoints and logs
@@ -100,6 +104,8 @@ class SFTConfig:
                              "reads sample boundaries from one packed row per device (SDPA takes any batch size)")
         if self.trace_ids and not self.packing:
             raise ValueError("trace_ids is written by the packed collator: set packing: true as well")
+        if self.dataset_num_proc < 1:
+            raise ValueError(f"dataset_num_proc must be >= 1, got {self.dataset_num_proc}")
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
             raise ValueError(f"min_pixels {self.min_pixels} > max_pixels {self.max_pixels}")
 
@@ -115,41 +121,22 @@ def data_list(data: str | list[str]) -> list[str]:
     return data
 
 
-def record_files(paths: list[str]) -> list[Path]:
-    """Record files; a folder (e.g. `medmo data mix` output) stands for its .jsonl/.parquet shards."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            shards = sorted(f for f in p.iterdir() if f.suffix in (".jsonl", ".parquet"))
-            if not shards:
-                raise FileNotFoundError(f"{p} holds no .jsonl or .parquet record shards")
-            files += shards
-        else:
-            files.append(p)
-    return files
+SFT_JSON_COLUMNS = ("messages",)
 
 
-def load_sft_rows(paths: list[str], max_samples: int | None = None) -> tuple[list[dict], Counter]:
-    """Records -> rows {"messages", "images" (resolved paths)}; records with missing images are skipped and counted."""
-    rows: list[dict] = []
-    skipped: Counter = Counter()
-    for path in record_files(paths):
-        for rec in read_records(path):
-            if not any(m["role"] == "assistant" for m in rec.messages):
-                skipped["no assistant turn"] += 1
-                continue
-            images = [str(resolve_image(i, path.parent)) for i in rec.images]
-            if not all(Path(i).exists() for i in images):
-                skipped["missing image"] += 1
-                continue
-            rows.append({"id": rec.id, "messages": rec.messages, "images": images})
-            if max_samples is not None and len(rows) >= max_samples:
-                return rows, skipped
-    if skipped:
-        logger.warning("skipped records: %s", dict(skipped))
-    if not rows:
-        raise ValueError(f"no usable records in {paths} (skipped: {dict(skipped)})")
-    return rows, skipped
+def sft_row(rec: Record, base: Path) -> dict | str:
+    """A record -> an SFT row {"id", "messages", "images" (resolved paths)}, or why it is skipped."""
+    if not any(m["role"] == "assistant" for m in rec.messages):
+        return "no assistant turn"
+    images = image_paths(rec, base)
+    if isinstance(images, str):
+        return images
+    return {"id": rec.id, "messages": rec.messages, "images": images}
+
+
+def sft_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None):
+    """(memory-mapped dataset of SFT rows, skip counts) built under `folder` (medmo.train.data)."""
+    return build_dataset(paths, sft_row, folder, max_samples, json_columns=SFT_JSON_COLUMNS)
 
 
 class SFTCollator:
@@ -276,13 +263,13 @@ def trl_args(cfg: SFTConfig, run_dir: Path):
 
 def build_trainer(cfg: SFTConfig, run_dir: Path):
     """The TRL SFTTrainer for one stage (model loaded, modules frozen, data wired)."""
-    from datasets import Dataset
     from trl import SFTTrainer
 
     from medmo.model.load import load_model, load_processor
 
-    rows, _ = load_sft_rows(cfg.data, cfg.max_samples)
     args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
+    with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
+        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
     processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
     model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
     counts = set_trainable(model, cfg)
@@ -290,14 +277,13 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
     collator = SFTCollator(processor, max_length=cfg.max_length)
-    train_dataset = Dataset.from_list(rows)
     if cfg.packing:
         from medmo.train.packing import pack_for_sft
 
         with args.main_process_first(local=False, desc="packing plan"):  # rank 0 measures, the others reuse
             train_dataset, collator = pack_for_sft(
-                rows, collator, cfg.max_length, cache_file=run_dir / "packing_lengths.json",
-                trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None)
+                train_dataset, collator, cfg.max_length, cache_file=run_dir / "packing_lengths.json",
+                trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None, num_proc=cfg.dataset_num_proc)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,

@@ -45,6 +45,29 @@ def test_plan_packs_invariants():
         plan_packs([1], 0)
 
 
+def test_plan_packs_is_best_fit_decreasing():
+    """The bucketed planner against the definition, written the slow obvious way."""
+    def best_fit(lengths, budget):
+        rows, room = [], []
+        for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+            if lengths[i] > budget:
+                continue
+            fits = [r for r in range(len(rows)) if room[r] >= lengths[i]]
+            r = min(fits, key=lambda r: (room[r], r)) if fits else len(rows)
+            if r == len(rows):
+                rows.append([])
+                room.append(budget)
+            rows[r].append(i)
+            room[r] -= lengths[i]
+        return rows
+
+    g = torch.Generator().manual_seed(1)
+    for _ in range(50):
+        budget = int(torch.randint(1, 400, (1,), generator=g))
+        lengths = torch.randint(1, 500, (int(torch.randint(0, 120, (1,), generator=g)),), generator=g).tolist()
+        assert plan_packs(lengths, budget).packs == best_fit(lengths, budget)
+
+
 def _image(seed: int, w: int, h: int) -> Image.Image:
     g = torch.Generator().manual_seed(seed)
     return Image.fromarray(torch.randint(0, 255, (h, w, 3), generator=g, dtype=torch.uint8).numpy())
@@ -198,12 +221,13 @@ def test_sft_packed_batches_give_the_sft_padded_loss(tiny, tmp_path):
     """Through medmo.train.sft itself: SFTCollator's padded batch vs pack_for_sft's packed rows."""
     from medmo.data.synthetic import write_cell_set
     from medmo.train.packing import pack_for_sft
-    from medmo.train.sft import SFTCollator, load_sft_rows
+    from medmo.train.sft import SFTCollator, sft_dataset
 
     model, processor = tiny
-    rows, _ = load_sft_rows([str(write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96))])
+    base, _ = sft_dataset([str(write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96))], tmp_path / "dataset")
+    rows = list(base)
     collator = SFTCollator(processor)
-    dataset, packed_collator = pack_for_sft(rows, collator, budget=200, trace_file=None)
+    dataset, packed_collator = pack_for_sft(base, collator, budget=200, trace_file=None)
     assert len(dataset) > 1 and max(len(p) for p in dataset["pack"]) > 1  # several rows of several samples
     packed = packed_collator([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
@@ -240,3 +264,19 @@ def test_unreadable_images_are_counted_not_fatal(tiny, tmp_path):
     collator = PackedCollator(processor)
     batch = collator([[good, bad]])  # an image that breaks at encoding time is skipped and counted
     assert collator.skipped["unusable sample"] == 1 and batch["image_grid_thw"].shape[0] == 1
+
+
+def test_measuring_in_several_processes_gives_the_same_plan(tiny, tmp_path):
+    """An Arrow training set measured by 2 processes: same lengths, same unreadable samples as serially."""
+    from medmo.data.synthetic import write_cell_set
+    from medmo.train.sft import sft_dataset
+
+    _, processor = tiny
+    records = write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96)
+    first_image = tmp_path / json.loads(records.read_text().splitlines()[0])["images"][0]
+    base, _ = sft_dataset([str(records)], tmp_path / "dataset")
+    first_image.write_bytes(b"not an image")  # breaks after the set was built: found while measuring
+    serial = plan_for(base, processor, 200)
+    parallel = plan_for(base, processor, 200, num_proc=2)
+    assert parallel.lengths == serial.lengths and parallel.packs == serial.packs
+    assert parallel.unreadable == serial.unreadable == [0]

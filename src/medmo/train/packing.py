@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import itertools
 import json
 import logging
@@ -73,8 +74,10 @@ class PackPlan:
 def plan_packs(lengths: Sequence[int], budget: int) -> PackPlan:
     """Best-fit-decreasing bin packing of sample lengths into rows of at most `budget` tokens.
 
-    Deterministic (ties broken by sample index), so every rank and every resumed run builds
-    the same plan from the same data.
+    Each sample, longest first, goes to the open row with the least room that still fits
+    it (ties: the lowest row index), or opens a row. Rows are kept in buckets by remaining
+    room, so a step costs O(log budget) whatever the number of rows (millions at MedMO's
+    scale). Deterministic, so every rank and every resumed run builds the same plan.
     """
     if budget <= 0:
         raise ValueError(f"packing budget must be a positive number of tokens, got {budget}")
@@ -82,16 +85,24 @@ def plan_packs(lengths: Sequence[int], budget: int) -> PackPlan:
     too_long = [i for i, n in enumerate(lengths) if n > budget]
     order = sorted((i for i, n in enumerate(lengths) if n <= budget), key=lambda i: (-lengths[i], i))
     packs: list[list[int]] = []
-    free: list[tuple[int, int]] = []  # (remaining capacity, pack index), sorted
+    rooms: list[int] = []  # sorted distinct remaining capacities of open rows (at most budget + 1 values)
+    rows_with: dict[int, list[int]] = {}  # remaining capacity -> heap of row indices
     for i in order:
-        j = bisect.bisect_left(free, (lengths[i], -1))
-        if j < len(free):
-            room, p = free.pop(j)
+        j = bisect.bisect_left(rooms, lengths[i])
+        if j < len(rooms):
+            room = rooms[j]
+            p = heapq.heappop(rows_with[room])
+            if not rows_with[room]:
+                del rows_with[room], rooms[j]
         else:
             room, p = budget, len(packs)
             packs.append([])
         packs[p].append(i)
-        bisect.insort(free, (room - lengths[i], p))
+        left = room - lengths[i]
+        if left not in rows_with:
+            rows_with[left] = []
+            bisect.insort(rooms, left)
+        heapq.heappush(rows_with[left], p)
     if too_long:
         logger.warning("packing: %d of %d samples are longer than the %d-token budget and are skipped "
                        "(raise the budget or lower the image resolution)", len(too_long), len(lengths), budget)
@@ -269,40 +280,55 @@ def image_size(src) -> tuple[int, int]:
         return open_image(src).size
 
 
+def _sample_ids(base) -> list:
+    if "id" in getattr(base, "column_names", ()):
+        return list(base["id"])  # one Arrow column read, not a decoded row per sample
+    return [base[i].get("id", i) for i in range(len(base))]
+
+
 def plan_for(base, processor, budget: int, chat_template: str | None = None,
-             length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None) -> PackPlan:
+             length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None,
+             num_proc: int = 1) -> PackPlan:
     """Measure every example of `base` and plan its rows; unmeasurable examples are counted and left out.
 
     With `cache_file`, lengths are stored there and reused while the samples (ids), the
     image budget and the chat template are unchanged: a resumed run, and every rank after
-    the first (`main_process_first`), skip the measuring pass.
+    the first (`main_process_first`), skip the measuring pass. With `num_proc` > 1 and a
+    `datasets.Dataset` as `base`, the measuring pass runs in that many processes.
     """
     from tqdm.auto import tqdm
 
-    def measure(ex):
-        return sample_length(processor, ex, [image_size(im) for im in ex.get("images") or []], chat_template)
+    length_fn = length_fn or (lambda ex: sample_length(processor, ex, [image_size(im) for im in ex.get("images") or []],
+                                                       chat_template))
 
-    ids = [base[i].get("id", i) for i in range(len(base))]
-    key = json.dumps([ids, dict(processor.image_processor.size), chat_template or processor.chat_template], default=str)
+    def measure(ex) -> int:
+        try:
+            return length_fn(ex)
+        except (OSError, ValueError) as e:
+            logger.warning("packing: cannot measure sample %s: %s", ex.get("id", "?"), e)
+            return -1
+
+    key = json.dumps([_sample_ids(base), dict(processor.image_processor.size), chat_template or processor.chat_template],
+                     default=str)
     key = hashlib.sha256(key.encode()).hexdigest()
     cached = json.loads(Path(cache_file).read_text()) if cache_file and Path(cache_file).exists() else {}
     if cached.get("key") == key:
         lengths, unreadable = cached["lengths"], cached["unreadable"]
     else:
-        length_fn = length_fn or measure
-        lengths, unreadable = [], []
-        for i in tqdm(range(len(base)), desc="packing: measuring", leave=False):
-            try:
-                lengths.append(length_fn(base[i]))
-            except (OSError, ValueError) as e:
-                logger.warning("packing: cannot measure sample %s: %s", base[i].get("id", i), e)
-                unreadable.append(i)
-                lengths.append(budget + 1)  # planned as too long, then reported as unreadable instead
+        if num_proc > 1 and hasattr(base, "map"):
+            measured = base.map(lambda ex: {"length": measure(ex)}, num_proc=num_proc, remove_columns=base.column_names,
+                                new_fingerprint=f"lengths-{key[:16]}", desc="packing: measuring")
+            raw = list(measured["length"])
+        else:
+            raw = [measure(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
+        unreadable = [i for i, n in enumerate(raw) if n < 0]
+        lengths = [budget + 1 if n < 0 else n for n in raw]  # planned as too long, then reported as unreadable
         if cache_file:
             Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
             Path(cache_file).write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
     plan = plan_packs(lengths, budget)
-    plan.too_long = [i for i in plan.too_long if i not in set(unreadable)]
+    bad = set(unreadable)
+    plan.too_long = [i for i in plan.too_long if i not in bad]
     plan.unreadable = unreadable
     logger.info("packing plan: %s", plan.summary())
     return plan
@@ -367,8 +393,8 @@ class PackedCollator:
         return pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)
 
 
-def pack_for_sft(rows: list[dict], sft_collator, budget: int, trace_file: str | Path | None = None,
-                 cache_file: str | Path | None = None):
+def pack_for_sft(rows, sft_collator, budget: int, trace_file: str | Path | None = None,
+                 cache_file: str | Path | None = None, num_proc: int = 1):
     """(dataset, collator) packed, replacing `medmo.train.sft`'s padded ones.
 
     Lengths are measured with the SFT collator's chat template and samples are encoded by
@@ -382,7 +408,7 @@ def pack_for_sft(rows: list[dict], sft_collator, budget: int, trace_file: str | 
             return None
 
     plan = plan_for(rows, sft_collator.processor, budget, chat_template=sft_collator.chat_template,
-                    cache_file=cache_file)
+                    cache_file=cache_file, num_proc=num_proc)
     collator = PackedCollator(sft_collator.processor, encode=encode, trace_file=trace_file, base=rows)
     collator.skipped = sft_collator.skipped
     return plan_dataset(plan), collator

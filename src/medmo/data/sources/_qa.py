@@ -142,6 +142,23 @@ def save_image(obj: Any, folder: Path, stem: str) -> str:
     return str(out)
 
 
+def embedded_image_rows(raw: Path, split: str, source: str, drops: Drops,
+                        image_dir: str | Path | None) -> Iterator[tuple[int, dict, str]]:
+    """(index, row, saved image path) of a Hugging Face VQA release that embeds one image per
+    row (VQA-RAD, PathVQA); rows without question, answer or a readable image are counted."""
+    folder = image_folder(source, image_dir)
+    for i, row in enumerate(read_rows(raw, split)):
+        where = f"{split}[{i}]"
+        if not keep(row, drops, where, ("question", "answer", "image")):
+            continue
+        try:
+            path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
+        except ValueError as e:
+            drops.add("bad_image", f"{where}: {e}")
+            continue
+        yield i, row, path
+
+
 def yes_no_closed(answer: str) -> bool:
     return answer.strip().rstrip(".").lower() in ("yes", "no")
 

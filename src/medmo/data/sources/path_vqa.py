@@ -16,22 +16,14 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import image_folder, keep, read_rows, save_image, vqa_record, yes_no_closed
+from medmo.data.sources._qa import embedded_image_rows, vqa_record, yes_no_closed
 
 
 @register_source("path_vqa", tasks=("vqa",), modality="pathology")
 def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the flaviagiammarino/path-vqa parquet folder (data/test-*.parquet) or save_to_disk folder")
     split = split or "test"
-    folder = image_folder("path_vqa", image_dir)
-    for i, row in enumerate(read_rows(raw, split)):
-        if not keep(row, drops, f"{split}[{i}]", ("question", "answer", "image")):
-            continue
-        try:
-            path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
-        except ValueError as e:
-            drops.add("bad_image", f"{split}[{i}]: {e}")
-            continue
+    for i, row, path in embedded_image_rows(raw, split, "path_vqa", drops, image_dir):
         answer = str(row["answer"])
         yield vqa_record(rid=f"path_vqa/{split}/{i}", source="path_vqa", split=split, modality="pathology",
                          images=[path], question=row["question"], answer=answer, closed=yes_no_closed(answer))

@@ -19,7 +19,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import image_folder, is_hf_folder, keep, read_rows, save_image, vqa_record, yes_no_closed
+from medmo.data.sources._qa import embedded_image_rows, is_hf_folder, keep, read_rows, vqa_record, yes_no_closed
 
 
 @register_source("vqa_rad", tasks=("vqa",), modality="radiology")
@@ -42,15 +42,7 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
         return
     if not (is_hf_folder(raw) or any(raw.glob("**/*.parquet"))):
         raise FileNotFoundError(f"{raw}: expected {split}set.json (MEVF release) or the flaviagiammarino/vqa-rad parquet/save_to_disk copy")
-    folder = image_folder("vqa_rad", image_dir)
-    for i, row in enumerate(read_rows(raw, split)):
-        if not keep(row, drops, f"row {i}", ("question", "answer", "image")):
-            continue
-        try:
-            path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
-        except ValueError as e:
-            drops.add("bad_image", f"row {i}: {e}")
-            continue
+    for i, row, path in embedded_image_rows(raw, split, "vqa_rad", drops, image_dir):
         yield vqa_record(rid=f"vqa_rad/{split}/{i}", source="vqa_rad", split=split, modality="radiology",
                          images=[path], question=row["question"], answer=str(row["answer"]),
                          closed=yes_no_closed(str(row["answer"])))

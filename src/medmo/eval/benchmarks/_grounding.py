@@ -24,7 +24,6 @@ in results.json.
 """
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -32,10 +31,9 @@ from typing import Any, Callable
 from medmo.data.schema import Record
 from medmo.data.sources import Drops
 from medmo.eval.benchmarks import BENCHMARKS, Benchmark
+from medmo.eval.benchmarks._data import convert_records, resolve_data
 from medmo.eval.grounding import aggregate_grounding, score_grounding
 from medmo.model.prompts import PROMPT_VERSION
-
-logger = logging.getLogger(__name__)
 
 Loader = Callable[[Path | None, Drops], list[Record]]
 
@@ -74,21 +72,12 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
     benchmark-specific fields (e.g. the Cell set's per-cell recall by stratum).
     `make_default()` builds the data when no --data is given (generated benchmarks).
     """
-    from medmo.eval.benchmarks._qa import resolve_data
-
     def load(data: Path | None = None) -> list[Record]:
         if data is None and make_default is not None:
             path = make_default()
         else:
             path = resolve_data(name, data, default_data, expected)
-        drops = Drops()
-        records = load_records(path, drops)
-        if drops.total:
-            logger.warning("%s: %d item(s) skipped or fixed while loading %s: %s", name, drops.total, path,
-                           dict(drops.counts))
-        if not records:
-            raise ValueError(f"benchmark {name}: no grounding items found in {path}; expected {expected}")
-        return records
+        return convert_records(name, path, load_records, expected, "grounding items")
 
     def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
         if mode not in ("strict", "medevalkit"):

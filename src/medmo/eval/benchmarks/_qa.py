@@ -10,29 +10,15 @@ prompt change shows up in results.json.
 """
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, get_source
 from medmo.eval.benchmarks import BENCHMARKS, Benchmark
+from medmo.eval.benchmarks._data import convert_records, resolve_data
 from medmo.eval.scoring import aggregate_qa, score_record
 from medmo.model.prompts import PROMPT_VERSION
-
-logger = logging.getLogger(__name__)
-_REPO_SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
-
-
-def resolve_data(name: str, data: str | Path | None, default: str | None, expected: str) -> Path:
-    """The user's --data, else `default` under $MEDMO_SHARED_DATA (or ../shared/data)."""
-    if data is not None:
-        return Path(data)
-    root = Path(os.environ.get("MEDMO_SHARED_DATA", _REPO_SHARED))
-    if default and (root / default).exists():
-        return root / default
-    raise FileNotFoundError(f"benchmark {name}: no data given; pass --data PATH pointing at {expected}")
 
 
 def register_qa(name: str, *, family: str, source: str, expected: str, split: str | None = None,
@@ -46,14 +32,10 @@ def register_qa(name: str, *, family: str, source: str, expected: str, split: st
     """
 
     def load(data: Path | None = None) -> list[Record]:
-        path = resolve_data(name, data, default_data, expected)
-        drops = Drops()
-        records = [r for r in get_source(source).convert(path, drops, split) if keep is None or keep(r)]
-        if drops.total:
-            logger.warning("%s: %d item(s) skipped while loading %s: %s", name, drops.total, path, dict(drops.counts))
-        if not records:
-            raise ValueError(f"benchmark {name}: no questions found in {path}; expected {expected}")
-        return records
+        def convert(path: Path, drops: Drops):
+            return (r for r in get_source(source).convert(path, drops, split) if keep is None or keep(r))
+
+        return convert_records(name, resolve_data(name, data, default_data, expected), convert, expected, "questions")
 
     def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
         question = (sample.get("meta") or {}).get("question")

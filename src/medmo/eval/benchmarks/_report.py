@@ -23,21 +23,18 @@ MedEvalKit's code).
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, get_source
+from medmo.data.sources import get_source
 from medmo.eval import metrics
 from medmo.eval.benchmarks import BENCHMARKS, Benchmark
-from medmo.eval.benchmarks._qa import resolve_data
+from medmo.eval.benchmarks._data import convert_records, resolve_data
 from medmo.eval.chexpert import label_report, rule_chexpert_f1
 from medmo.eval.model_metrics import model_metrics
 from medmo.eval.scoring import strip_think, tag_content
 from medmo.model.prompts import PROMPT_VERSION
-
-logger = logging.getLogger(__name__)
 MODES = ("strict", "medevalkit")
 
 
@@ -86,14 +83,9 @@ def aggregate_report(samples: list[dict], chest_xray: bool = True) -> dict[str, 
 def register_report(name: str, *, source: str, expected: str, split: str | None = None, chest_xray: bool = True,
                     default_data: str | None = None, description: str = "", version: str = "1") -> Benchmark:
     def load(data: Path | None = None) -> list[Record]:
-        path = resolve_data(name, data, default_data, expected)
-        drops = Drops()
-        records = list(get_source(source).convert(path, drops, split))
-        if drops.total:
-            logger.warning("%s: %d item(s) skipped while loading %s: %s", name, drops.total, path, dict(drops.counts))
-        if not records:
-            raise ValueError(f"benchmark {name}: no reports found in {path} (split {split!r}); expected {expected}")
-        return records
+        return convert_records(name, resolve_data(name, data, default_data, expected),
+                               lambda path, drops: get_source(source).convert(path, drops, split), expected,
+                               f"reports (split {split!r})")
 
     def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
         return score_report(sample, response, mode, chest_xray)

@@ -42,7 +42,7 @@ from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.data import build_dataset, decoder, image_paths
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, data_list, save_final, set_trainable
+from medmo.train.sft import PerModuleAdamW, data_list, load_for_training, save_final
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +168,11 @@ def trl_args(cfg: GRPOConfig, run_dir: Path):
 def build_trainer(cfg: GRPOConfig, run_dir: Path):
     from trl import GRPOTrainer
 
-    from medmo.model.load import load_model, load_processor
-
     args = trl_args(cfg, run_dir)
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
         dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
-    processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
-    model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
-    counts = set_trainable(model, cfg)
-    logger.info("trainable parameters: %s", {k: f"{v / 1e6:.2f}M" for k, v in counts.items()})
+    processor, model, lrs = load_for_training(cfg)
     funcs, _ = build_rewards(cfg.rewards)
-    lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
-           "merger": cfg.merger_lr or cfg.learning_rate}
     trainer = GRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
         processing_class=processor, callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],

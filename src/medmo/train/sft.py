@@ -261,21 +261,30 @@ def trl_args(cfg: SFTConfig, run_dir: Path):
     )
 
 
-def build_trainer(cfg: SFTConfig, run_dir: Path):
-    """The TRL SFTTrainer for one stage (model loaded, modules frozen, data wired)."""
-    from trl import SFTTrainer
+def load_for_training(cfg) -> tuple:
+    """(processor at the stage's pixel budget, model with the untrained modules frozen, per-module LRs).
 
+    Shared by SFT and GRPO: their configs name these fields alike.
+    """
     from medmo.model.load import load_model, load_processor
 
-    args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
-    with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
-        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
     processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
     model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
     counts = set_trainable(model, cfg)
     logger.info("trainable parameters: %s", {k: f"{v / 1e6:.2f}M" for k, v in counts.items()})
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
+    return processor, model, lrs
+
+
+def build_trainer(cfg: SFTConfig, run_dir: Path):
+    """The TRL SFTTrainer for one stage (model loaded, modules frozen, data wired)."""
+    from trl import SFTTrainer
+
+    args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
+    with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
+        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
+    processor, model, lrs = load_for_training(cfg)
     collator = SFTCollator(processor, max_length=cfg.max_length)
     if cfg.packing:
         from medmo.train.packing import pack_for_sft

@@ -18,7 +18,9 @@ with the number of records (bench/train_data.py measures it).
 - **Built once per input.** `meta.json` keeps a key of the record files' paths, sizes and
   modification times, `max_samples` and the row builder; a resumed run, and every rank
   after the first (the caller wraps the build in `main_process_first`), reuse the file
-  and its skip counts instead of reading the records again.
+  and its skip counts instead of reading the records again. Both files are written under
+  a per-process name and moved into place, so nodes without a shared run folder, each
+  building its own copy, never read a half-written one.
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def _write(files: list[Path], row_fn: RowFn, path: Path, max_samples: int | None
 
     skipped: Counter = Counter()
     writer, n = None, 0
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # builders on several nodes never share a file
     with tqdm(desc="training set", unit="rec", mininterval=2) as bar:
         for f in files:
             for d in iter_shard(f):
@@ -130,10 +132,11 @@ def build_dataset(paths: list[str], row_fn: RowFn, folder: str | Path, max_sampl
         n, skipped = meta["rows"], Counter(meta["skipped"])
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        arrow.unlink(missing_ok=True)
         n, skipped = _write(files, row_fn, arrow, max_samples, json_columns)
-        meta_file.write_text(json.dumps({"key": key, "rows": n, "skipped": dict(skipped),
-                                         "files": [str(f) for f in files]}, indent=2))
+        tmp = meta_file.with_name(f"meta.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "rows": n, "skipped": dict(skipped), "files": [str(f) for f in files]},
+                                  indent=2))
+        os.replace(tmp, meta_file)
     if skipped:
         logger.warning("skipped records: %s", dict(skipped))
     if not n:

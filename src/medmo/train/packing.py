@@ -323,9 +323,11 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
             raw = [measure(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
         unreadable = [i for i, n in enumerate(raw) if n < 0]
         lengths = [budget + 1 if n < 0 else n for n in raw]  # planned as too long, then reported as unreadable
-        if cache_file:
-            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(cache_file).write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
+        if cache_file:  # written under a per-process name, then moved: a reader never sees half a file
+            tmp = Path(f"{cache_file}.{os.getpid()}.tmp")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
+            os.replace(tmp, cache_file)
     plan = plan_packs(lengths, budget)
     bad = set(unreadable)
     plan.too_long = [i for i in plan.too_long if i not in bad]

@@ -83,6 +83,17 @@ def test_no_usable_record_is_an_error_naming_why(tmp_path, lines, message):
         sft_dataset([str(path)], tmp_path / "ds")
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_parquet_shards_and_text_only_records(tmp_path, fmt):
+    """Shards of either format; a text-only record (no image) is a row like any other."""
+    images = write_images(tmp_path / "images", 1)
+    text_only = vqa("t", "What is the first-line drug for X?", "drug Y", [])
+    path = write_folder(tmp_path / "records", [vqa("i", "normal?", "yes", images), text_only], fmt=fmt)
+    dataset, skipped = sft_dataset([str(path)], tmp_path / "ds")
+    assert not skipped and [r["images"] for r in dataset] == [images, []]
+    assert dataset[1]["messages"][1]["content"] == "drug Y"
+
+
 def test_a_missing_record_path_names_itself(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
         sft_dataset([str(tmp_path / "nowhere.jsonl")], tmp_path / "ds")

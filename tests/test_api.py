@@ -225,14 +225,41 @@ def test_chat_refuses_url_images_and_bad_parts(client):
     _ok(client)
 
 
+@pytest.mark.parametrize("headers, status", [
+    ({}, 401),                                          # no key at all
+    ({"Authorization": "Bearer wrong"}, 401),            # a wrong key
+    ({"Authorization": "s3cret"}, 401),                  # the key without the Bearer scheme
+    ({"Authorization": "Bearer s3cret"}, 200),           # the right key
+])
+def test_api_key_guards_every_v1_endpoint(tiny_dir, monkeypatch, headers, status):
+    monkeypatch.setenv("MEDMO_API_KEY", "s3cret")  # the default when --api-key is not given
+    with TestClient(create_app(ServeConfig(model=str(tiny_dir), max_new_tokens=2))) as c:
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200  # open: the page asks
+        for method, path, body in (("get", "/v1/models", None), ("post", "/v1/report", {"image": GRAY}),
+                                   ("post", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]})):
+            r = c.request(method.upper(), path, json=body, headers=headers)
+            assert r.status_code == status, (path, r.text)
+            if status == 401:
+                assert r.json()["error"]["type"] == "authentication_error"
+                assert "Authorization: Bearer" in r.json()["error"]["message"]
+
+
+def test_no_key_by_default(tiny_dir, monkeypatch):
+    monkeypatch.delenv("MEDMO_API_KEY", raising=False)
+    assert ServeConfig(model=str(tiny_dir)).api_key is None
+
+
 # ----------------------------------------------------------------------------- real server
-def test_openai_client_against_uvicorn(trained_dir):
-    from openai import OpenAI
+def test_openai_client_against_uvicorn(trained_dir, monkeypatch):
+    """With an API key, as a shared server would run: the OpenAI clients send it as a Bearer token."""
+    from openai import AuthenticationError, OpenAI
     from serve_model import BOX_ANSWER, GROUND_PROMPT, running_server
 
-    app = create_app(ServeConfig(model=str(trained_dir), max_new_tokens=32))
+    app = create_app(ServeConfig(model=str(trained_dir), max_new_tokens=32, api_key="s3cret"))
     with running_server(app) as url:
-        oa = OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=60, max_retries=0)
+        with pytest.raises(AuthenticationError, match="wrong API key"):
+            OpenAI(base_url=f"{url}/v1", api_key="guess", timeout=60, max_retries=0).models.list()
+        oa = OpenAI(base_url=f"{url}/v1", api_key="s3cret", timeout=60, max_retries=0)
         assert [m.id for m in oa.models.list()] == [trained_dir.name]
         messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
                                                  {"type": "text", "text": "\n" + GROUND_PROMPT}]}]
@@ -243,7 +270,9 @@ def test_openai_client_against_uvicorn(trained_dir):
         # eval-core's `openai` backend (medmo eval --backend openai) against this server
         from medmo.eval.backends import OpenAIBackend, Request
 
-        backend = OpenAIBackend(model=trained_dir.name, base_url=f"{url}/v1", max_new_tokens=32)
+        monkeypatch.setenv("MEDMO_TEST_KEY", "s3cret")
+        backend = OpenAIBackend(model=trained_dir.name, base_url=f"{url}/v1", max_new_tokens=32,
+                                api_key_env="MEDMO_TEST_KEY")
         image = Image.new("RGB", (300, 200), (128, 128, 128))
         req = Request(messages=[{"role": "user", "content": "<image>\n" + GROUND_PROMPT}], images=[image])
         assert backend.generate([req, req]) == [BOX_ANSWER, BOX_ANSWER] and not backend.last_errors

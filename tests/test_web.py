@@ -118,3 +118,23 @@ def test_dicom_window_controls_re_request_the_preview(browser, tiny_dir):
         _wait(browser, lambda d: d.find_element(By.ID, "preview").get_attribute("src") != before)
         assert browser.find_element(By.ID, "wc").get_attribute("value") == "400"
         assert "CompressedSamples" not in browser.page_source  # the file's PatientName never reaches the page
+
+
+def test_page_asks_for_the_api_key_once_and_keeps_it(browser, tiny_dir, shared_data):
+    """A server started with --api-key: the first request prompts, the key is sent from then on."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import alert_is_present
+    from selenium.webdriver.support.ui import WebDriverWait
+    from serve_model import running_server
+
+    image = sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[0]
+    with running_server(create_app(ServeConfig(model=str(tiny_dir), max_new_tokens=2, api_key="s3cret"))) as url:
+        browser.get(url + "/")
+        browser.execute_script("localStorage.removeItem('medmo-api-key')")
+        browser.find_element(By.ID, "file").send_keys(str(image))
+        prompt = WebDriverWait(browser, 60).until(alert_is_present())  # the preview request got 401
+        assert "API key" in prompt.text
+        prompt.send_keys("s3cret")
+        prompt.accept()
+        _wait(browser, lambda d: d.find_element(By.ID, "preview").get_attribute("naturalWidth") not in (None, "0"))
+        assert browser.execute_script("return localStorage.getItem('medmo-api-key')") == "s3cret"

@@ -132,7 +132,7 @@ def _cmd_serve(args) -> int:
                       max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                       max_new_tokens=args.max_new_tokens, max_body_mb=args.max_body_mb,
                       max_image_pixels=args.max_image_pixels, max_pixels=args.max_pixels, dtype=args.dtype,
-                      device=args.device)
+                      device=args.device, api_key=args.api_key)
     run(cfg)
     return 0
 
@@ -280,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP API, /v1/ground|report|vqa, and a web page at /")
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (the API has no authentication)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (set --api-key when it is not loopback)")
+    p.add_argument("--api-key", dest="api_key", default=None,
+                   help="require `Authorization: Bearer KEY` on /v1/ (default: $MEDMO_API_KEY; none: open)")
     p.add_argument("--port", type=int, default=8000, help="port")
     p.add_argument("--max-batch-size", type=int, default=16, help="dynamic batching: most requests per call (1 = off)")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="dynamic batching: wait window for a batch")

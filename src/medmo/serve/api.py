@@ -3,6 +3,7 @@
     medmo serve --model runs/demo/stage4                       # http://127.0.0.1:8000
     curl -s localhost:8000/v1/ground -d '{"image": "data:image/png;base64,...", "target": "nodule"}'
     python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x'); ..."
+    MEDMO_API_KEY=secret medmo serve --model runs/demo/stage4 --host 0.0.0.0   # /v1/ needs the key
 
 Endpoints
 - POST /v1/chat/completions  OpenAI chat: text and image_url parts (data URLs), `stream`
@@ -20,14 +21,21 @@ chats run alone between batches. Limits: bodies over `max_body_mb` -> 413; image
 and the server keeps serving. Departures from OpenAI's API: decoding is always greedy
 (`temperature`, `top_p`, `n` > 1 are not supported: n > 1 is refused, the rest ignored),
 `usage` counts completion tokens by re-tokenizing the answer and omits prompt tokens,
-and any `model` name is accepted (one model is served). There is no authentication:
-keep the default loopback host unless a proxy in front adds it.
+and any `model` name is accepted (one model is served).
+
+Access: with `api_key` (`--api-key`, or $MEDMO_API_KEY) every /v1/ request must send
+`Authorization: Bearer <key>` (what OpenAI clients send for `api_key=`), else 401; the web
+page asks for the key once and keeps it in the browser. /healthz and the page itself stay
+open. Without a key anyone who reaches the port can use the model: keep the default
+loopback host, or set a key (and TLS through a proxy) when binding elsewhere.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
+import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -53,7 +61,8 @@ class ServeConfig:
     """`medmo serve` options."""
 
     model: str = ""  # checkpoint folder or hub id (Qwen3-VL class)
-    host: str = "127.0.0.1"  # loopback by default: the API has no authentication
+    host: str = "127.0.0.1"  # loopback by default: without api_key, anyone who reaches the port may use it
+    api_key: str | None = None  # require `Authorization: Bearer <key>` on /v1/ (default: $MEDMO_API_KEY)
     port: int = 8000
     model_name: str | None = None  # id reported by /v1/models (default: the model folder's name)
     max_batch_size: int = 16  # dynamic batching: most requests per model call (1 = off)
@@ -72,6 +81,8 @@ class ServeConfig:
             raise ValueError("max_body_mb and max_image_pixels must be > 0")
         if self.model_name is None:
             self.model_name = Path(self.model).name or str(self.model)
+        if self.api_key is None:
+            self.api_key = os.environ.get("MEDMO_API_KEY") or None
 
 
 # ------------------------------------------------------------------------- request bodies
@@ -124,6 +135,8 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     app = FastAPI(title="medmo", lifespan=lifespan, description=__doc__.split("\n\n")[0])
     app.state.cfg, app.state.backend, app.state.batcher = cfg, backend, batcher
     app.add_middleware(BodyLimit, max_bytes=int(cfg.max_body_mb * 1024 * 1024))
+    if cfg.api_key:
+        app.add_middleware(RequireKey, key=cfg.api_key)  # added last: runs first, before any body is read
     _add_error_handlers(app)
 
     async def decode(body: ImageBody) -> DecodedImage:
@@ -339,12 +352,31 @@ class BodyLimit:
                           "send a smaller image")(scope, receive, send)
 
 
+class RequireKey:
+    """ASGI middleware: /v1/ requests without `Authorization: Bearer <key>` get 401."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            sent = dict(scope["headers"]).get(b"authorization", b"")
+            if not secrets.compare_digest(sent, self.expected):
+                logger.info("401: %s key on %s", "wrong" if sent else "no", scope["path"])
+                why = "a wrong API key was sent" if sent else "no API key was sent"
+                return await _error(401, f"{why}: send the header `Authorization: Bearer <key>` with the key "
+                                         "the server was started with (--api-key or MEDMO_API_KEY)",
+                                    "authentication_error")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def run(cfg: ServeConfig) -> None:
     """Serve until interrupted (blocks)."""
     import uvicorn
 
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("serving on %s: the API has no authentication; put it behind a proxy that adds it", cfg.host)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
+        logger.warning("serving on %s without an API key: anyone who reaches the port can use the model; "
+                       "set --api-key or MEDMO_API_KEY", cfg.host)
     app = create_app(cfg)
     logger.info("medmo serve: %s on http://%s:%d (web page at /)", cfg.model_name, cfg.host, cfg.port)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info")

@@ -101,6 +101,22 @@ def test_chat_completion_openai_shape(client):
     assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
     assert isinstance(body["choices"][0]["message"]["content"], str)
     assert body["choices"][0]["finish_reason"] in ("stop", "length")
+    usage = body["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.parametrize("size", [(300, 200), (64, 64), (1000, 90)])
+def test_prompt_tokens_equal_what_the_model_reads(client, size):
+    """usage.prompt_tokens (from the template and the image size) vs the processor's real encoding."""
+    from medmo.serve.api import chat_request, prompt_tokens
+
+    backend = client.app.state.backend
+    image = _data_url(Image.new("RGB", size, (90, 90, 90)))
+    req = chat_request([{"role": "system", "content": "You are a radiologist."},
+                        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
+                                                     {"type": "text", "text": "Describe."}]}], 10**8, 8)
+    real = backend.processor(text=[backend._prompt(req)], images=req.images, return_tensors="pt")
+    assert prompt_tokens(backend.processor, req) == real["input_ids"].shape[1]
 
 
 def test_chat_streaming_server_sent_events(trained_client):

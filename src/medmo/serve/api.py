@@ -20,8 +20,8 @@ chats run alone between batches. Limits: bodies over `max_body_mb` -> 413; image
 `max_image_pixels` -> 400; every bad input -> 400 with a message in OpenAI's error shape,
 and the server keeps serving. Departures from OpenAI's API: decoding is always greedy
 (`temperature`, `top_p`, `n` > 1 are not supported: n > 1 is refused, the rest ignored),
-`usage` counts completion tokens by re-tokenizing the answer and omits prompt tokens,
-and any `model` name is accepted (one model is served).
+`usage` counts prompt tokens from the template and image sizes and completion tokens by
+re-tokenizing the answer, and any `model` name is accepted (one model is served).
 
 Access: with `api_key` (`--api-key`, or $MEDMO_API_KEY) every /v1/ request must send
 `Authorization: Bearer <key>` (what OpenAI clients send for `api_key=`), else 401; the web
@@ -190,7 +190,8 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
             return StreamingResponse(_stream_chat(app, req), media_type="text/event-stream")
         text = await batcher.submit(req)
         n_tokens = len(backend.processor.tokenizer(text)["input_ids"]) if text else 0
-        return _completion(cfg.model_name, text, "length" if n_tokens >= req.max_new_tokens else "stop", n_tokens)
+        usage = {"prompt_tokens": prompt_tokens(backend.processor, req), "completion_tokens": n_tokens}
+        return _completion(cfg.model_name, text, "length" if n_tokens >= req.max_new_tokens else "stop", usage)
 
     from medmo.serve.web import router
 
@@ -232,11 +233,22 @@ def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: in
     return Request(messages=turns, images=images, max_new_tokens=max_new_tokens)
 
 
-def _completion(model: str, text: str, finish: str, n_tokens: int) -> dict:
+def prompt_tokens(processor, req) -> int:
+    """Tokens the model reads for `req`: the chat-templated text plus each image's placeholder
+    tokens at the processor's pixel budget (counted from the image size, no pixels processed)."""
+    from medmo.model.chat import to_conversation
+    from medmo.train.packing import image_token_count
+
+    text = processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True, tokenize=False)
+    n = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return n + sum(image_token_count(processor, *im.size) - 1 for im in req.images)
+
+
+def _completion(model: str, text: str, finish: str, usage: dict[str, int]) -> dict:
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                          "finish_reason": finish}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": n_tokens, "total_tokens": n_tokens}}
+            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
 
 
 async def _stream_chat(app: FastAPI, req):

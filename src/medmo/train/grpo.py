@@ -10,6 +10,8 @@ the weighted reward terms of medmo.train.rewards (`rewards: {giou: 1.0, format: 
 advantages are rewards normalized within each prompt's group. The dataset is unified
 records: grounding (box GIoU, labels), closed VQA and MCQ (accuracy), reports
 (CheXpert factuality); the `task`, `answer` and `image_size` columns reach the rewards.
+Records are streamed into a memory-mapped Arrow file in the run folder (medmo.train.data)
+and images are opened when a batch reads them.
 
 Logged to log.jsonl every `logging_steps`: each term's mean (`rewards/<term>_reward/mean`),
 the weighted `reward`, completion lengths (`completions/mean_length`, clipped ratio), the

@@ -109,8 +109,8 @@ def shard_files(path: str | Path) -> list[Path]:
     """The record files of a folder (sorted), or the file itself."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; expected a folder of .jsonl/.parquet record shards "
-                                "(the output of `medmo data convert` or `medmo data mix`)")
+        raise FileNotFoundError(f"{path} does not exist; expected a .jsonl/.parquet record file or a folder of "
+                                "them (the output of `medmo data convert` or `medmo data mix`)")
     if path.is_file():
         return [path]
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".jsonl", ".parquet"))

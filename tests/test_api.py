@@ -105,6 +105,27 @@ def test_chat_completion_openai_shape(client):
     assert usage["prompt_tokens"] > 0 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
+def test_chat_sampling_is_seeded(client):
+    def ask(stream=False, **sampling):
+        body = {"max_tokens": 4, "stream": stream, **sampling, "messages": [{"role": "user", "content": "Describe."}]}
+        if stream:
+            with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+            return "".join(e["choices"][0]["delta"].get("content", "") for e in events).strip()
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["message"]["content"]
+
+    greedy = ask()
+    assert ask(temperature=0) == greedy
+    seeded = [ask(temperature=2.0, top_p=1.0, seed=s) for s in (1, 1, 2, 3, 4)]
+    assert seeded[0] == seeded[1] == ask(stream=True, temperature=2.0, top_p=1.0, seed=1)  # same seed, same answer
+    assert any(answer != greedy for answer in seeded)  # at temperature 2 sampling leaves the argmax path
+    for bad, words in (({"temperature": 3}, "temperature"), ({"top_p": 0}, "top_p"), ({"n": 2}, "n must be 1")):
+        r = client.post("/v1/chat/completions", json={**bad, "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+
+
 @pytest.mark.parametrize("size", [(300, 200), (64, 64), (1000, 90)])
 def test_prompt_tokens_equal_what_the_model_reads(client, size):
     """usage.prompt_tokens (from the template and the image size) vs the processor's real encoding."""

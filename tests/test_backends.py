@@ -64,6 +64,32 @@ def test_request_checks_placeholders():
         Request([{"role": "user", "content": "<image>what?"}], [])
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": -0.1}, "temperature must be >= 0"),
+    ({"top_p": 0.0}, "top_p must be in"),
+    ({"top_p": 1.5}, "top_p must be in"),
+])
+def test_request_checks_sampling(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Request([{"role": "user", "content": "hi"}], **kwargs)
+
+
+def test_sampling_is_seeded_and_never_mixes_with_greedy(hf):
+    """A batch shares one decoding setting: greedy rows stay greedy next to sampled ones."""
+    from dataclasses import replace
+
+    hf.batch_size = 4
+    reqs = _requests()
+    greedy = hf.generate(reqs)
+    sampled = [replace(r, temperature=5.0, seed=7) for r in reqs[:2]]
+    mixed = hf.generate([reqs[2], sampled[0], reqs[3], sampled[1], reqs[4]])
+    assert [mixed[0], mixed[2], mixed[4]] == [greedy[2], greedy[3], greedy[4]]
+    assert [mixed[1], mixed[3]] == hf.generate(sampled)  # a seed gives the same answer, in any company
+    assert [mixed[1], mixed[3]] != greedy[:2]  # at temperature 5 the tiny model leaves the argmax path
+    other_seed = hf.generate([replace(r, seed=8) for r in sampled])
+    assert other_seed != [mixed[1], mixed[3]]
+
+
 def test_unknown_backend_suggests():
     with pytest.raises(ValueError, match="Did you mean 'openai'"):
         get_backend("opena1", model="m")
@@ -94,7 +120,12 @@ def test_openai_backend_sends_data_urls_and_bounds_concurrency():
     assert part["type"] == "image_url" and part["image_url"]["url"].startswith("data:image/png;base64,")
     png = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
     assert Image.open(io.BytesIO(png)).size == (8, 8)
-    assert fake.bodies[0]["temperature"] == 0.0
+    assert fake.bodies[0]["temperature"] == 0.0 and "seed" not in fake.bodies[0]
+    with FakeOpenAI(reply) as fake:  # a request's own sampling settings win over the backend's default
+        get_backend("openai", model="served", base_url=fake.base_url).generate(
+            [Request([{"role": "user", "content": "q"}], temperature=0.7, top_p=0.9, seed=3)])
+    assert {k: fake.bodies[0][k] for k in ("temperature", "top_p", "seed")} == {"temperature": 0.7, "top_p": 0.9,
+                                                                              "seed": 3}
 
 
 def test_openai_backend_counts_failures_instead_of_raising():

@@ -1,7 +1,8 @@
 """Generation backends behind one call: `generate(list[Request]) -> list[str]`.
 
 - `hf`: transformers `Qwen3VLForConditionalGeneration`, true batching with LEFT padding,
-  greedy by default, image budget bounded by min/max pixels. Requests are sorted by
+  greedy by default (a request may ask for temperature / top_p / seed; a batch shares one
+  setting), image budget bounded by min/max pixels. Requests are sorted by
   prompt length before batching so a batch carries little padding; outputs come back in
   request order. Qwen3-VL's 3-D rope positions are computed per row from the attention
   mask (transformers' `get_rope_index` drops pad tokens), so a left-padded row gets the
@@ -11,7 +12,7 @@
   inference does in any framework). The next batch is preprocessed in a worker thread
   while the current one generates.
 - `vllm`: optional extra for GPUs, imported lazily; same prompts (the checkpoint's own
-  chat template), greedy sampling.
+  chat template), greedy unless a request asks for sampling.
 - `openai`: any OpenAI-compatible server (vLLM serve, `medmo serve`, a hosted model);
   images travel as PNG data URLs; requests run concurrently under a semaphore.
 
@@ -44,11 +45,38 @@ class Request:
     messages: list[dict]
     images: list[Any] = field(default_factory=list)  # PIL.Image.Image, one per <image>
     max_new_tokens: int | None = None  # None: the backend's default
+    temperature: float | None = None  # None or 0: greedy (the openai backend: its own default)
+    top_p: float | None = None  # nucleus sampling, with temperature > 0
+    seed: int | None = None  # with temperature > 0: the same seed gives the same answer
 
     def __post_init__(self):
         n = sum(m["content"].count(IMAGE_TOKEN) for m in self.messages)
         if n != len(self.images):
             raise ValueError(f"request has {len(self.images)} image(s) but {n} {IMAGE_TOKEN} placeholder(s)")
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.temperature)
+
+
+def hf_sampling(req: Request) -> dict[str, Any]:
+    """transformers `generate` arguments for a request (greedy unless it asks for temperature > 0).
+
+    Sampling settings a request does not give (top_k, ...) come from the checkpoint's
+    generation_config.json, as vLLM's server does. A seed reseeds torch right before the
+    call, so a seeded request runs in a batch of its own (HFBackend) to be reproducible.
+    """
+    if not req.sampled:
+        return {"do_sample": False}
+    if req.seed is not None:
+        import torch
+
+        torch.manual_seed(req.seed)
+    return {"do_sample": True, "temperature": req.temperature, **({"top_p": req.top_p} if req.top_p else {})}
 
 
 BACKENDS: Registry[type] = Registry("backend")
@@ -111,10 +139,20 @@ class HFBackend:
 
         self.last_errors = {}
         prompts = [self._prompt(r) for r in requests]
-        # Long prompts (and images) together: padding stays small within a batch.
+        # Long prompts (and images) together: padding stays small within a batch. A batch shares
+        # one decoding setting; a seeded sampled request runs alone (its seed, its answer).
         cost = [len(p) + sum(im.width * im.height for im in r.images) / 1024 for p, r in zip(prompts, requests)]
-        order = sorted(range(len(requests)), key=lambda i: -cost[i])
-        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+
+        def setting(i: int) -> tuple:
+            r = requests[i]
+            return (r.temperature, r.top_p or 1.0, i if r.seed is not None else -1) if r.sampled else (0.0, 1.0, -1)
+
+        order = sorted(range(len(requests)), key=lambda i: (setting(i), -cost[i]))
+        batches: list[list[int]] = []
+        for i in order:
+            if not batches or len(batches[-1]) == self.batch_size or setting(batches[-1][0]) != setting(i):
+                batches.append([])
+            batches[-1].append(i)
         out: list[str] = [""] * len(requests)
         # The processor (image resize, patchify) of batch k+1 runs in a worker thread while batch k
         # generates: torch releases the GIL, so preprocessing no longer adds to generation time.
@@ -139,9 +177,9 @@ class HFBackend:
         enc = enc.to(self.device)
         limits = [r.max_new_tokens or self.max_new_tokens for r in requests]
         with torch.inference_mode():
-            gen = self.model.generate(**enc, max_new_tokens=max(limits), do_sample=False)
+            gen = self.model.generate(**enc, max_new_tokens=max(limits), **hf_sampling(requests[0]))
         new = gen[:, enc["input_ids"].shape[1]:]
-        # Greedy decoding is prefix-stable, so cutting a row at its own limit equals generating with it.
+        # Tokens come one at a time, so cutting a row at its own limit equals generating with it.
         return [self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
                 for row, n in zip(new, limits)]
 
@@ -185,8 +223,8 @@ class VLLMBackend:
             if r.images:
                 item["multi_modal_data"] = {"image": list(r.images)}
             inputs.append(item)
-        params = [self._sampling(temperature=0.0, max_tokens=r.max_new_tokens or self.max_new_tokens)
-                  for r in requests]
+        params = [self._sampling(temperature=r.temperature or 0.0, top_p=r.top_p or 1.0, seed=r.seed,
+                                 max_tokens=r.max_new_tokens or self.max_new_tokens) for r in requests]
         outs = self.llm.generate(inputs, params, use_tqdm=False)
         return [o.outputs[0].text.strip() if o.outputs else "" for o in outs]
 
@@ -251,7 +289,10 @@ class OpenAIBackend:
                 async with sem:
                     try:
                         resp = await client.chat.completions.create(
-                            model=self.model, messages=to_openai_messages(req), temperature=self.temperature,
+                            model=self.model, messages=to_openai_messages(req),
+                            temperature=self.temperature if req.temperature is None else req.temperature,
+                            **({"top_p": req.top_p} if req.top_p else {}),
+                            **({"seed": req.seed} if req.seed is not None else {}),
                             max_tokens=req.max_new_tokens or self.max_new_tokens)
                         return (resp.choices[0].message.content or "").strip()
                     except Exception as e:  # noqa: BLE001 - any transport/server error becomes a counted failure

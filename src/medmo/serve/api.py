@@ -18,8 +18,10 @@ Image fields take a data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes, plus 
 Concurrent requests share model calls through `DynamicBatcher` (batching.py); streamed
 chats run alone between batches. Limits: bodies over `max_body_mb` -> 413; images over
 `max_image_pixels` -> 400; every bad input -> 400 with a message in OpenAI's error shape,
-and the server keeps serving. Departures from OpenAI's API: decoding is always greedy
-(`temperature`, `top_p`, `n` > 1 are not supported: n > 1 is refused, the rest ignored),
+and the server keeps serving. Departures from OpenAI's API: decoding is greedy unless a
+chat asks for `temperature` > 0 (with `top_p` and `seed`; other sampling settings come
+from the checkpoint's generation_config.json; the medical endpoints are always greedy);
+`n` > 1 is refused;
 `usage` counts prompt tokens from the template and image sizes and completion tokens by
 re-tokenizing the answer, and any `model` name is accepted (one model is served).
 
@@ -39,7 +41,7 @@ import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,9 @@ class ChatBody(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=8192)
     stream: bool = False
     n: int = 1
+    temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy")
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, description="with temperature > 0: the same seed, the same answer")
 
 
 # ------------------------------------------------------------------------- the app
@@ -183,9 +188,10 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(body: ChatBody):
         if body.n != 1:
-            raise BadInput("n must be 1 (one greedy answer per request)")
+            raise BadInput("n must be 1 (one answer per request)")
         req = await asyncio.to_thread(chat_request, body.messages, cfg.max_image_pixels,
                                       body.max_completion_tokens or body.max_tokens or cfg.max_new_tokens)
+        req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         if body.stream:
             return StreamingResponse(_stream_chat(app, req), media_type="text/event-stream")
         text = await batcher.submit(req)
@@ -264,12 +270,14 @@ async def _stream_chat(app: FastAPI, req):
     def generate() -> None:
         import torch
 
+        from medmo.eval.backends import hf_sampling
+
         try:
             prompt = backend.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
                                                            tokenize=False)
             enc = backend.processor(text=[prompt], images=req.images or None, return_tensors="pt").to(backend.device)
             with torch.inference_mode():
-                backend.model.generate(**enc, max_new_tokens=req.max_new_tokens, do_sample=False, streamer=streamer)
+                backend.model.generate(**enc, max_new_tokens=req.max_new_tokens, streamer=streamer, **hf_sampling(req))
         except Exception:
             streamer.end()  # unblock the reader; the error is raised through the job's future
             raise

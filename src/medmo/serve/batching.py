@@ -3,7 +3,7 @@
 One worker thread owns the model. It takes the first waiting request, then keeps
 collecting until `max_batch_size` requests are in hand or `max_wait_ms` has passed since
 the first, and runs them as one batch through the backend's `generate(list[Request])`
-(eval-core's HFBackend: left-padded, greedy). While a batch runs, new requests queue up
+(eval-core's HFBackend: left-padded; one decoding setting per batch). While a batch runs, new requests queue up
 and form the next batch, so batches grow with load and an idle server adds at most the
 wait window to a request's latency. `max_batch_size=1` turns batching off (the baseline
 bench/serve_load.py compares against).

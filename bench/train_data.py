@@ -16,12 +16,15 @@ that the read pass touched: page cache, shared and dropped by the kernel under p
 Each (method, size) runs in its own child process, since peak RSS can only be measured
 for a whole process; all children run back to back on the same machine. Printed: both
 peaks above the imports, the build and read times, the baseline/medmo ratio at each
-size, and how each method's peak grows with 10x the records (flat for medmo).
+size, and how each method's peak grows with 10x the records (flat for medmo). Last, the
+whole set is built by 1 and by `--num-proc` processes (one Arrow part per shard): records/s
+and the speed-up.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,10 +72,10 @@ def baseline(records: Path, n: int):
     return Dataset.from_list(rows)
 
 
-def medmo_build(records: Path, n: int, folder: Path):
+def medmo_build(records: Path, n: int | None, folder: Path, num_proc: int = 1):
     from medmo.train.sft import sft_dataset
 
-    return sft_dataset([str(records)], folder, n)[0]
+    return sft_dataset([str(records)], folder, n, num_proc)[0]
 
 
 def child(method: str, records: Path, n: int, folder: Path) -> dict:
@@ -84,7 +87,12 @@ def child(method: str, records: Path, n: int, folder: Path) -> dict:
     base = reset_peak()
     with AnonPeak() as anon:
         t0 = time.perf_counter()
-        ds = baseline(records, n) if method == "baseline" else medmo_build(records, n, folder)
+        if method == "baseline":
+            ds = baseline(records, n)
+        elif method.startswith("build:"):  # every record, no max_samples: one part per shard, in N processes
+            ds = medmo_build(records, None, folder, int(method.split(":")[1]))
+        else:
+            ds = medmo_build(records, n, folder)
         built = time.perf_counter() - t0
         chars = sum(len(row["messages"][1]["content"]) for row in ds)  # one pass over every row, as an epoch does
     return {"rows": len(ds), "chars": chars, "build_s": built, "read_s": time.perf_counter() - t0 - built,
@@ -94,6 +102,7 @@ def child(method: str, records: Path, n: int, folder: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
+    ap.add_argument("--num-proc", type=int, default=os.cpu_count(), help="processes for the parallel build")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -103,15 +112,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         records = make_records(Path(tmp), max(args.sizes))
         results: dict[tuple[str, int], dict] = {}
+
+        def run(method: str, n: int) -> dict:
+            job = {"method": method, "records": str(records), "n": n, "folder": f"{tmp}/ds_{method}_{n}"}
+            proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True)
+            if proc.returncode:
+                sys.exit(f"{method} with {n} records failed:\n{proc.stderr[-3000:]}")
+            r = results[method, n] = json.loads(proc.stdout.strip().splitlines()[-1])
+            assert r["rows"] == n, r
+            return r
+
         for n in args.sizes:
             for method in ("medmo", "baseline"):
-                job = {"method": method, "records": str(records), "n": n, "folder": f"{tmp}/ds_{n}"}
-                proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)],
-                                      capture_output=True, text=True)
-                if proc.returncode:
-                    sys.exit(f"{method} with {n} records failed:\n{proc.stderr[-3000:]}")
-                r = results[method, n] = json.loads(proc.stdout.strip().splitlines()[-1])
-                assert r["rows"] == n, r
+                r = run(method, n)
                 print(f"{method:>8} {n:>9,} records: over imports, peak anonymous +{r['anon_over_imports_mb']:7.1f} MB, "
                       f"peak RSS +{r['peak_over_imports_mb']:7.1f} MB; build {r['build_s']:5.1f} s, "
                       f"one read pass {r['read_s']:4.1f} s")
@@ -124,6 +137,10 @@ def main() -> None:
                 growth = results[method, large]["anon_over_imports_mb"] / results[method, small]["anon_over_imports_mb"]
                 print(f"{method:>8}: peak anonymous memory at {large:,} / at {small:,} records = {growth:.2f}x "
                       f"(records x{large / small:.0f})")
+        one, many = run("build:1", large), run(f"build:{args.num_proc}", large)
+        print(f"build of all {large:,} records ({-(-large // 20_000)} shards): 1 process {large / one['build_s']:,.0f} "
+              f"records/s, {args.num_proc} processes {large / many['build_s']:,.0f} records/s: "
+              f"{one['build_s'] / many['build_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,17 @@ def test_rows_decode_and_skips_are_counted_by_reason(folder, tmp_path):
     assert skipped == {"missing image": 1, "no assistant turn": 1}
     assert [r["id"] for r in dataset] == ["r0", "r1", "r2", "r3"]  # shard order, skipped ones left out
     assert dataset[1]["messages"][0] == {"role": "user", "content": "<image>\nquestion 1?"}  # JSON decoded
-    assert dataset.cache_files and dataset.cache_files[0]["filename"].endswith("data.arrow")  # memory-mapped
+    assert dataset.cache_files and dataset.cache_files[0]["filename"].endswith(".arrow")  # memory-mapped
+
+
+def test_several_processes_build_the_same_set(folder, tmp_path):
+    """One Arrow part per record file, read back in file order: same rows, same skips as one process."""
+    serial, serial_skips = sft_dataset([str(folder)], tmp_path / "one")
+    parallel, parallel_skips = sft_dataset([str(folder)], tmp_path / "two", num_proc=2)
+    assert list(parallel) == list(serial) and parallel_skips == serial_skips
+    assert len(parallel.cache_files) == 2  # both shards gave rows: two memory-mapped parts
+    again, _ = sft_dataset([str(folder)], tmp_path / "two", num_proc=1)  # reused, whatever num_proc
+    assert list(again) == list(serial)
 
 
 @pytest.mark.parametrize("max_samples, want", [

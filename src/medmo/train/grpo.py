@@ -58,6 +58,7 @@ class GRPOConfig:
     trainer: str = "grpo"  # the recipe kind (medmo train dispatches on it); must be "grpo"
     output_dir: str = "runs/grpo"  # the run folder
     max_samples: int | None = None  # use only the first N records
+    dataset_num_proc: int = 1  # processes that build the training set (one record file each)
     rewards: dict[str, float] = field(default_factory=lambda: {"giou": 1.0, "format": 0.1})  # term -> weight
     # --- GRPO
     beta: float = 0.04  # KL to the starting model; > 0 against box-spam reward hacking (see the docstring)
@@ -119,6 +120,8 @@ class GRPOConfig:
             raise ValueError("num_generations must be >= 2: advantages compare answers within a group")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
+        if self.dataset_num_proc < 1:
+            raise ValueError(f"dataset_num_proc must be >= 1, got {self.dataset_num_proc}")
         if self.vllm_mode not in ("colocate", "server"):
             raise ValueError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
 
@@ -139,11 +142,12 @@ def grpo_row(rec: Record, base: Path) -> dict | str:
             "task": rec.task, "answer": json.dumps(rec.answer), "image_size": rec.answer.get("image_size")}
 
 
-def grpo_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None):
+def grpo_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None, num_proc: int = 1):
     """(memory-mapped dataset of GRPO rows, skip counts); images open as RGB PIL images on access."""
     from medmo.imaging import open_image
 
-    dataset, skipped = build_dataset(paths, grpo_row, folder, max_samples, json_columns=GRPO_JSON_COLUMNS)
+    dataset, skipped = build_dataset(paths, grpo_row, folder, max_samples, json_columns=GRPO_JSON_COLUMNS,
+                                     num_proc=num_proc)
     decode = decoder(GRPO_JSON_COLUMNS)
 
     def transform(batch: dict) -> dict:  # DICOM/NIfTI via medmo.imaging
@@ -172,7 +176,7 @@ def build_trainer(cfg: GRPOConfig, run_dir: Path):
 
     args = trl_args(cfg, run_dir)
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
-        dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
+        dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
     processor, model, lrs = load_for_training(cfg)
     funcs, _ = build_rewards(cfg.rewards)
     trainer = GRPOTrainer(

@@ -79,7 +79,7 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # trade compute for memory (large models)
     attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
     packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
-    dataset_num_proc: int = 1  # processes that measure sample lengths for the packing plan (millions of samples)
+    dataset_num_proc: int = 1  # processes that build the training set and measure lengths for packing (millions of samples)
     trace_ids: bool = False  # write each batch's sample ids to sample_ids.rank*.jsonl (packing; audits sharding/resume)
     dataloader_num_workers: int = 0  # image decoding workers
     # --- checkpoints and logs
@@ -134,9 +134,9 @@ def sft_row(rec: Record, base: Path) -> dict | str:
     return {"id": rec.id, "messages": rec.messages, "images": images}
 
 
-def sft_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None):
+def sft_dataset(paths: list[str], folder: str | Path, max_samples: int | None = None, num_proc: int = 1):
     """(memory-mapped dataset of SFT rows, skip counts) built under `folder` (medmo.train.data)."""
-    return build_dataset(paths, sft_row, folder, max_samples, json_columns=SFT_JSON_COLUMNS)
+    return build_dataset(paths, sft_row, folder, max_samples, json_columns=SFT_JSON_COLUMNS, num_proc=num_proc)
 
 
 class SFTCollator:
@@ -283,7 +283,7 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
 
     args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
-        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples)
+        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
     processor, model, lrs = load_for_training(cfg)
     collator = SFTCollator(processor, max_length=cfg.max_length)
     if cfg.packing:

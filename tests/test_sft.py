@@ -126,3 +126,13 @@ def test_lora_step_saves_a_merged_full_checkpoint(tiny_dir, cells, tmp_path):
     assert not torch.equal(dict(merged.named_parameters())[q], dict(base.named_parameters())[q])
     mlp = "model.language_model.layers.0.mlp.up_proj.weight"  # not a LoRA target: unchanged
     assert torch.equal(dict(merged.named_parameters())[mlp], dict(base.named_parameters())[mlp])
+
+
+def test_recipe_keys_reach_the_trl_arguments(cells, tmp_path):
+    from medmo.train.sft import trl_args
+
+    cfg = load_config(SFTConfig, None, ["ddp_timeout=60", "save_steps=7", "max_grad_norm=0.5"], model="m",
+                      data=[str(cells)])
+    args = trl_args(cfg, tmp_path)
+    assert (args.ddp_timeout, args.save_steps, args.max_grad_norm) == (60, 7, 0.5)
+    assert args.remove_unused_columns is False  # the collator needs the raw rows

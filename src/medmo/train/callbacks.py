@@ -99,6 +99,6 @@ def common_trainer_args(cfg, run_dir: Path) -> dict:
         max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, bf16=cfg.bf16,
         gradient_checkpointing=cfg.gradient_checkpointing, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, report_to=cfg.report_to,
-        remove_unused_columns=False, disable_tqdm=False,
+        remove_unused_columns=False, disable_tqdm=False, ddp_timeout=cfg.ddp_timeout,
         use_cpu=not torch.cuda.is_available(),  # gloo DDP under accelerate launch on CPU
     )

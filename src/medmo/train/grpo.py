@@ -59,6 +59,7 @@ class GRPOConfig:
     output_dir: str = "runs/grpo"  # the run folder
     max_samples: int | None = None  # use only the first N records
     dataset_num_proc: int = 1  # processes that build the training set (one record file each)
+    ddp_timeout: int = 7200  # seconds other ranks wait while rank 0 builds the set (and packing plan)
     rewards: dict[str, float] = field(default_factory=lambda: {"giou": 1.0, "format": 0.1})  # term -> weight
     # --- GRPO
     beta: float = 0.04  # KL to the starting model; > 0 against box-spam reward hacking (see the docstring)

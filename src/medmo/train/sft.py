@@ -80,6 +80,7 @@ class SFTConfig:
     attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
     packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
     dataset_num_proc: int = 1  # processes that build the training set and measure lengths for packing (millions of samples)
+    ddp_timeout: int = 7200  # seconds other ranks wait while rank 0 builds the set (and packing plan)
     trace_ids: bool = False  # write each batch's sample ids to sample_ids.rank*.jsonl (packing; audits sharding/resume)
     dataloader_num_workers: int = 0  # image decoding workers
     # --- checkpoints and logs

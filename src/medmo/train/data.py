@@ -19,10 +19,10 @@ memory-mapped, so resident memory does not grow with the number of records
   ids); only a set with no usable row at all is an error.
 - **Built once per input.** `meta.json` keeps a key of the record files' paths, sizes and
   modification times, `max_samples` and the row builder; a resumed run, and every rank
-  after the first (the caller wraps the build in `main_process_first`), reuse the file
-  and its skip counts instead of reading the records again. Both files are written under
-  a per-process name and moved into place, so nodes without a shared run folder, each
-  building its own copy, never read a half-written one.
+  after the first (the caller wraps the build in `main_process_first`), reuse the parts
+  and their skip counts instead of reading the records again. Every file is written
+  under a per-process name and moved into place, so nodes without a shared run folder,
+  each building its own copy, never read a half-written one.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ TINY = Path(__file__).resolve().parents[1] / "recipes" / "tiny"
 @pytest.mark.parametrize("recipe", sorted(TINY.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_tiny_recipe_loads(recipe):
     kind = recipe_kind(recipe)
-    cfg = load_config(RUNNERS.get(kind)[0], recipe)
+    cfg = load_config(RUNNERS.get(kind).config, recipe)
     assert cfg.trainer == kind
     header = [line for line in recipe.read_text().splitlines() if line.startswith("#")]
     assert any("medmo train" in line and "=" in line for line in header)  # launch command + an override example
@@ -60,3 +60,32 @@ def test_pipeline_runs_sft_then_grpo_and_resumes(tiny_dir, tmp_path):
     mtime = (tmp_path / "runs" / "stage1_sft" / "model.safetensors").stat().st_mtime
     run(load_config(PipelineConfig, recipe))  # both stages finished: nothing is retrained
     assert (tmp_path / "runs" / "stage1_sft" / "model.safetensors").stat().st_mtime == mtime
+
+
+def test_prepare_builds_sets_and_plans_that_training_reuses(tiny_dir, tmp_path, capsys):
+    """`medmo train pipeline.yaml --prepare`: no model loaded; each stage's set (and the SFT
+    stage's packing plan) is in its run folder, and training then uses them as they are."""
+    from medmo.cli import main
+
+    data = write_cell_set(tmp_path / "data", "train", 6, n_vqa=2, image_size=64)
+    recipe = tmp_path / "pipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "trainer": "pipeline", "model": str(tiny_dir), "output_dir": str(tmp_path / "runs"),
+        "stages": [str(TINY / "stage1_sft.yaml"), str(TINY / "stage4_grpo.yaml")],
+        "overrides": [f"data=[{data}]", "max_steps=1", "save_steps=1", "per_device_train_batch_size=2",
+                      "max_pixels=4096", "logging_steps=1"],
+        "stage_overrides": {"stage1_sft": ["packing=true", "max_length=256"],
+                            "stage4_grpo": ["num_generations=2", "max_completion_length=6"]},
+    }))
+    assert main(["train", str(recipe), "--prepare"]) == 0
+    sft, grpo = json.loads(capsys.readouterr().out)
+    assert (sft["stage"], sft["samples"], sft["skipped"]) == ("stage1_sft", 8, {})
+    assert sft["packing"]["samples"] == 8 and sft["packing"]["rows"] < 8 and sft["packing"]["too_long"] == 0
+    assert (grpo["stage"], grpo["prompts"]) == ("stage4_grpo", 8)
+    sft_dir = tmp_path / "runs" / "stage1_sft"
+    assert not (sft_dir / "config.json").exists()  # nothing trained, no model written
+    made = {p: p.stat().st_mtime_ns for p in [sft_dir / "packing_lengths.json", *sft_dir.glob("dataset/*")]}
+
+    run_recipe(recipe)
+    assert {p: p.stat().st_mtime_ns for p in made} == made  # reused, not rebuilt
+    assert (sft_dir / "config.json").exists() and (tmp_path / "runs" / "stage4_grpo" / "config.json").exists()

@@ -25,7 +25,7 @@ def test_training_recipes_are_found():
 
 @pytest.mark.parametrize("path", TRAINING, ids=lambda p: str(p.relative_to(RECIPES)))
 def test_recipe_loads_into_its_dataclass(path):
-    config_cls, _ = RUNNERS.get(recipe_kind(path))
+    config_cls = RUNNERS.get(recipe_kind(path)).config
     cfg = load_config(config_cls, path)
     assert type(cfg) is config_cls
     if isinstance(cfg, PipelineConfig):
@@ -71,14 +71,14 @@ def test_medmo_pipeline_resolves_without_download(size, base, monkeypatch):
 
 def test_lora_is_one_override_away():
     path = RECIPES / "medmo-4b" / "stage1_sft.yaml"
-    config_cls, _ = RUNNERS.get(recipe_kind(path))
+    config_cls = RUNNERS.get(recipe_kind(path)).config
     cfg = load_config(config_cls, path, ["lora.enabled=true", "lora.r=16"])
     assert cfg.lora.enabled and cfg.lora.r == 16 and "gate_proj" in cfg.lora.target_modules
 
 
 def test_unknown_recipe_key_fails_before_any_model():
     path = RECIPES / "medmo-8b" / "stage1_sft.yaml"
-    config_cls, _ = RUNNERS.get(recipe_kind(path))
+    config_cls = RUNNERS.get(recipe_kind(path)).config
     with pytest.raises(ValueError, match="learning_rate"):
         load_config(config_cls, path, ["learning_rat=1e-5"])
 

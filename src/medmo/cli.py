@@ -7,6 +7,7 @@ Everything runs on CPU with the tiny model; no network is needed.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -40,8 +41,11 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from medmo.train import run_recipe
+    from medmo.train import prepare_recipe, run_recipe
 
+    if args.prepare:
+        print(json.dumps(prepare_recipe(args.recipe, args.overrides), indent=2))
+        return 0
     print(run_recipe(args.recipe, args.overrides))
     return 0
 
@@ -196,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run a training recipe: an SFT stage, a GRPO stage or a pipeline")
     p.add_argument("recipe", help="recipe YAML with a `trainer:` key, e.g. recipes/tiny/stage1_sft.yaml")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10 lora.enabled=true")
+    p.add_argument("--prepare", action="store_true",
+                   help="only build the training sets and packing plans in the run folders (no model, no GPU) "
+                        "and print their sizes, skips and packing fill; training then reuses them")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="a training run -> a Hugging Face checkpoint (LoRA merged) with a model card")

@@ -143,7 +143,7 @@ def run(cfg: DemoConfig) -> Path:
         run_dir = Path(stage_cfg.output_dir)
         t0 = time.perf_counter()
         if not (run_dir / "config.json").exists():
-            RUNNERS.get(kind)[1](stage_cfg)
+            RUNNERS.get(kind).run(stage_cfg)
         seconds = time.perf_counter() - t0
         metrics = evaluate_stage(run_dir, data, out / "eval" / run_dir.name)
         rows.append({"stage": run_dir.name, "steps": stage_cfg.max_steps, "train_seconds": round(seconds, 1),

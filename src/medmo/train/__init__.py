@@ -2,18 +2,27 @@
 
 `run_recipe(path, overrides)` is what `medmo train RECIPE.yaml key=value ...` calls: the
 recipe's `trainer:` key (sft, grpo or pipeline) picks the config dataclass and runner;
-the recipe is fully validated before any model is loaded.
+the recipe is fully validated before any model is loaded. `prepare_recipe` (`--prepare`)
+builds the training sets and packing plans into the run folders, model-free.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import yaml
 
 from medmo.registry import Registry
 
-# kind -> (config dataclass, run function); filled lazily so `import medmo.train` stays light.
-RUNNERS: Registry[tuple] = Registry("trainer")
+
+class Runner(NamedTuple):
+    config: type  # the recipe's dataclass
+    run: Callable[[Any], Path]  # train; returns the run folder
+    prepare: Callable[..., Any]  # build the training sets (and packing plans) only; returns their summary
+
+
+# kind -> Runner; filled lazily so `import medmo.train` stays light.
+RUNNERS: Registry[Runner] = Registry("trainer")
 
 
 def _register() -> None:
@@ -21,9 +30,9 @@ def _register() -> None:
         return
     from medmo.train import grpo, pipeline, sft
 
-    RUNNERS.add("sft", (sft.SFTConfig, sft.run))
-    RUNNERS.add("grpo", (grpo.GRPOConfig, grpo.run))
-    RUNNERS.add("pipeline", (pipeline.PipelineConfig, pipeline.run))
+    RUNNERS.add("sft", Runner(sft.SFTConfig, sft.run, sft.prepare))
+    RUNNERS.add("grpo", Runner(grpo.GRPOConfig, grpo.run, grpo.prepare))
+    RUNNERS.add("pipeline", Runner(pipeline.PipelineConfig, pipeline.run, pipeline.prepare))
 
 
 def recipe_kind(path: str | Path) -> str:
@@ -44,6 +53,13 @@ def run_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     """Load, validate and run a recipe; returns its run folder."""
     from medmo.config import load_config
 
-    kind = recipe_kind(path)
-    config_cls, runner = RUNNERS.get(kind)
-    return runner(load_config(config_cls, path, overrides))
+    runner = RUNNERS.get(recipe_kind(path))
+    return runner.run(load_config(runner.config, path, overrides))
+
+
+def prepare_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict | list[dict]:
+    """Build a recipe's training sets (and packing plans) without loading a model; their summary."""
+    from medmo.config import load_config
+
+    runner = RUNNERS.get(recipe_kind(path))
+    return runner.prepare(load_config(runner.config, path, overrides))

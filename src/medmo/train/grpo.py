@@ -190,6 +190,13 @@ def build_trainer(cfg: GRPOConfig, run_dir: Path):
     return trainer
 
 
+def prepare(cfg: GRPOConfig, processor_from: str | None = None) -> dict:
+    """Build the stage's training set in its run folder, without the model (`medmo train --prepare`)."""
+    run_dir = make_run_dir(cfg.output_dir, cfg)
+    dataset, skipped = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
+    return {"stage": run_dir.name, "run_dir": str(run_dir), "prompts": len(dataset), "skipped": dict(skipped)}
+
+
 def run(cfg: GRPOConfig) -> Path:
     """Train stage 4; returns the run folder (final model + processor at its root)."""
     run_dir = make_run_dir(cfg.output_dir, cfg)

@@ -8,6 +8,7 @@ A pipeline recipe lists stage recipes (SFT or GRPO, each a normal recipe file wi
 stage i-1's run folder (the first stage uses the pipeline's `model`, or its own recipe's).
 A stage whose run folder already holds a final model (config.json) is skipped, and an
 interrupted stage resumes from its last checkpoint, so re-running a pipeline continues it.
+`medmo train pipeline.yaml --prepare` builds every stage's training set ahead of time.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
         extra = {"output_dir": str(Path(cfg.output_dir) / name)}
         if previous is not None:
             extra["model"] = previous
-        stage_cfg = load_config(RUNNERS.get(kind)[0], path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])],
+        stage_cfg = load_config(RUNNERS.get(kind).config, path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])],
                                 **extra)
         out.append((kind, stage_cfg))
         previous = stage_cfg.output_dir
@@ -81,7 +82,17 @@ def run(cfg: PipelineConfig) -> Path:
             logger.info("stage %s already finished (%s): skipped", run_dir.name, run_dir)
         else:
             logger.info("stage %s (%s) from %s", run_dir.name, kind, stage_cfg.model)
-            run_dir = RUNNERS.get(kind)[1](stage_cfg)
+            run_dir = RUNNERS.get(kind).run(stage_cfg)
         done.append({"stage": run_dir.name, "kind": kind, "model": stage_cfg.model, "run_dir": str(run_dir)})
         (root / "stages.json").write_text(json.dumps(done, indent=2))
     return root
+
+
+def prepare(cfg: PipelineConfig, processor_from: str | None = None) -> list[dict]:
+    """Every stage's training set (and packing plan) built ahead of training; the processor
+    comes from the first stage's starting model, as stages do not change it."""
+    from medmo.train import RUNNERS
+
+    stages = stage_configs(cfg)
+    first = processor_from or stages[0][1].model
+    return [RUNNERS.get(kind).prepare(stage_cfg, first) for kind, stage_cfg in stages]

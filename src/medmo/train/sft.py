@@ -303,6 +303,28 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
     return trainer, collator
 
 
+def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
+    """Build the stage's training set and packing plan in its run folder, without the model.
+
+    `medmo train RECIPE --prepare` runs this on a CPU node before GPUs are booked; the
+    training run then finds both files and skips straight to step 1. Returns a summary.
+    `processor_from` loads the processor from another checkpoint (a pipeline's later
+    stages, whose own starting model does not exist yet).
+    """
+    from medmo.model.load import load_processor
+    from medmo.train.packing import plan_for
+
+    run_dir = make_run_dir(cfg.output_dir, cfg)
+    dataset, skipped = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
+    summary = {"stage": run_dir.name, "run_dir": str(run_dir), "samples": len(dataset), "skipped": dict(skipped)}
+    if cfg.packing:
+        processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
+        plan = plan_for(dataset, processor, cfg.max_length, chat_template=SFTCollator(processor).chat_template,
+                        cache_file=run_dir / "packing_lengths.json", num_proc=cfg.dataset_num_proc)
+        summary["packing"] = plan.summary()
+    return summary
+
+
 def run(cfg: SFTConfig) -> Path:
     """Train one stage; returns the run folder (final model + processor at its root)."""
     run_dir = make_run_dir(cfg.output_dir, cfg)

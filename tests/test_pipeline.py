@@ -41,16 +41,22 @@ def test_recipe_errors_name_the_problem(tmp_path):
         PipelineConfig(stages=["a/stage1.yaml"], stage_overrides={"stage9": ["max_steps=1"]})
 
 
-def test_pipeline_runs_sft_then_grpo_and_resumes(tiny_dir, tmp_path):
-    data = write_cell_set(tmp_path / "data", "train", 4, image_size=64)
+def _two_stage_recipe(tmp_path, tiny_dir, data, sft_overrides=()) -> Path:
+    """The tiny stage 1 (SFT) then stage 4 (GRPO), one step each, on `data`."""
     recipe = tmp_path / "pipe.yaml"
     recipe.write_text(yaml.safe_dump({
         "trainer": "pipeline", "model": str(tiny_dir), "output_dir": str(tmp_path / "runs"),
         "stages": [str(TINY / "stage1_sft.yaml"), str(TINY / "stage4_grpo.yaml")],
         "overrides": [f"data=[{data}]", "max_steps=1", "save_steps=1", "per_device_train_batch_size=2",
                       "max_pixels=4096", "logging_steps=1"],
-        "stage_overrides": {"stage4_grpo": ["num_generations=2", "max_completion_length=6"]},
+        "stage_overrides": {"stage1_sft": list(sft_overrides),
+                            "stage4_grpo": ["num_generations=2", "max_completion_length=6"]},
     }))
+    return recipe
+
+
+def test_pipeline_runs_sft_then_grpo_and_resumes(tiny_dir, tmp_path):
+    recipe = _two_stage_recipe(tmp_path, tiny_dir, write_cell_set(tmp_path / "data", "train", 4, image_size=64))
     root = run_recipe(recipe)
     stages = json.loads((root / "stages.json").read_text())
     assert [s["stage"] for s in stages] == ["stage1_sft", "stage4_grpo"]
@@ -68,15 +74,7 @@ def test_prepare_builds_sets_and_plans_that_training_reuses(tiny_dir, tmp_path, 
     from medmo.cli import main
 
     data = write_cell_set(tmp_path / "data", "train", 6, n_vqa=2, image_size=64)
-    recipe = tmp_path / "pipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "trainer": "pipeline", "model": str(tiny_dir), "output_dir": str(tmp_path / "runs"),
-        "stages": [str(TINY / "stage1_sft.yaml"), str(TINY / "stage4_grpo.yaml")],
-        "overrides": [f"data=[{data}]", "max_steps=1", "save_steps=1", "per_device_train_batch_size=2",
-                      "max_pixels=4096", "logging_steps=1"],
-        "stage_overrides": {"stage1_sft": ["packing=true", "max_length=256"],
-                            "stage4_grpo": ["num_generations=2", "max_completion_length=6"]},
-    }))
+    recipe = _two_stage_recipe(tmp_path, tiny_dir, data, ["packing=true", "max_length=256"])
     assert main(["train", str(recipe), "--prepare"]) == 0
     sft, grpo = json.loads(capsys.readouterr().out)
     assert (sft["stage"], sft["samples"], sft["skipped"]) == ("stage1_sft", 8, {})

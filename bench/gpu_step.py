@@ -171,8 +171,9 @@ def bench_size(size: str, tokens: int, steps: int, checkpointing: bool, peak: fl
     torch.manual_seed(seed)
     with torch.device("cuda"):
         model = Qwen3VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
-    if checkpointing:
-        model.activation_checkpointing_enable()
+    if checkpointing:  # renamed in transformers 5.2x; the GPU machine's image has 5.17
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     model.train()
     rng = random.Random(seed)
     rows = [synthetic_row(config, tokens, rng) for _ in range(steps + 2)]

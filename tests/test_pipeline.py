@@ -75,7 +75,7 @@ def test_prepare_builds_sets_and_plans_that_training_reuses(tiny_dir, tmp_path, 
 
     data = write_cell_set(tmp_path / "data", "train", 6, n_vqa=2, image_size=64)
     recipe = _two_stage_recipe(tmp_path, tiny_dir, data, ["packing=true", "max_length=256"])
-    assert main(["train", str(recipe), "--prepare"]) == 0
+    assert main(["train", str(recipe), "--prepare", "output_dir=" + str(tmp_path / "runs")]) == 0  # option, then key=value
     sft, grpo = json.loads(capsys.readouterr().out)
     assert (sft["stage"], sft["samples"], sft["skipped"]) == ("stage1_sft", 8, {})
     assert sft["packing"]["samples"] == 8 and sft["packing"]["rows"] < 8 and sft["packing"]["too_long"] == 0
@@ -87,3 +87,15 @@ def test_prepare_builds_sets_and_plans_that_training_reuses(tiny_dir, tmp_path, 
     run_recipe(recipe)
     assert {p: p.stat().st_mtime_ns for p in made} == made  # reused, not rebuilt
     assert (sft_dir / "config.json").exists() and (tmp_path / "runs" / "stage4_grpo" / "config.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "r.yaml", "--prepare", "--bogus"], "unrecognized arguments: --bogus"),  # options stay checked
+    (["train", "r.yaml", "--prepare", "stray"], "unrecognized arguments: stray"),      # not key=value
+])
+def test_cli_rejects_what_is_neither_option_nor_override(argv, message, capsys):
+    from medmo.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err

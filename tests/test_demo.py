@@ -1,5 +1,6 @@
 """The demo end to end at reduced size: the tiny model must learn (slow: minutes of CPU)."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +18,20 @@ def test_demo_learns_to_localize(tmp_path):
     assert rows["stage4_grpo"]["mean_iou"] > untrained + 0.2
     for name in ("results.md", "iou_by_stage.png", "predictions.png", "stage4_grpo/reward.png", "stage1_sft/loss.png"):
         assert (out / name).exists(), name
+
+
+def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
+    """Stage 4 trains on single-cell grounding and count/presence questions (two record files);
+    every other stage on its own file; steps scale with the minutes."""
+    from medmo.data.schema import read_records
+    from medmo.demo import make_data, stage_plan
+
+    cfg = DemoConfig(out=str(tmp_path), minutes=5, n_train=16, n_eval=8)
+    data = make_data(cfg, tmp_path / "data")
+    stages = stage_plan(cfg, data, tmp_path, tmp_path / "tiny")
+    files = {Path(c.output_dir).name: [Path(p).name for p in c.data] for _, c in stages}
+    assert files == {"stage1_sft": ["stage1.jsonl"], "stage2_sft": ["stage2.jsonl"], "stage3_sft": ["stage3.jsonl"],
+                     "stage4_grpo": ["stage4.jsonl", "stage4_vqa.jsonl"]}
+    tasks = {r.task for p in stages[3][1].data for r in read_records(p)}
+    assert tasks == {"grounding", "vqa"} and set(stages[3][1].rewards) >= {"giou", "accuracy"}
+    assert stages[0][1].max_steps == 300  # recipes/tiny/stage1_sft.yaml's 600 steps at 5 of 10 minutes

@@ -50,7 +50,7 @@ def test_max_samples_counts_usable_rows(folder, tmp_path, max_samples, want):
     assert len(dataset) == want
 
 
-def test_the_file_is_reused_until_an_input_changes(folder, tmp_path):
+def test_the_file_is_reused_until_an_input_changes(folder, tmp_path, caplog):
     calls = []
 
     def counting_row(rec, base):
@@ -69,6 +69,7 @@ def test_the_file_is_reused_until_an_input_changes(folder, tmp_path):
     os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 10**9))
     rebuilt, _ = build_dataset([str(folder)], counting_row, tmp_path / "ds", json_columns=("messages",))
     assert len(calls) == 11 and len(rebuilt) == 3
+    assert "changed since" in caplog.text  # a resumed run is told its data moved under it
 
 
 def test_invalid_records_are_skipped_with_their_reason(folder, tmp_path, caplog):

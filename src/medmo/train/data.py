@@ -165,6 +165,9 @@ def build_dataset(paths: list[str], row_fn: RowFn, folder: str | Path, max_sampl
     if meta.get("key") == key and all((folder / p).exists() for p in meta["parts"]):
         parts, n, skipped = meta["parts"], meta["rows"], Counter(meta["skipped"])
     else:
+        if meta:
+            logger.warning("the record files or max_samples changed since %s was built: rebuilding it; a run "
+                           "resumed from a checkpoint keeps its step count but now reads different data", folder)
         folder.mkdir(parents=True, exist_ok=True)
         parts, n, skipped, examples = _build(files, row_fn, folder, max_samples, json_columns, num_proc)
         for line in examples:

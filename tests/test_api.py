@@ -121,7 +121,17 @@ def test_chat_sampling_is_seeded(client):
     seeded = [ask(temperature=2.0, top_p=1.0, seed=s) for s in (1, 1, 2, 3, 4)]
     assert seeded[0] == seeded[1] == ask(stream=True, temperature=2.0, top_p=1.0, seed=1)  # same seed, same answer
     assert any(answer != greedy for answer in seeded)  # at temperature 2 sampling leaves the argmax path
-    for bad, words in (({"temperature": 3}, "temperature"), ({"top_p": 0}, "top_p"), ({"n": 2}, "n must be 1")):
+    r = client.post("/v1/chat/completions", json={"max_tokens": 4, "temperature": 2.0, "top_p": 1.0, "seed": 1, "n": 3,
+                                                  "messages": [{"role": "user", "content": "Describe."}]})
+    choices = r.json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1, 2]
+    assert choices[0]["message"]["content"] == seeded[0]  # seeds 1, 2, 3: the same answers as asked one by one
+    assert [c["message"]["content"] for c in choices[1:]] == seeded[2:4]
+    usage = r.json()["usage"]
+    assert usage["completion_tokens"] == sum(len(client.app.state.backend.processor.tokenizer(c["message"]["content"])
+                                                 ["input_ids"]) for c in choices)
+    for bad, words in (({"temperature": 3}, "temperature"), ({"top_p": 0}, "top_p"), ({"n": 17}, "n"),
+                       ({"n": 2, "stream": True}, "n: 1")):
         r = client.post("/v1/chat/completions", json={**bad, "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
 

@@ -21,7 +21,7 @@ chats run alone between batches. Limits: bodies over `max_body_mb` -> 413; image
 and the server keeps serving. Departures from OpenAI's API: decoding is greedy unless a
 chat asks for `temperature` > 0 (with `top_p` and `seed`; other sampling settings come
 from the checkpoint's generation_config.json; the medical endpoints are always greedy);
-`n` > 1 is refused;
+`n` up to 16 samples that many answers (seeds seed, seed+1, ...), not with `stream`;
 `usage` counts prompt tokens from the template and image sizes and completion tokens by
 re-tokenizing the answer, and any `model` name is accepted (one model is served).
 
@@ -116,7 +116,7 @@ class ChatBody(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(None, ge=1, le=8192)
     stream: bool = False
-    n: int = 1
+    n: int = Field(1, ge=1, le=16, description="answers to sample (seeds seed, seed+1, ... when seed is given)")
     temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy")
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, description="with temperature > 0: the same seed, the same answer")
@@ -187,17 +187,19 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatBody):
-        if body.n != 1:
-            raise BadInput("n must be 1 (one answer per request)")
+        if body.stream and body.n > 1:
+            raise BadInput("stream: true takes n: 1 (one streamed answer per request)")
         req = await asyncio.to_thread(chat_request, body.messages, cfg.max_image_pixels,
                                       body.max_completion_tokens or body.max_tokens or cfg.max_new_tokens)
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         if body.stream:
             return StreamingResponse(_stream_chat(app, req), media_type="text/event-stream")
-        text = await batcher.submit(req)
-        n_tokens = len(backend.processor.tokenizer(text)["input_ids"]) if text else 0
-        usage = {"prompt_tokens": prompt_tokens(backend.processor, req), "completion_tokens": n_tokens}
-        return _completion(cfg.model_name, text, "length" if n_tokens >= req.max_new_tokens else "stop", usage)
+        reqs = [replace(req, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
+        texts = await asyncio.gather(*(batcher.submit(r) for r in reqs))  # one batch when unseeded
+        counts = [len(backend.processor.tokenizer(t)["input_ids"]) if t else 0 for t in texts]
+        usage = {"prompt_tokens": prompt_tokens(backend.processor, req), "completion_tokens": sum(counts)}
+        finishes = ["length" if n >= req.max_new_tokens else "stop" for n in counts]
+        return _completion(cfg.model_name, texts, finishes, usage)
 
     from medmo.serve.web import router
 
@@ -250,10 +252,11 @@ def prompt_tokens(processor, req) -> int:
     return n + sum(image_token_count(processor, *im.size) - 1 for im in req.images)
 
 
-def _completion(model: str, text: str, finish: str, usage: dict[str, int]) -> dict:
+def _completion(model: str, texts: list[str], finishes: list[str], usage: dict[str, int]) -> dict:
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                         "finish_reason": finish}],
+            "model": model, "choices": [{"index": i, "message": {"role": "assistant", "content": text},
+                                         "finish_reason": finish}
+                                        for i, (text, finish) in enumerate(zip(texts, finishes))],
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
 
 

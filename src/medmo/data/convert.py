@@ -23,8 +23,9 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from tqdm import tqdm
@@ -73,18 +74,8 @@ class ImageCheck:
     """Drop reasons for a record's images, with a bounded cache: VQA sets ask many questions of one image."""
 
     def __init__(self, mode: str, cache_size: int = 8192):
-        self.mode, self.cache_size = mode, cache_size
-        self._cache: OrderedDict[str, str | None] = OrderedDict()
-
-    def reason(self, path: str) -> str | None:
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
-        result = self._check(path)
-        self._cache[path] = result
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return result
+        self.mode = mode
+        self.reason = lru_cache(maxsize=cache_size)(self._check)  # path -> drop reason or None
 
     def _check(self, path: str) -> str | None:
         if not os.path.isfile(path):

@@ -31,8 +31,9 @@ import hashlib
 import logging
 import os
 import random
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -219,8 +220,7 @@ class Resizer:
     def __init__(self, folder: Path, max_pixels: int, min_pixels: int | None, cache_size: int = 65536):
         self.folder, self.max_pixels, self.min_pixels = folder, max_pixels, min_pixels
         self.drops = Drops()
-        self._sizes: OrderedDict[Path, tuple[tuple[int, int], tuple[int, int]]] = OrderedDict()
-        self.cache_size = cache_size
+        self._sizes = lru_cache(maxsize=cache_size)(self._encode)  # (src, dst) -> (original, new) size
 
     def apply(self, d: dict) -> bool:
         new_paths, sizes = [], []
@@ -228,7 +228,7 @@ class Resizer:
             key = hashlib.blake2b(f"{p}|{self.max_pixels}|{self.min_pixels}".encode(), digest_size=10).hexdigest()
             dst = self.folder / key[:2] / f"{key}.png"
             try:
-                sizes.append(self._sizes[dst] if dst in self._sizes else self._encode(p, dst))
+                sizes.append(self._sizes(p, dst))
             except (ValueError, FileNotFoundError) as e:
                 self.drops.add("image_missing" if isinstance(e, FileNotFoundError) else "image_unreadable",
                                f"{d['id']}: {p}")
@@ -255,7 +255,4 @@ class Resizer:
             tmp = dst.with_suffix(".tmp")
             small.save(tmp, format="PNG")
             os.replace(tmp, dst)
-        self._sizes[dst] = (im.size, small.size)
-        if len(self._sizes) > self.cache_size:
-            self._sizes.popitem(last=False)
         return im.size, small.size

@@ -46,7 +46,7 @@ import logging
 import os
 import re
 import unicodedata
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -155,19 +155,11 @@ class ImageHasher:
     """(sha256, phash as int) per image path, or None if unreadable; bounded cache."""
 
     def __init__(self, cache_size: int = 65536):
-        self._cache: OrderedDict[str, tuple[str, int] | None] = OrderedDict()
-        self.cache_size = cache_size
         self.failures: Counter = Counter()
+        self._cached = lru_cache(maxsize=cache_size)(self._hash)
 
     def __call__(self, path: str) -> tuple[str, int] | None:
-        if path in self._cache:
-            self._cache.move_to_end(path)
-            return self._cache[path]
-        result = self._hash(path)
-        self._cache[path] = result
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return result
+        return self._cached(path)
 
     def _hash(self, path: str) -> tuple[str, int] | None:
         import imagehash

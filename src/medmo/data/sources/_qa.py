@@ -232,6 +232,21 @@ def clean_choices(options: Any) -> dict[str, str]:
     return out
 
 
+def choices_and_letter(options: Any, answer: Any, drops: Drops, where: str) -> tuple[dict[str, str], str] | None:
+    """The options as {"A": text, ...} and the answer's letter, or None (counted) when the
+    options cannot be read ("bad_options") or the answer is not one of them."""
+    try:
+        choices = clean_choices(options)
+    except (ValueError, KeyError) as e:
+        drops.add("bad_options", f"{where}: {e}")
+        return None
+    letter = str(answer).strip().upper()
+    if letter not in choices:
+        drops.add("answer_not_in_choices", where)
+        return None
+    return choices, letter
+
+
 def keep(row: dict, drops: Drops, where: str, required: tuple[str, ...]) -> bool:
     """False (and counted) when a row is malformed or misses a required field."""
     if "_malformed" in row:

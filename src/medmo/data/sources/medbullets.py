@@ -16,7 +16,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import clean_choices, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
 def _convert(n_options: int, raw: Path, drops: Drops, split: str | None) -> Iterator[Record]:
@@ -30,11 +30,10 @@ def _convert(n_options: int, raw: Path, drops: Drops, split: str | None) -> Iter
         where = f"{path.name}:{i + 2}"
         if not keep(row, drops, where, ("question", "answer_idx") + keys):
             continue
-        choices = clean_choices({L: row[k] for L, k in zip("ABCDE", keys)})
-        letter = str(row["answer_idx"]).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
+        if not (picked := choices_and_letter({L: row[k] for L, k in zip("ABCDE", keys)}, row["answer_idx"], drops,
+                                             where)):
             continue
+        choices, letter = picked
         yield mcq_record(rid=f"{name}/{split}/{i}", source=name, split=split, question=row["question"],
                          choices=choices, letter=letter, meta={"explanation": row.get("explanation")})
 

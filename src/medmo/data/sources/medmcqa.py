@@ -21,7 +21,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import LETTERS, clean_choices, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import LETTERS, choices_and_letter, find_file, keep, mcq_record, read_rows
 
 _INLINE = re.compile(r"\(([A-D])\)\s*(.*?)(?=\s*\([A-D]\)\s|$)", re.S)
 
@@ -69,15 +69,9 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
             continue
         if not keep(item, drops, where, ("question", "choices", "letter")):
             continue
-        try:
-            choices = clean_choices(item["choices"])
-        except ValueError as e:
-            drops.add("bad_options", f"{where}: {e}")
+        if not (picked := choices_and_letter(item["choices"], item["letter"], drops, where)):
             continue
-        letter = str(item["letter"]).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
-            continue
+        choices, letter = picked
         yield mcq_record(rid=f"medmcqa/{split}/{item.get('mid') or i}", source="medmcqa", split=split,
                          question=item["question"], choices=choices, letter=letter,
                          meta={k: item.get(k) for k in ("subject", "topic", "choice_type")})

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import clean_choices, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
 @register_source("medqa", tasks=("mcq",), modality="text")
@@ -30,15 +30,9 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
         where = f"{path.name}:{i + 1}"
         if not keep(row, drops, where, ("question", "options", "answer_idx")):
             continue
-        try:
-            choices = clean_choices(row["options"])
-        except ValueError as e:
-            drops.add("bad_options", f"{where}: {e}")
+        if not (picked := choices_and_letter(row["options"], row["answer_idx"], drops, where)):
             continue
-        letter = str(row["answer_idx"]).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
-            continue
+        choices, letter = picked
         yield mcq_record(rid=f"medqa/{split}/{len(choices)}opt/{row.get('realidx', i)}", source="medqa", split=split,
                          question=row["question"], choices=choices, letter=letter,
                          meta={"n_options": len(choices), "meta_info": row.get("meta_info")})

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import clean_choices, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
 def _convert(kind: str, raw: Path, drops: Drops, split: str | None) -> Iterator[Record]:
@@ -35,16 +35,10 @@ def _convert(kind: str, raw: Path, drops: Drops, split: str | None) -> Iterator[
         where = f"{path.name}:{i + 1}"
         if not keep(row, drops, where, ("question", "options", "label")):
             continue
-        try:
-            choices = clean_choices(row["options"])
-        except (ValueError, KeyError) as e:
-            drops.add("bad_options", f"{where}: {e}")
-            continue
         label = row["label"][0] if isinstance(row["label"], list) else row["label"]
-        letter = str(label).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
+        if not (picked := choices_and_letter(row["options"], label, drops, where)):
             continue
+        choices, letter = picked
         images = []
         for img in row.get("images") or []:
             fname = img["image_path"] if isinstance(img, dict) else str(img)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import LETTERS, clean_choices, keep, mcq_record, read_rows
+from medmo.data.sources._qa import LETTERS, choices_and_letter, keep, mcq_record, read_rows
 
 SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
             "professional_medicine", "nutrition", "virology", "high_school_biology")
@@ -62,15 +62,9 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
         if row.get("subject") not in SUBJECTS:
             drops.add("not_a_medical_subject", f"{where}: {row.get('subject')}")
             continue
-        try:
-            choices = clean_choices(row["choices"])
-        except ValueError as e:
-            drops.add("bad_options", f"{where}: {e}")
+        if not (picked := choices_and_letter(row["choices"], row["letter"], drops, where)):
             continue
-        letter = str(row["letter"]).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
-            continue
+        choices, letter = picked
         yield mcq_record(rid=f"mmlu_med/{split}/{row['subject']}/{row.get('realidx', n)}", source="mmlu_med", split=split,
                          question=row["question"], choices=choices, letter=letter, meta={"subject": row["subject"]})
         n += 1

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import clean_choices, image_folder, keep, mcq_record, read_rows, save_image, vqa_record
+from medmo.data.sources._qa import choices_and_letter, image_folder, keep, mcq_record, read_rows, save_image, vqa_record
 
 SUBJECTS = ("Basic_Medical_Science", "Clinical_Medicine", "Diagnostics_and_Laboratory_Medicine", "Pharmacy", "Public_Health")
 
@@ -53,14 +53,13 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
             rid = f"mmmu_med/{split}/{row['id']}"
             if row.get("question_type", "multiple-choice") == "multiple-choice":
                 try:
-                    choices = clean_choices(ast.literal_eval(row["options"]) if isinstance(row["options"], str) else row["options"])
+                    options = ast.literal_eval(row["options"]) if isinstance(row["options"], str) else row["options"]
                 except (ValueError, SyntaxError) as e:
                     drops.add("bad_options", f"{where}: {e}")
                     continue
-                letter = str(row["answer"]).strip().upper()
-                if letter not in choices:
-                    drops.add("answer_not_in_choices", where)
+                if not (picked := choices_and_letter(options, row["answer"], drops, where)):
                     continue
+                choices, letter = picked
                 yield mcq_record(rid=rid, source="mmmu_med", split=split, modality="mixed", images=images,
                                  question=row["question"], choices=choices, letter=letter, meta=meta)
             else:

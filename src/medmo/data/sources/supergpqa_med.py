@@ -15,7 +15,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import clean_choices, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
 @register_source("supergpqa_med", tasks=("mcq",), modality="text")
@@ -29,15 +29,9 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
             continue
         if not keep(row, drops, where, ("question", "options", "answer_letter")):
             continue
-        try:
-            choices = clean_choices(list(row["options"]))
-        except ValueError as e:
-            drops.add("bad_options", f"{where}: {e}")
+        if not (picked := choices_and_letter(list(row["options"]), row["answer_letter"], drops, where)):
             continue
-        letter = str(row["answer_letter"]).strip().upper()
-        if letter not in choices:
-            drops.add("answer_not_in_choices", where)
-            continue
+        choices, letter = picked
         yield mcq_record(rid=f"supergpqa_med/test/{row.get('uuid', i)}", source="supergpqa_med", split="test",
                          question=row["question"], choices=choices, letter=letter,
                          meta={k: row.get(k) for k in ("field", "subfield", "difficulty", "is_calculation")})

@@ -95,12 +95,14 @@ class ShardWriter:
         shutil.rmtree(self.stage, ignore_errors=True)
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Deterministic JSON (sorted keys, fixed indent), written atomically."""
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Deterministic JSON (sorted keys, fixed indent; `indent=None` for large arrays), written
+    atomically: under a per-process name, then moved, so concurrent writers (ranks or nodes
+    building the same file) never leave or read half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 

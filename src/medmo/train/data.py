@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from medmo.data.schema import Record, resolve_image, validate_record
-from medmo.data.shards import iter_shard, shard_files
+from medmo.data.shards import iter_shard, shard_files, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +172,8 @@ def build_dataset(paths: list[str], row_fn: RowFn, folder: str | Path, max_sampl
         parts, n, skipped, examples = _build(files, row_fn, folder, max_samples, json_columns, num_proc)
         for line in examples:
             logger.warning("skipped record %s", line)
-        tmp = meta_file.with_name(f"meta.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "rows": n, "skipped": dict(skipped), "parts": parts,
-                                   "files": [str(f) for f in files]}, indent=2))
-        os.replace(tmp, meta_file)
+        write_json(meta_file, {"key": key, "rows": n, "skipped": dict(skipped), "parts": parts,
+                               "files": [str(f) for f in files]})
         for old in folder.glob("data-*.arrow"):  # parts of an earlier build that this one did not write
             if old.name not in parts:
                 old.unlink()

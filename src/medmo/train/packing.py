@@ -298,6 +298,8 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
     """
     from tqdm.auto import tqdm
 
+    from medmo.data.shards import write_json
+
     length_fn = length_fn or (lambda ex: sample_length(processor, ex, [image_size(im) for im in ex.get("images") or []],
                                                        chat_template))
 
@@ -323,11 +325,8 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
             raw = [measure(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
         unreadable = [i for i, n in enumerate(raw) if n < 0]
         lengths = [budget + 1 if n < 0 else n for n in raw]  # planned as too long, then reported as unreadable
-        if cache_file:  # written under a per-process name, then moved: a reader never sees half a file
-            tmp = Path(f"{cache_file}.{os.getpid()}.tmp")
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"key": key, "lengths": lengths, "unreadable": unreadable}))
-            os.replace(tmp, cache_file)
+        if cache_file:
+            write_json(cache_file, {"key": key, "lengths": lengths, "unreadable": unreadable}, indent=None)
     plan = plan_packs(lengths, budget)
     bad = set(unreadable)
     plan.too_long = [i for i in plan.too_long if i not in bad]

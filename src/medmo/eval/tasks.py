@@ -5,7 +5,8 @@ scored by its `task` with the module that owns that task's rules, never re-imple
 here: grounding -> medmo.eval.grounding, vqa/mcq -> medmo.eval.scoring, report/caption ->
 medmo.eval.metrics. A set of records with several tasks is aggregated per task; the
 task metrics are merged into one flat dict (their keys do not collide) with "by_task"
-holding each task's own numbers. Retrieval has no scorer (the paper does not evaluate it).
+holding each task's own numbers. Retrieval records (medmo.data.retrieval: image-to-caption
+multiple choice) are scored as multiple choice.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from typing import Any
 
 from medmo.data.schema import IMAGE_TOKEN
 
-FAMILY_OF_TASK = {"grounding": "grounding", "report": "report", "caption": "report", "vqa": "vqa", "mcq": "vqa"}
+FAMILY_OF_TASK = {"grounding": "grounding", "report": "report", "caption": "report", "vqa": "vqa", "mcq": "vqa",
+                  "retrieval": "vqa"}
+CHOICE_TASKS = ("vqa", "mcq", "retrieval")  # scored by medmo.eval.scoring; retrieval as mcq
 
 
 def family_of(records: list[dict]) -> str:
@@ -55,10 +58,11 @@ def score_by_task(sample: dict, response: str, *, mode: str = "strict", box_form
         from medmo.eval.grounding import score_grounding
 
         return score_grounding(answer, response, box_format, protocol=protocol)
-    if task in ("vqa", "mcq"):
+    if task in CHOICE_TASKS:
         from medmo.eval.scoring import score_record
 
-        return score_record(task, answer, response, mode, question=question_text(sample))
+        return score_record("mcq" if task == "retrieval" else task, answer, response, mode,
+                            question=question_text(sample))
     if task in ("report", "caption"):
         from medmo.eval.metrics import pair_scores
 
@@ -72,7 +76,7 @@ def _aggregate_one(task: str, samples: list[dict]) -> dict[str, Any]:
         from medmo.eval.grounding import aggregate_grounding
 
         return aggregate_grounding(samples)
-    if task in ("vqa", "mcq"):
+    if task in CHOICE_TASKS:
         from medmo.eval.scoring import aggregate_qa
 
         return aggregate_qa(samples)
@@ -85,7 +89,7 @@ def aggregate_by_task(samples: list[dict]) -> dict[str, Any]:
     """Metrics over scored samples, per task, merged flat ("n" and "parse_failures" summed)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for s in samples:
-        groups["vqa" if s["task"] in ("vqa", "mcq") else s["task"]].append(s)
+        groups["vqa" if s["task"] in CHOICE_TASKS else s["task"]].append(s)
     out: dict[str, Any] = {"n": len(samples), "parse_failures": 0}
     per_task = {task: _aggregate_one(task, group) for task, group in sorted(groups.items())}
     for metrics in per_task.values():

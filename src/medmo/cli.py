@@ -107,6 +107,15 @@ def _cmd_data_cell(args) -> int:
     return 0
 
 
+def _cmd_data_retrieval(args) -> int:
+    from medmo.config import load_config
+    from medmo.data.retrieval import RetrievalConfig, build
+
+    print(build(load_config(RetrievalConfig, None, args.overrides, src=args.src, out=args.out, choices=args.choices,
+                            seed=args.seed)))
+    return 0
+
+
 def _cmd_data_medsg_predictions(args) -> int:
     from medmo.data.schema import write_jsonl
     from medmo.data.sources.medsg_bench import reference_aggregate, reference_predictions
@@ -261,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--recipe", default=None, help="optional YAML of CellConfig fields (strata thresholds)")
     d.add_argument("overrides", nargs="*", help="key=value CellConfig overrides, e.g. small_diameter=12")
     d.set_defaults(func=_cmd_data_cell)
+
+    d = data_sub.add_parser("retrieval", help="caption records -> image-to-caption multiple choice with hard negatives")
+    d.add_argument("src", help="folder of caption records (`medmo data convert roco|pmc_oa|medtrinity`)")
+    d.add_argument("--out", required=True, help="output folder for the retrieval records and report.json")
+    d.add_argument("--choices", type=int, default=4, help="options per question (the right caption + negatives)")
+    d.add_argument("--seed", type=int, default=0, help="seed for fillers and the right letter's position")
+    d.add_argument("overrides", nargs="*", help="key=value RetrievalConfig overrides, e.g. max_similarity=0.8")
+    d.set_defaults(func=_cmd_data_retrieval)
 
     d = data_sub.add_parser("medsg-predictions",
                             help="MedSG-Bench evaluation output (model answers) -> predictions for `medmo score`")

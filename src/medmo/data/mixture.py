@@ -47,15 +47,26 @@ from medmo.data.sources import Drops
 log = logging.getLogger(__name__)
 
 
+DERIVED = (None, "retrieval")  # record sets built from a converted source (medmo.data.retrieval)
+
+
 @dataclass
 class MixSource:
     name: str                 # label in reports (usually the converter's source name)
     path: str                 # folder of record shards written by `medmo data convert`
     weight: float = 1.0       # proportion of `total`, or a repeat factor when total is unset
+    source: str | None = None  # the converter that writes `path` (`medmo data convert SOURCE`); None: `name`
+    derive: str | None = None  # "retrieval": `path` is `medmo data retrieval` output of the converted source
 
     def __post_init__(self):
         if not self.weight >= 0:
             raise ValueError(f"source {self.name!r}: weight must be >= 0, got {self.weight}")
+        if self.derive not in DERIVED:
+            raise ValueError(f"source {self.name!r}: derive must be one of {DERIVED}, got {self.derive!r}")
+
+    @property
+    def converter(self) -> str:
+        return self.source or self.name
 
 
 @dataclass
@@ -73,7 +84,7 @@ class MixtureConfig:
     format: str = "jsonl"                     # "jsonl" or "parquet"
 
     def __post_init__(self):
-        keys = ("name", "path", "weight")
+        keys = tuple(MixSource.__dataclass_fields__)
         parsed = []
         for i, s in enumerate(self.sources):
             if isinstance(s, dict):

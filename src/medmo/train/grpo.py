@@ -55,6 +55,7 @@ class GRPOConfig:
 
     model: str  # starting checkpoint (stage 3's run folder in the pipeline)
     data: list[str]  # unified-record files; prompts are each record's turns before the first answer
+    mixture: str | None = None  # the `medmo data mix` recipe that builds `data` (what --rehearse converts and mixes)
     trainer: str = "grpo"  # the recipe kind (medmo train dispatches on it); must be "grpo"
     output_dir: str = "runs/grpo"  # the run folder
     max_samples: int | None = None  # use only the first N records

@@ -48,6 +48,7 @@ class SFTConfig:
 
     model: str  # starting checkpoint: a folder written by save_pretrained, or a hub id
     data: list[str]  # unified-record files (.jsonl/.parquet); image paths resolve against each file's folder
+    mixture: str | None = None  # the `medmo data mix` recipe that builds `data` (what --rehearse converts and mixes)
     trainer: str = "sft"  # the recipe kind (medmo train dispatches on it); must be "sft"
     output_dir: str = "runs/sft"  # the run folder: checkpoints, log.jsonl, loss.png and the final model
     max_samples: int | None = None  # use only the first N records (smoke tests, ablations)

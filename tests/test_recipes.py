@@ -99,3 +99,39 @@ def test_accelerate_configs_parse(name):
         assert cfg.num_machines > 1 and cfg.num_processes % cfg.num_machines == 0
     if name == "cpu_ddp":
         assert cfg.use_cpu and cfg.mixed_precision == "no"
+
+
+MIX_SIZES = {"stage1": "18.5M", "stage2": "3M", "stage3": "4.3M", "stage4": "300K"}
+
+
+@pytest.mark.parametrize("size", ["medmo-4b", "medmo-8b"])
+def test_every_stage_names_a_shipped_mixture_that_states_the_papers_size(size):
+    from medmo.data.mixture import MixtureConfig
+
+    pipe = load_config(PipelineConfig, RECIPES / size / "pipeline.yaml")
+    for i, (_, cfg) in enumerate(stage_configs(pipe), 1):
+        assert cfg.mixture == f"recipes/data/stage{i}_mix.yaml"
+        mix_path = RECIPES.parent / cfg.mixture
+        mix = load_config(MixtureConfig, mix_path)
+        assert [Path(d).resolve() for d in cfg.data] == [Path(mix.out).resolve()]  # the stage reads what the mix writes
+        assert MIX_SIZES[mix.name] in mix_path.read_text().split("\nname:")[0]  # the header states the paper's size
+        if mix.total is not None and mix.name != "stage2":
+            # weights are written in thousands of samples: they add up to the paper's size
+            assert sum(s.weight for s in mix.sources) * 1000 == mix.total
+
+
+def test_stage3_and_stage4_mixtures_cover_the_papers_tasks():
+    from medmo.data.mixture import MixtureConfig
+    from medmo.data.sources import get_source
+
+    tasks = {}
+    for stage in ("stage3", "stage4"):
+        mix = load_config(MixtureConfig, RECIPES / "data" / f"{stage}_mix.yaml")
+        found = set()
+        for s in mix.sources:
+            src = get_source(s.converter)  # every source names a registered converter
+            found |= {"retrieval"} if s.derive == "retrieval" else set(src.tasks)
+        tasks[stage] = found
+    assert {"vqa", "caption", "report", "retrieval", "grounding", "mcq"} <= tasks["stage3"]
+    assert {"grounding", "vqa", "mcq", "report", "retrieval"} <= tasks["stage4"]
+    assert "caption" not in tasks["stage4"]  # nothing a reward cannot verify

@@ -1,9 +1,14 @@
-"""Load any Qwen3-VL checkpoint (hub id or local folder) with its processor.
+"""Load any image-text-to-text checkpoint (hub id or local folder) with its processor.
 
 One entry point for training, evaluation and serving: dtype, device map, attention
 implementation and optional LoRA are arguments, so the 8B model and the tiny model take
-the same path. A local folder that is not a checkpoint fails with a message naming the
-missing file; hub ids are passed to `from_pretrained` unchanged (tests use local paths).
+the same path. Models load through `AutoModelForImageTextToText` and `AutoProcessor`, so
+every family of MedMO's tables (Qwen3-VL and its MoE, Qwen2.5-VL / Lingshu, InternVL3,
+Gemma 3 / MedGemma, LLaVA-OneVision) takes this path; `medmo tiny --arch` builds one of
+each. dtype "auto" is bfloat16 on a CUDA device that supports it and float32 otherwise
+(an 8B model in float32 needs ~35 GB; on CPU bfloat16 matmuls are slow). A local folder
+that is not a checkpoint fails with a message naming the missing file; hub ids are
+passed to `from_pretrained` unchanged (tests use local paths).
 """
 from __future__ import annotations
 
@@ -27,12 +32,16 @@ class LoraConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
-def resolve_dtype(name: str):
+def resolve_dtype(name: str, device: str | None = None):
+    """A torch dtype; "auto" is bfloat16 on a CUDA device that supports it (None: CUDA when available)."""
     import torch
 
     if name not in DTYPES:
         raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
-    return "auto" if name == "auto" else getattr(torch, name)
+    if name != "auto":
+        return getattr(torch, name)
+    cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
 
 
 def check_checkpoint(path: str | Path) -> None:
@@ -52,7 +61,10 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     check_checkpoint(path)
     processor = AutoProcessor.from_pretrained(str(path))
     ip = processor.image_processor
-    if min_pixels is not None or max_pixels is not None:
+    if (min_pixels is not None or max_pixels is not None) and "longest_edge" not in (ip.size or {}):
+        logger.warning("%s resizes images to fixed tiles (size %s): min/max pixels are ignored",
+                       type(ip).__name__, dict(ip.size))
+    elif min_pixels is not None or max_pixels is not None:
         size = dict(ip.size)
         if min_pixels is not None:
             size["shortest_edge"] = min_pixels
@@ -63,18 +75,19 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return processor
 
 
-def load_model(path: str | Path, dtype: str = "float32", device_map: str | None = None,
-               attn_implementation: str | None = None, lora: LoraConfig | None = None):
-    """Qwen3VLForConditionalGeneration from a folder or hub id, optionally wrapped in LoRA."""
-    from transformers import Qwen3VLForConditionalGeneration
+def load_model(path: str | Path, dtype: str = "auto", device_map: str | None = None,
+               attn_implementation: str | None = None, lora: LoraConfig | None = None, device: str | None = None):
+    """The checkpoint's model class (AutoModelForImageTextToText) from a folder or hub id, optionally
+    wrapped in LoRA. `device` (cuda / cpu) only decides what dtype "auto" means; moving is the caller's."""
+    from transformers import AutoModelForImageTextToText
 
     check_checkpoint(path)
-    kwargs = {"dtype": resolve_dtype(dtype)}
+    kwargs = {"dtype": resolve_dtype(dtype, device or device_map)}
     if device_map:
         kwargs["device_map"] = device_map
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    model = Qwen3VLForConditionalGeneration.from_pretrained(str(path), **kwargs)
+    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
     if lora is not None and lora.enabled:
         from peft import LoraConfig as PeftLoraConfig, get_peft_model
 

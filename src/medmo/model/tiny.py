@@ -84,11 +84,20 @@ class TinyConfig:
     seed: int = 0
 
 
-def build_tokenizer(cfg: TinyConfig):
+def build_tokenizer(cfg: TinyConfig, special: list[str] | None = None, named: dict[str, str] | None = None,
+                    chat_template: str = CHAT_TEMPLATE, eos: str = "<|im_end|>", pad: str = "<|endoftext|>",
+                    bos: str | None = None, extra: list[str] | None = None):
+    """A byte-level BPE (Qwen2's pre-tokenizer) trained on the built-in corpus, with a family's tokens.
+
+    `special`: the family's special tokens; `named`: the
+    named ones a processor reads as attributes (InternVL's `start_image_token`, Gemma 3's
+    `boi_token`, ...); `extra`: plain added tokens. The defaults are Qwen3-VL's.
+    """
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+    special = special or SPECIAL_TOKENS
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
@@ -102,11 +111,15 @@ def build_tokenizer(cfg: TinyConfig):
     vocab = tok.get_vocab()
     merges = json.loads(tok.to_str())["model"]["merges"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
-    qtok = Qwen2Tokenizer(vocab=vocab, merges=merges, chat_template=CHAT_TEMPLATE)
-    qtok.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
-    qtok.add_tokens(EXTRA_TOKENS)
-    qtok.eos_token = "<|im_end|>"
-    qtok.pad_token = "<|endoftext|>"
+    qtok = Qwen2Tokenizer(vocab=vocab, merges=merges, chat_template=chat_template,
+                          **({"extra_special_tokens": named} if named else {}))
+    vocab = qtok.get_vocab()  # holds <|endoftext|>: Qwen2Tokenizer's default unk token
+    qtok.add_special_tokens({"additional_special_tokens": [t for t in special if t not in vocab]},
+                            replace_extra_special_tokens=False)
+    qtok.add_tokens(EXTRA_TOKENS if extra is None else extra)
+    qtok.eos_token, qtok.pad_token = eos, pad
+    if bos is not None:
+        qtok.bos_token = bos
     qtok.padding_side = "left"
     return qtok
 
@@ -123,14 +136,13 @@ def build_processor(cfg: TinyConfig, tokenizer):
                             chat_template=CHAT_TEMPLATE)
 
 
-def build_model(cfg: TinyConfig, tokenizer):
-    import torch
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+def build_config(cfg: TinyConfig, tokenizer):
+    """The tiny Qwen3VLConfig: cfg's sizes, the tokenizer's vision token ids."""
+    from transformers import Qwen3VLConfig
 
-    torch.manual_seed(cfg.seed)
     ids = tokenizer.convert_tokens_to_ids
     text_head_dim = cfg.text_hidden // cfg.text_heads
-    config = Qwen3VLConfig(
+    return Qwen3VLConfig(
         text_config=dict(
             vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=cfg.text_intermediate,
             num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
@@ -149,7 +161,15 @@ def build_model(cfg: TinyConfig, tokenizer):
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=True,
     )
-    model = Qwen3VLForConditionalGeneration(config)
+
+
+def build_model(cfg: TinyConfig, tokenizer):
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    torch.manual_seed(cfg.seed)
+    ids = tokenizer.convert_tokens_to_ids
+    model = Qwen3VLForConditionalGeneration(build_config(cfg, tokenizer))
     model.generation_config.eos_token_id = [ids("<|im_end|>"), ids("<|endoftext|>")]
     model.generation_config.pad_token_id = ids("<|endoftext|>")
     model.generation_config.do_sample = False
@@ -163,16 +183,18 @@ def _mrope(head_dim: int) -> list[int]:
     return [half - h - w, h, w]
 
 
-def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None) -> Path:
-    """Build the tiny model, tokenizer and processor and save them as a checkpoint folder."""
+def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, arch: str = "qwen3_vl") -> Path:
+    """Build a tiny model, tokenizer and processor of `arch` (medmo.model.tiny_families.ARCHS)
+    and save them as a checkpoint folder."""
+    from medmo.model.tiny_families import ARCHS
+
+    build = ARCHS.get(arch)  # an unknown name fails before anything is written
     cfg = cfg or TinyConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(cfg)
-    processor = build_processor(cfg, tokenizer)
-    model = build_model(cfg, tokenizer)
+    model, processor = build(cfg)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     n = sum(p.numel() for p in model.parameters())
-    logger.info("tiny Qwen3-VL: %.2fM parameters, vocabulary %d, saved to %s", n / 1e6, len(tokenizer), out)
+    logger.info("tiny %s: %.2fM parameters, vocabulary %d, saved to %s", arch, n / 1e6, len(processor.tokenizer), out)
     return out

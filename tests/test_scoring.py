@@ -56,6 +56,36 @@ STRICT = [
     ("mcq", MCQ, "I cannot tell.", None, False),  # no letter, no option: parse failure (not a guess)
     ("mcq", MCQ, "<think>A looks right</think>\nD", "D", False),  # letter inside reasoning ignored
     ("mcq", MCQ, "", None, False),  # empty
+    # --- a leading letter followed by an explanation is that letter (issue 11, item 5)
+    ("mcq", MCQ, "B\n\nBecause the opacity is viral in pattern.", "B", True),  # letter, blank line, reasons
+    ("mcq", MCQ, "B because the pattern is interstitial", "B", True),  # letter then "because"
+    ("mcq", MCQ, "(C) the left lung shows edema", "C", False),  # parenthesised letter then text
+    ("mcq", MCQ, "Answer: B. Explanation: the pattern is viral.", "B", True),  # answer line with explanation
+    ("mcq", MCQ, "**B**\n\nThe pattern is viral.", "B", True),  # bold letter then a paragraph
+    ("mcq", MCQ, "B, since A is too broad", "B", True),  # another letter inside the explanation is fine
+    ("mcq", MCQ, "B. A is too broad.", "B", True),  # ... also after a period
+    ("mcq", MCQ, "A nodule is seen, so D", None, False),  # the article "A" is not option A
+    # --- hedges: several letters are wrong
+    ("mcq", MCQ, "A, B", None, False),  # two letters
+    ("mcq", MCQ, "B or C", None, False),  # "or"
+    ("mcq", MCQ, "(A) and (B)", None, False),  # "and", parenthesised
+    ("mcq", MCQ, "B/C", None, False),  # slash
+    ("mcq", MCQ, "B, or possibly C", None, False),  # a hedged second letter
+    ("mcq", MCQ, "The answer is B or C.", None, False),  # hedge after "answer is"
+    ("mcq", MCQ, "B\nC", None, False),  # one letter per line
+    ("mcq", MCQ, "A. B. C.", None, False),  # a list of letters
+    # --- yes/no hedges are wrong; an explanation after the word is fine
+    ("vqa", YES, "yes or no", None, False),  # the classic hedge
+    ("vqa", YES, "Yes/no", None, False),  # slash
+    ("vqa", NO, "either yes or no", None, False),  # no leading yes/no
+    ("vqa", YES, "yes and no", None, False),  # "and"
+    ("vqa", NO, "no, yes", None, False),  # both, comma
+    ("vqa", YES, "Yes, there is an effusion.", "yes", True),  # yes then an explanation
+    ("vqa", NO, "No, no abnormality is seen.", "no", True),  # a second "no" in the explanation
+    ("vqa", YES, "Yes, no other abnormality is seen.", "yes", True),  # "no" starting the explanation
+    ("vqa", YES, "Yes\n\nThe left lung shows an opacity.", "yes", True),  # blank line, reasons
+    ("vqa", LEFT, "left, right", "left right", False),  # a hedge between two closed answers
+    ("vqa", LEFT, "Left, in the upper lobe.", "left in upper lobe", True),  # first clause, an explanation after it
 ]
 
 MEDEVALKIT = [
@@ -185,3 +215,59 @@ def test_aggregate_reports_closed_open_overall_and_groups():
 
 def test_modes_constant():
     assert MODES == ("strict", "medevalkit")
+
+
+# ---------------------------------------------------------------- property tests (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CHOICES = {"A": "Pneumonia", "B": "Viral pneumonia", "C": "Pulmonary edema", "D": "Normal", "E": "Atelectasis"}
+LETTER_FORMS = ["{L}", "({L})", "[{L}]", "{L}.", "{L})", "{L}:", "**{L}**", "**{L}.**", "({L}) {text}",
+                "{L}. {text}", "{L}) {text}", "Answer: {L}", "The answer is {L}", "\\boxed{{{L}}}", "Option {L}",
+                "<answer>{L}</answer>", "<think>Maybe A or C.</think>{L}"]
+EXPLANATIONS = ["", ".", "\n\nBecause the pattern is typical.", " because the pattern is typical.",
+                ", since the opacity is bilateral.", " - the opacity is bilateral.", "\nExplanation: it fits best.",
+                " as the silhouette is enlarged.", "\n\nA and C are less likely."]
+HEDGE_SEPARATORS = [", ", " or ", " and ", "/", " or possibly ", ", or ", " & "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(CHOICES)), st.sampled_from(LETTER_FORMS), st.sampled_from(EXPLANATIONS))
+def test_property_leading_letter_with_any_explanation_is_that_letter(letter, form, explanation):
+    response = form.format(L=letter, text=CHOICES[letter]) + explanation
+    out = score_record("mcq", {"choices": CHOICES, "letter": letter}, response)
+    assert out["parsed"] == letter and out["correct"], response
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sorted(CHOICES)), min_size=2, max_size=3, unique=True),
+       st.sampled_from(HEDGE_SEPARATORS), st.sampled_from(["{L}", "({L})", "Option {L}"]),
+       st.sampled_from(["", "The answer is ", "Answer: "]))
+def test_property_several_letters_are_a_hedge(letters, sep, form, lead):
+    response = lead + sep.join(form.format(L=x) for x in letters)
+    for truth in letters:  # whichever is right, the hedge is wrong
+        assert score_record("mcq", {"choices": CHOICES, "letter": truth}, response)["correct"] is False, response
+
+
+YES_NO_FORMS = ["{w}", "{W}", "**{W}**", "{W}.", "The answer is {w}", "\\boxed{{{w}}}", "<think>no idea</think>{W}"]
+YES_NO_EXPLANATIONS = ["", ".", ", there is an opacity.", "\n\nThe lungs show an opacity.", ". No other finding.",
+                       ", because the heart is enlarged."]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["yes", "no"]), st.sampled_from(YES_NO_FORMS), st.sampled_from(YES_NO_EXPLANATIONS))
+def test_property_leading_yes_no_with_any_explanation_is_that_answer(word, form, explanation):
+    response = form.format(w=word, W=word.capitalize()) + explanation
+    for truth in ("yes", "no"):
+        out = score_record("vqa", {"text": truth, "closed": True}, response)
+        assert out["correct"] is (truth == word), response
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([("yes", "no"), ("no", "yes")]), st.sampled_from([" or ", "/", " and ", ", or ", " | "]),
+       st.sampled_from(["", "either ", "The answer is ", "Answer: "]), st.booleans(), st.sampled_from(["", ".", "?"]))
+def test_property_yes_no_hedges_are_wrong(pair, sep, lead, capital, end):
+    first, second = (w.capitalize() if capital else w for w in pair)
+    response = f"{lead}{first}{sep}{second}{end}"
+    for truth in ("yes", "no"):
+        assert score_record("vqa", {"text": truth, "closed": True}, response)["correct"] is False, response

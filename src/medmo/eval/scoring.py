@@ -11,11 +11,15 @@ Mode `strict` (the default, what medmo reports):
   "**Answer**:", else the whole text.
 - yes/no questions are judged by the answer's LEADING yes/no word: "Yes, it is normal"
   is yes, "normal" is neither (a parse failure, scored wrong), "no" is never found
-  inside "normal" or "nodule". Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
+  inside "normal" or "nodule". A hedge is wrong: "yes or no", "yes/no", "no, yes",
+  "either yes or no" have no polarity. Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
   are judged by the polarity of their first characters.
 - multiple choice by letter in any common form ("B", "(B)", "B.", "B) text",
-  "**Answer**: B", "\\boxed{B}", "Option B", "the correct answer is B") or, when no
-  letter is given, by the one option whose text the answer contains.
+  "**Answer**: B", "\\boxed{B}", "Option B", "the correct answer is B"), a leading letter
+  followed by an explanation ("B\\n\\nBecause ...", "B because ...", "(C) the left lung",
+  "B, since ...") or, when no letter is given, by the one option whose text the answer
+  contains. Several letters ("A, B", "A or B", "the answer is B or C") are a hedge:
+  no letter, scored wrong.
 - other closed questions (a small set: "left", "T2", "MRI") by normalized exact match
   of the answer or of its first clause.
 - open questions by normalized exact match (lower case, no punctuation or articles),
@@ -185,7 +189,10 @@ def yes_no_polarity(text: str) -> str | None:
         return "yes" if any(t.startswith(p) for p in _ZH_POS) else None
     m = re.match(r"[a-z]+", t)
     word = m.group(0) if m else ""
-    return word if word in ("yes", "no") else None
+    if word not in ("yes", "no"):
+        return None
+    other = _YES_NO_HEDGE.match(t[m.end():])
+    return None if other and other.group(1) != word else word
 
 
 def reference_polarity(reference: str) -> str | None:
@@ -198,10 +205,47 @@ def reference_polarity(reference: str) -> str | None:
     return None
 
 
+# A hedge: "yes or no", "yes/no", "no, yes"; a bare comma only when the other word ends the answer,
+# so "Yes, no abnormality is seen" stays "yes".
+_YES_NO_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[/|&]\s*|,\s*(?=(?:yes|no)\s*[.!?]*\s*$))"
+                           r"(?:(?:maybe|possibly|perhaps|probably)\s+)?(yes|no)\b")
 _LETTER_ALONE = re.compile(r"^[(\[]?([A-Za-z])[)\]]?[.:)]?$")
-_LETTER_LEAD = re.compile(r"^[(\[]?([A-Z])(?:[)\]][.:]?|[.:])(?:\s|$)")
+# A leading letter: "B", "(B) text", "B) text", "B. text", "B: text", "B, because", "B\n\nBecause",
+# "B because ..." (a bare letter then a space counts only before one of these words, so the
+# article in "A nodule is seen" is not read as option A).
+_LETTER_HEAD = re.compile(r"[(\[]?([A-Za-z])([)\]])?")
+_LEAD_CONNECTOR = re.compile(r"\s+(?:because|since|as|is|was|would|should|seems|due|given|which|option|[-\u2013\u2014(])",
+                             re.I)
+# Several letters: "A, B", "A or B", "A/B", "(A) and (B)", "B, or possibly C", "A. B.", "A\nB".
+_LETTER_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[,/|&]\s*)(?:(?:maybe|possibly|perhaps|probably|also)\s+)?"
+                           r"(?:option\s+)?[(\[]?([A-Z])(?![A-Za-z])"
+                           r"|^[)\]]?\.[ \t]+[(\[]?([A-Z])(?:[)\]]|\.(?:\s|$)|\s*$)"
+                           r"|^[.:)\]*_ \t]*\n\s*[*_]*[(\[]?([A-Z])[)\].:*_]*[ \t]*(?:\n|$)")
 _LETTER_NAMED = re.compile(r"\b(?:option|choice|answer|letter)\s*(?:is\s*)?[:：]?\s*[(\[]?([A-Za-z])\b[)\]]?", re.I)
 _LETTER_IS = re.compile(r"\b(?:is|be)\s*:?\s*[(\[]?([A-Z])[)\]]?(?=[\s.,;:)]|$)")
+
+
+def _hedged(rest: str, letter: str, letters: set[str]) -> bool:
+    """Whether `rest`, the text right after a chosen letter, names another option ("or C")."""
+    m = _LETTER_HEDGE.match(rest)
+    other = m and (m.group(1) or m.group(2) or m.group(3))
+    return bool(other) and other in letters and other != letter
+
+
+def _leading_letter(t: str, choices: dict[str, str]) -> tuple[str | None, str]:
+    """(the letter an answer opens with, the text after it), or (None, "") when it opens otherwise."""
+    m = _LETTER_HEAD.match(t)
+    if not m:
+        return None, ""
+    letter, closer = m.group(1), m.group(2)
+    rest = t[m.end():].lstrip("*_`\"'")
+    if not rest or closer or re.match(r"[.:,;!]+(?:\s|\*|$)|[.:,;!]*\s*\n", rest):
+        ok = letter.isupper() or closer or not rest.strip(".:,;! ")
+    else:
+        option = normalize(choices.get(letter.upper(), "") or "")
+        ok = letter.isupper() and (bool(_LEAD_CONNECTOR.match(rest)) or bool(option) and
+                                   normalize(rest).startswith(option) or bool(_LETTER_HEDGE.match(rest)))
+    return (letter.upper(), rest) if ok else (None, "")
 
 
 def parse_choice(text: str, choices: dict[str, str]) -> str | None:
@@ -215,14 +259,17 @@ def parse_choice(text: str, choices: dict[str, str]) -> str | None:
         found = {f.upper() for f in found} & letters
         return found.pop() if len(found) == 1 else None
 
-    for rx in (_LETTER_ALONE, _LETTER_LEAD):
-        m = rx.match(t)
-        if m and m.group(1).upper() in letters:
-            return m.group(1).upper()
+    m = _LETTER_ALONE.match(t)
+    if m and m.group(1).upper() in letters:
+        return m.group(1).upper()
+    letter, rest = _leading_letter(t.lstrip("*_`\"' "), choices)
+    if letter in letters:
+        return None if _hedged(rest, letter, letters) else letter
     for rx in (_LETTER_NAMED, _LETTER_IS):
-        letter = ok(rx.findall(t))
+        found = [(m.group(1).upper(), t[m.end():]) for m in rx.finditer(t)]
+        letter = ok(f for f, _ in found)
         if letter:
-            return letter
+            return None if any(_hedged(r, f, letters) for f, r in found) else letter
     # the whole answer is one option's text, symbols kept ("Rh-ve" is not "Rh+ve")
     light = " ".join(t.lower().rstrip(".").split())
     exact = [k for k, v in choices.items() if " ".join(v.lower().rstrip(".").split()) == light]
@@ -251,7 +298,9 @@ def _score_strict(task: str, answer: dict, response: str, question: str) -> dict
         return {"parsed": got, "correct": got == polarity, "closed": True}
     if answer.get("closed"):
         ref = normalize(reference)
-        first = normalize(re.split(r"[,.;\n，。]", final, maxsplit=1)[0])
+        head, sep, rest = (re.split(r"([,.;\n，。])", final, maxsplit=1) + ["", ""])[:3]
+        # "left, right" is a hedge, not "left" with an explanation after it
+        first = normalize(head) if not (sep in ",，" and len(rest.split()) < 3) else ""
         parsed = normalize(final) or None
         return {"parsed": parsed, "correct": bool(ref) and ref in (normalize(final), first), "closed": True}
     p, r, f1 = token_prf(final, reference)

@@ -39,7 +39,29 @@ CASES = [
     ("Left retrocardiac opacity, which may reflect atelectasis or pneumonia.", {"Lung Opacity": 1, "Atelectasis": -1, "Pneumonia": -1}),  # cue after "which"
     ("Unchanged moderate cardiomegaly with mild pulmonary vascular congestion.", {"Cardiomegaly": 1, "Edema": 1}),  # congestion counts as edema
     ("No displaced rib fractures.", {"Fracture": 0, "No Finding": 1}),  # negation across modifiers
+    ("No change in the left pleural effusion.", {"Pleural Effusion": 1}),  # a persisting finding is positive
+    ("No interval change in mild cardiomegaly.", {"Cardiomegaly": 1}),  # "interval" between "no" and "change"
+    ("No significant change in bibasilar atelectasis. No pneumothorax.", {"Atelectasis": 1, "Pneumothorax": 0}),  # the next sentence still negates
+    ("Without interval progression of the right lower lobe consolidation.", {"Consolidation": 1}),  # "without ... progression of"
+    ("No change. No effusion.", {"Pleural Effusion": 0, "No Finding": 1}),  # "no change" alone does not un-negate the next sentence
 ]
+
+STATED_CASES = [
+    # (text, labels with stated_only=True: "No Finding" only when a normal study is stated)
+    ("asdf qwerty", {}),  # no statement at all (the default labeler says "No Finding")
+    ("x", {}),  # one letter
+    ("No change.", {}),  # says nothing about any observation
+    ("No acute cardiopulmonary process.", {"No Finding": 1}),  # a stated normal study
+    ("The lungs are clear. No effusion.", {"Pleural Effusion": 0, "No Finding": 1}),  # clear lungs
+    ("No effusion.", {"Pleural Effusion": 0}),  # a negated observation, no normal-study statement
+    ("Cardiomegaly. Lungs are clear.", {"Cardiomegaly": 1}),  # a pathology beats the normal statement
+    ("Normal chest radiograph.", {"No Finding": 1}),  # "normal chest radiograph"
+]
+
+
+@pytest.mark.parametrize("text,expected", STATED_CASES)
+def test_label_report_stated_only(text, expected):
+    assert label_report(text, stated_only=True) == expected
 
 
 @pytest.mark.parametrize("text,expected", CASES)

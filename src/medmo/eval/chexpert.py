@@ -14,10 +14,12 @@ How it works (the CheXpert labeler's three steps, much simplified):
    "free of", "no evidence of", ... — the scope runs over lists: "no effusion or
    pneumothorax") or follows it ("... is not seen", "... has resolved"), or a normality
    phrase describes it ("heart size is normal", "normal cardiomediastinal silhouette");
-   positive otherwise. A clause ends at ".", ";", "," + "but/however/although/...".
+   positive otherwise. "No change in X" (and "no interval increase of X", ...) is not a
+   negation of X: a persisting finding is positive. A clause ends at ".", ";", "," + "but/however/although/...".
 3. Aggregation per observation: positive if any mention is positive, else uncertain if
    any is uncertain, else negative (CheXpert's rule). "No Finding" is 1 when the report
-   mentions something and no pathology (everything but Support Devices) is 1 or -1.
+   mentions something and no pathology (everything but Support Devices) is 1 or -1; with
+   `stated_only` (the GRPO factuality reward) only when a normal study is stated.
 
 This is NOT CheXbert and not the Stanford CheXpert labeler (no dependency parse, no
 NegBio patterns); it is an approximation for rewards (GRPO factuality) and for a
@@ -91,6 +93,18 @@ UNC_POST = (
     r"(?:is|are)? ?(?:not |cannot be )(?:excluded|ruled out)", r"versus", r"vs", r"(?:is|are) (?:possible|likely|suspected|questioned)",
     r"(?:is|are)? ?not (?:completely |entirely )?excluded", r"\?",
 )
+# "No change in X", "no interval increase of X": X persists, so the "no" negates the change,
+# not the finding; these phrases are removed before the negation cues are looked for.
+PERSIST = (r"(?:no|without)\s+(?:(?:significant|interval|appreciable|substantial|definite|further|marked|"
+           r"relevant)\s+)*(?:change|increase|progression|worsening|decrease)s?\s+(?:in|of)",)
+# A stated normal study: what "No Finding" needs when only stated observations count (rewards).
+NORMAL_STUDY = (
+    r"no (?:acute |active |significant |focal )*(?:cardiopulmonary |intrathoracic |pulmonary |chest )*"
+    r"(?:process|abnormalit(?:y|ies)|disease|findings?|pathology)",
+    r"(?:lungs?|lung fields) (?:are |is |remain |appear )?(?:grossly )?clear", r"clear lungs",
+    r"normal (?:chest|study|examination|exam|radiograph|chest radiograph|chest x-?ray)",
+    r"(?:chest|study|examination|exam|radiograph) (?:is |appears )?(?:normal|unremarkable)",
+)
 # Words that end a negation/uncertainty scope inside a sentence.
 SCOPE_BREAK = r"\b(?:but|however|although|though|except|which|aside from|apart from|otherwise|whereas|while|there (?:is|are))\b"
 
@@ -103,12 +117,14 @@ _NEG_PRE_RE, _UNC_PRE_RE, _NORMAL_PRE_RE = _WORD(NEG_PRE), _WORD(UNC_PRE), re.co
 _NEG_POST_RE = re.compile(r"^\W*(?:" + "|".join(NEG_POST) + r")(?!\w)")
 _NORMAL_POST_RE = re.compile(r"^\W*(?:" + "|".join(NORMAL_POST) + r")(?!\w)")
 _UNC_POST_RE = re.compile(r"^\W*(?:\w+\W+){0,2}?(?:" + "|".join(UNC_POST) + r")")
+_PERSIST_RE = _WORD(PERSIST)
+_NORMAL_STUDY_RE = _WORD(NORMAL_STUDY)
 _SENTENCE_RE = re.compile(r"(?<=[.;!?])\s+|\n+")
 _CLAUSE_RE = re.compile(SCOPE_BREAK)
 
 
 def _classify(clause: str, start: int, end: int, attribute: bool = False) -> int | None:
-    before, after = clause[:start], clause[end:]
+    before, after = _PERSIST_RE.sub(" ", clause[:start]), clause[end:]
     if attribute and not (_ENLARGED_PRE_RE.search(before) or _ENLARGED_POST_RE.match(after)):
         normal = _NORMAL_PRE_RE.search(before) or _NORMAL_POST_RE.match(after) or _NEG_POST_RE.match(after)
         return 0 if normal else None
@@ -126,8 +142,18 @@ def _clauses(text: str):
         yield from (c for c in _CLAUSE_RE.split(sentence.lower()) if c.strip())
 
 
-def label_report(text: str | None) -> dict[str, int]:
-    """{observation: 1 | 0 | -1} for the observations the report mentions (see module doc)."""
+def label_report(text: str | None, stated_only: bool = False) -> dict[str, int]:
+    """{observation: 1 | 0 | -1} for the observations the report mentions (see module doc).
+
+    `stated_only` (rewards): "No Finding" only when the text states a normal study ("no acute
+    cardiopulmonary process", "lungs are clear"), not whenever no pathology word occurs, so
+    text that states nothing ("asdf", "x", "No change.") has no labels at all.
+
+    >>> label_report("asdf qwerty"), label_report("asdf qwerty", stated_only=True)
+    ({'No Finding': 1}, {})
+    >>> label_report("No change in the left pleural effusion.")
+    {'Pleural Effusion': 1}
+    """
     labels: dict[str, int] = {}
     if not text or not text.strip():
         return labels
@@ -147,7 +173,8 @@ def label_report(text: str | None) -> dict[str, int]:
                 if obs not in labels or rank[value] > rank[labels[obs]]:
                     labels[obs] = value
     pathologies = [o for o in OBSERVATIONS if o not in ("No Finding", "Support Devices")]
-    if not any(labels.get(o) in (1, -1) for o in pathologies):
+    stated = not stated_only or _NORMAL_STUDY_RE.search(" ".join(text.lower().split()))
+    if stated and not any(labels.get(o) in (1, -1) for o in pathologies):
         labels["No Finding"] = 1
     return {o: labels[o] for o in OBSERVATIONS if o in labels}
 

@@ -145,7 +145,10 @@ def _cmd_serve(args) -> int:
                       max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                       max_new_tokens=args.max_new_tokens, max_body_mb=args.max_body_mb,
                       max_image_pixels=args.max_image_pixels, max_pixels=args.max_pixels, dtype=args.dtype,
-                      device=args.device, api_key=args.api_key)
+                      device=args.device, api_key=args.api_key, api_key_file=args.api_key_file,
+                      max_prompt_tokens=args.max_prompt_tokens, max_request_tokens=args.max_request_tokens,
+                      header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
+                      max_connections=args.max_connections)
     run(cfg)
     return 0
 
@@ -306,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint folder or hub id")
     p.add_argument("--host", default="127.0.0.1", help="bind address (set --api-key when it is not loopback)")
     p.add_argument("--api-key", dest="api_key", default=None,
-                   help="require `Authorization: Bearer KEY` on /v1/ (default: $MEDMO_API_KEY; none: open)")
+                   help="require `Authorization: Bearer KEY` (default: $MEDMO_API_KEY; none: open)")
+    p.add_argument("--api-key-file", dest="api_key_file", default=None,
+                   help="read the key from this file (keeps it out of `ps`)")
     p.add_argument("--port", type=int, default=8000, help="port")
     p.add_argument("--max-batch-size", type=int, default=16, help="dynamic batching: most requests per call (1 = off)")
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="dynamic batching: wait window for a batch")
@@ -316,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--max-prompt-tokens", type=int, default=16384, help="longer prompts (text + images) get 400")
+    p.add_argument("--max-request-tokens", type=int, default=8192, help="n x max_tokens above this gets 400")
+    p.add_argument("--header-timeout-s", type=float, default=10.0, help="close connections slower to send headers")
+    p.add_argument("--body-timeout-s", type=float, default=60.0, help="bodies slower than this get 408")
+    p.add_argument("--max-connections", type=int, default=512, help="requests beyond this many connections get 503")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("eval", help="evaluate a model on benchmarks or record files (`medmo eval merge` joins shards)")

@@ -16,19 +16,33 @@ Image fields take a data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes, plus 
 `window`, `slice_index` and `frame` for DICOM/NIfTI (medmo.serve.inputs).
 
 Concurrent requests share model calls through `DynamicBatcher` (batching.py); streamed
-chats run alone between batches. Limits: bodies over `max_body_mb` -> 413; images over
-`max_image_pixels` -> 400; every bad input -> 400 with a message in OpenAI's error shape,
-and the server keeps serving. Departures from OpenAI's API: decoding is greedy unless a
+chats run alone between batches. A client that disconnects abandons its request: it is
+dropped from the queue, or its generation stops at the next decoding step (once every
+request of its batch is abandoned).
+
+Hostile input (guard.py for the HTTP layer): every input that reaches the model passes one
+validation first: user text is normalised (lone surrogates -> U+FFFD, NFC), the
+tokenizer's special tokens in it are refused, integers are bounded, and budgets are
+checked before any generation: prompt tokens (text + image placeholders) against
+`max_prompt_tokens` and the model's context, `n` x `max_tokens` against
+`max_request_tokens`. Bodies over `max_body_mb` -> 413; images over `max_image_pixels`
+-> 400; every bad input -> 400 naming the field or budget; any unexpected error -> a
+logged 500, all in OpenAI's error shape `{"error": {"message", "type", "code"}}`; the
+connection stays open and batch-mates are answered. uvicorn runs with a header read
+timeout (`header_timeout_s`), a body read timeout (`body_timeout_s`), a keep-alive
+timeout and a connection limit (`max_connections`, beyond which requests get 503).
+Departures from OpenAI's API: decoding is greedy unless a
 chat asks for `temperature` > 0 (with `top_p` and `seed`; other sampling settings come
 from the checkpoint's generation_config.json; the medical endpoints are always greedy);
 `n` up to 16 samples that many answers (seeds seed, seed+1, ...), not with `stream`;
 `usage` counts prompt tokens from the template and image sizes and completion tokens by
 re-tokenizing the answer, and any `model` name is accepted (one model is served).
 
-Access: with `api_key` (`--api-key`, or $MEDMO_API_KEY) every /v1/ request must send
-`Authorization: Bearer <key>` (what OpenAI clients send for `api_key=`), else 401; the web
-page asks for the key once and keeps it in the browser. /healthz and the page itself stay
-open. Without a key anyone who reaches the port can use the model: keep the default
+Access: with `api_key` (`--api-key`, `--api-key-file PATH` to keep it out of `ps`, or
+$MEDMO_API_KEY) every request but the page and /healthz, /docs and /openapi.json
+included, must send `Authorization: Bearer <key>` (what OpenAI clients send for
+`api_key=`; the scheme in any case), else 401; the web page asks for the key once and
+keeps it in the browser. Without a key anyone who reaches the port can use the model: keep the default
 loopback host, or set a key (and TLS through a proxy) when binding elsewhere.
 """
 from __future__ import annotations
@@ -36,8 +50,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
-import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -47,12 +61,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request as HTTPRequest
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
+from starlette.exceptions import HTTPException
 
 from medmo.data.schema import IMAGE_TOKEN
 from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
+from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
+                               header_timeout_protocol)
 from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window
 
 logger = logging.getLogger(__name__)
@@ -64,7 +81,8 @@ class ServeConfig:
 
     model: str = ""  # checkpoint folder or hub id (Qwen3-VL class)
     host: str = "127.0.0.1"  # loopback by default: without api_key, anyone who reaches the port may use it
-    api_key: str | None = None  # require `Authorization: Bearer <key>` on /v1/ (default: $MEDMO_API_KEY)
+    api_key: str | None = None  # require `Authorization: Bearer <key>` (default: $MEDMO_API_KEY)
+    api_key_file: str | None = None  # read the key from this file instead (it stays out of `ps`)
     port: int = 8000
     model_name: str | None = None  # id reported by /v1/models (default: the model folder's name)
     max_batch_size: int = 16  # dynamic batching: most requests per model call (1 = off)
@@ -72,6 +90,12 @@ class ServeConfig:
     max_new_tokens: int = 256  # default generation budget per request
     max_body_mb: float = 20.0  # request bodies above this -> 413
     max_image_pixels: int = 40_000_000  # decoded images above this -> 400
+    max_prompt_tokens: int = 16384  # prompt tokens (text + image placeholders) above this -> 400; also <= context
+    max_request_tokens: int = 8192  # new tokens one request may ask for, n x max_tokens -> 400 above
+    header_timeout_s: float = 10.0  # request headers not in this long after their first byte: connection closed
+    body_timeout_s: float = 60.0  # body not in this long after the headers -> 408
+    keep_alive_s: int = 5  # idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive)
+    max_connections: int = 512  # open connections beyond this get 503 (uvicorn's limit_concurrency)
     max_pixels: int | None = None  # model input budget (None: the processor's default)
     dtype: str = "float32"  # float32 | bfloat16 | float16
     device: str | None = None  # cpu | cuda (default: cuda when available)
@@ -79,21 +103,56 @@ class ServeConfig:
     def __post_init__(self):
         if not self.model:
             raise ValueError("serve needs --model (a checkpoint folder, e.g. from `medmo tiny --out DIR`)")
-        if self.max_body_mb <= 0 or self.max_image_pixels <= 0:
-            raise ValueError("max_body_mb and max_image_pixels must be > 0")
+        limits = ("max_body_mb", "max_image_pixels", "max_prompt_tokens", "max_request_tokens", "header_timeout_s",
+                  "body_timeout_s", "keep_alive_s", "max_connections")
+        bad = [f"{k}={getattr(self, k)}" for k in limits if not getattr(self, k) > 0]
+        if bad:
+            raise ValueError(f"serve limits must be > 0, got {', '.join(bad)}")
         if self.model_name is None:
             self.model_name = Path(self.model).name or str(self.model)
+        if self.api_key_file is not None:
+            if self.api_key is not None:
+                raise ValueError("give the API key once: --api-key or --api-key-file, not both")
+            self.api_key = _read_key(Path(self.api_key_file))
         if self.api_key is None:
             self.api_key = os.environ.get("MEDMO_API_KEY") or None
 
 
+def _read_key(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"--api-key-file {path} does not exist; write the key into it (one line)")
+    key = path.read_text(encoding="utf-8", errors="strict").strip()
+    if not key:
+        raise ValueError(f"--api-key-file {path} is empty; write the key into it (one line)")
+    if any(c.isspace() for c in key):
+        raise ValueError(f"--api-key-file {path}: the key must be one line without spaces")
+    return key
+
+
 # ------------------------------------------------------------------------- request bodies
+MAX_INDEX = 2**31 - 1  # slice and frame indices: larger ones cannot exist (and overflow C integers)
+INT64 = 2**63  # seed: OpenAI's range (torch takes it, and seed + n - 1 still fits)
+
+
 class ImageBody(BaseModel):
     image: str = Field(description="data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes")
-    window: str | list[float] | None = Field(None, description='DICOM/NIfTI window: preset name or [centre, width]')
-    slice_index: int | None = Field(None, ge=0, description="NIfTI slice (default: middle)")
-    frame: int | None = Field(None, ge=0, description="multi-frame DICOM frame / 4-D NIfTI volume")
-    max_new_tokens: int | None = Field(None, ge=1, le=8192)
+    window: str | list[FiniteFloat] | None = Field(None, description='DICOM/NIfTI window: preset name or [centre, width]')
+    slice_index: int | None = Field(None, ge=0, le=MAX_INDEX, description="NIfTI slice (default: middle)")
+    frame: int | None = Field(None, ge=0, le=MAX_INDEX, description="multi-frame DICOM frame / 4-D NIfTI volume")
+    max_new_tokens: int | None = Field(None, ge=1, description="at most the server's max_request_tokens")
+
+    @field_validator("window")
+    @classmethod
+    def _finite_window(cls, value):
+        """'centre,width' must hold finite numbers, as [centre, width] does (FiniteFloat)."""
+        if isinstance(value, str) and "," in value:
+            try:
+                numbers = [float(v) for v in value.split(",")]
+            except ValueError:
+                return value  # parse_window names the problem
+            if not all(math.isfinite(v) for v in numbers):
+                raise ValueError(f"window values must be finite numbers, got {value!r}")
+        return value
 
 
 class GroundBody(ImageBody):
@@ -113,13 +172,13 @@ class ChatBody(BaseModel):
     model_config = ConfigDict(extra="allow")  # OpenAI's many optional fields are accepted and ignored
     messages: list[dict[str, Any]] = Field(min_length=1)
     model: str | None = None
-    max_tokens: int | None = Field(None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
+    max_tokens: int | None = Field(None, ge=1, description="n x max_tokens at most the server's max_request_tokens")
+    max_completion_tokens: int | None = Field(None, ge=1)
     stream: bool = False
     n: int = Field(1, ge=1, le=16, description="answers to sample (seeds seed, seed+1, ... when seed is given)")
     temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy")
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, description="with temperature > 0: the same seed, the same answer")
+    seed: int | None = Field(None, ge=-INT64, lt=INT64, description="with temperature > 0: same seed, same answer")
 
 
 # ------------------------------------------------------------------------- the app
@@ -131,6 +190,11 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
                             dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
     batcher = DynamicBatcher(backend.generate, cfg.max_batch_size, cfg.max_wait_ms).start()
+    if hasattr(backend, "model"):  # a decoding step of an abandoned batch raises batching.Cancelled
+        backend.model.register_forward_pre_hook(lambda _module, _args: batcher.check_cancelled())
+    tokenizer = backend.processor.tokenizer
+    reserved = tuple(t for t in tokenizer.all_special_tokens if t != tokenizer.unk_token)
+    context = _context_length(backend)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -139,10 +203,31 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
     app = FastAPI(title="medmo", lifespan=lifespan, description=__doc__.split("\n\n")[0])
     app.state.cfg, app.state.backend, app.state.batcher = cfg, backend, batcher
-    app.add_middleware(BodyLimit, max_bytes=int(cfg.max_body_mb * 1024 * 1024))
+    app.add_middleware(BodyLimit, max_bytes=int(cfg.max_body_mb * 1024 * 1024), timeout_s=cfg.body_timeout_s)
     if cfg.api_key:
-        app.add_middleware(RequireKey, key=cfg.api_key)  # added last: runs first, before any body is read
+        app.add_middleware(RequireKey, key=cfg.api_key)  # runs before any body is read
+    app.add_middleware(ErrorShield)  # added last: outermost
     _add_error_handlers(app)
+
+    def text(value: str | None, what: str) -> str | None:
+        return None if value is None else clean_text(value, what, reserved)
+
+    def check_budget(req, n: int = 1) -> int:
+        """400 when a request's generation or prompt is over its budget; else its prompt tokens."""
+        new = req.max_new_tokens or cfg.max_new_tokens
+        if n * new > cfg.max_request_tokens:
+            raise BadInput(f"the request asks for {n} x {new} = {n * new} new tokens, over the server's budget of "
+                           f"{cfg.max_request_tokens} (max_request_tokens); ask for fewer (n, max_tokens) or start "
+                           "the server with a larger --max-request-tokens")
+        tokens = prompt_tokens(backend.processor, req)
+        if tokens > cfg.max_prompt_tokens:
+            raise BadInput(f"the prompt is {tokens} tokens (text and images), over the server's budget of "
+                           f"{cfg.max_prompt_tokens} (max_prompt_tokens); shorten the text, send fewer or smaller "
+                           "images, or start the server with a larger --max-prompt-tokens")
+        if context and tokens + new > context:
+            raise BadInput(f"the prompt ({tokens} tokens) plus max_tokens ({new}) is over the model's context of "
+                           f"{context} tokens; shorten the prompt or ask for fewer new tokens")
+        return tokens
 
     async def decode(body: ImageBody) -> DecodedImage:
         window = parse_window(body.window)
@@ -153,20 +238,23 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
         return await asyncio.to_thread(work)
 
-    async def answer_task(task: str, body: ImageBody, prompt: str | None, target: str | None = None) -> dict:
+    async def answer_task(http: HTTPRequest, task: str, body: ImageBody, prompt: str | None,
+                          target: str | None = None) -> dict:
         t0 = time.perf_counter()
         img = await decode(body)
         req = build_request(img.image, task, prompt, target, body.max_new_tokens)
-        text = await batcher.submit(req)
-        out = interpret(task, text, img.image.size, target)
+        await asyncio.to_thread(check_budget, req)
+        answer = await until_disconnect(http, batcher.submit(req))
+        out = interpret(task, answer, img.image.size, target)
         out["image_format"] = img.format
-        logger.info("%s %dx%d %s -> %d chars, %d box(es) in %.2fs", task, *img.image.size, img.format, len(text),
+        logger.info("%s %dx%d %s -> %d chars, %d box(es) in %.2fs", task, *img.image.size, img.format, len(answer),
                     len(out["boxes"]), time.perf_counter() - t0)
         return out
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "model": cfg.model_name, "batches": batcher.batches, "requests": batcher.requests}
+        return {"status": "ok", "model": cfg.model_name, "batches": batcher.batches, "requests": batcher.requests,
+                "abandoned": batcher.abandoned}
 
     @app.get("/v1/models")
     async def models():
@@ -174,30 +262,34 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
                                             "owned_by": "medmo"}]}
 
     @app.post("/v1/ground")
-    async def ground(body: GroundBody):
-        return await answer_task("ground", body, body.prompt, body.target)
+    async def ground(body: GroundBody, http: HTTPRequest):
+        return await answer_task(http, "ground", body, text(body.prompt, "prompt"), text(body.target, "target"))
 
     @app.post("/v1/vqa")
-    async def vqa(body: VQABody):
-        return await answer_task("vqa", body, body.question)
+    async def vqa(body: VQABody, http: HTTPRequest):
+        return await answer_task(http, "vqa", body, text(body.question, "question"))
 
     @app.post("/v1/report")
-    async def report(body: ReportBody):
-        return await answer_task("report", body, body.prompt)
+    async def report(body: ReportBody, http: HTTPRequest):
+        return await answer_task(http, "report", body, text(body.prompt, "prompt"))
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatBody):
+    async def chat(body: ChatBody, http: HTTPRequest):
         if body.stream and body.n > 1:
             raise BadInput("stream: true takes n: 1 (one streamed answer per request)")
-        req = await asyncio.to_thread(chat_request, body.messages, cfg.max_image_pixels,
-                                      body.max_completion_tokens or body.max_tokens or cfg.max_new_tokens)
+        new = body.max_completion_tokens or body.max_tokens or cfg.max_new_tokens
+        if body.n * new > cfg.max_request_tokens:  # cheap: before any image is decoded
+            raise BadInput(f"n x max_tokens = {body.n} x {new} is over the server's budget of {cfg.max_request_tokens} "
+                           "new tokens per request (max_request_tokens); ask for fewer")
+        req = await asyncio.to_thread(chat_request, body.messages, cfg.max_image_pixels, new, reserved)
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
+        n_prompt = await asyncio.to_thread(check_budget, req, body.n)
         if body.stream:
             return StreamingResponse(_stream_chat(app, req), media_type="text/event-stream")
         reqs = [replace(req, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
-        texts = await asyncio.gather(*(batcher.submit(r) for r in reqs))  # one batch when unseeded
+        texts = await until_disconnect(http, asyncio.gather(*(batcher.submit(r) for r in reqs)))  # one batch if unseeded
         counts = [len(backend.processor.tokenizer(t)["input_ids"]) if t else 0 for t in texts]
-        usage = {"prompt_tokens": prompt_tokens(backend.processor, req), "completion_tokens": sum(counts)}
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": sum(counts)}
         finishes = ["length" if n >= req.max_new_tokens else "stop" for n in counts]
         return _completion(cfg.model_name, texts, finishes, usage)
 
@@ -207,8 +299,9 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     return app
 
 
-def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: int):
-    """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders."""
+def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: int, reserved: tuple[str, ...] = ()):
+    """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders.
+    Text goes through `clean_text`; `reserved` are the tokenizer's special tokens, refused in text."""
     from medmo.eval.backends import Request
 
     turns, images = [], []
@@ -222,20 +315,26 @@ def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: in
             parts = content
         else:
             raise BadInput(f"messages[{i}].content must be a string or a list of parts")
-        text = []
+        text, n_images = [], 0
         for j, part in enumerate(parts):
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text" and isinstance(part.get("text"), str):
-                text.append(part["text"].replace(IMAGE_TOKEN, "< image >"))  # only real images are placeholders
+                text.append(clean_text(part["text"], f"messages[{i}].content[{j}].text", reserved))
             elif kind == "image_url":
                 url = part.get("image_url")
                 url = url.get("url") if isinstance(url, dict) else url
                 what = f"messages[{i}].content[{j}].image_url"
                 images.append(decode_image(image_bytes(url, what), max_pixels=max_image_pixels, what=what).image)
                 text.append(IMAGE_TOKEN)
+                n_images += 1
             else:
                 raise BadInput(f"messages[{i}].content[{j}]: unsupported part (expected type 'text' or 'image_url')")
-        turns.append({"role": role, "content": "".join(text)})
+        content = "".join(text)
+        check_reserved(content, f"messages[{i}].content (its parts joined)", reserved)
+        if content.count(IMAGE_TOKEN) != n_images:
+            raise BadInput(f"messages[{i}].content: text parts join into {IMAGE_TOKEN}, which stands for an image "
+                           "here; put a space inside it")
+        turns.append({"role": role, "content": content})
     if turns[-1]["role"] == "assistant":
         raise BadInput("the last message must not be the assistant's (nothing would be asked)")
     return Request(messages=turns, images=images, max_new_tokens=max_new_tokens)
@@ -293,31 +392,61 @@ async def _stream_chat(app: FastAPI, req):
                                                                            "finish_reason": finish}]}) + "\n\n"
 
     job = asyncio.ensure_future(app.state.batcher.run_exclusive(generate))
-    yield chunk({"role": "assistant", "content": ""})
-    pieces = iter(streamer)
-    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
-        if piece:
-            yield chunk({"content": piece})
     try:
-        await job
-    except Exception as e:  # noqa: BLE001 - headers are sent: report in-stream, keep serving
-        logger.exception("streamed generation failed")
-        yield "data: " + json.dumps({"error": {"message": f"generation failed: {type(e).__name__}",
-                                               "type": "server_error"}}) + "\n\n"
-    yield chunk({}, "stop")
-    yield "data: [DONE]\n\n"
+        yield chunk({"role": "assistant", "content": ""})
+        pieces = iter(streamer)
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            if piece:
+                yield chunk({"content": piece})
+        try:
+            await job
+        except Exception as e:  # noqa: BLE001 - headers are sent: report in-stream, keep serving
+            logger.exception("streamed generation failed")
+            yield "data: " + json.dumps({"error": {"message": f"generation failed: {type(e).__name__}",
+                                                   "type": "server_error"}}) + "\n\n"
+        yield chunk({}, "stop")
+        yield "data: [DONE]\n\n"
+    finally:
+        job.cancel()  # the client left mid-stream: generation stops at its next step (no-op when done)
 
 
-# ------------------------------------------------------------------------- limits and errors
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+# ------------------------------------------------------------------------- disconnects and errors
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (its generation was abandoned)."""
+
+
+async def until_disconnect(http: HTTPRequest, work):
+    """Await `work`; when the client disconnects first, cancel it (the batcher then abandons its
+    requests) and raise ClientGone. After the body is read, `receive` only reports the disconnect."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await http.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientGone()
+    return task.result()
+
+
+def _context_length(backend) -> int | None:
+    config = getattr(getattr(backend, "model", None), "config", None)
+    config = getattr(config, "text_config", config)
+    return getattr(config, "max_position_embeddings", None)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadInput)
     async def bad_input(_req: HTTPRequest, exc: BadInput):
         logger.info("400: %s", exc)
-        return _error(400, str(exc))
+        return error_response(400, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_req: HTTPRequest, exc: RequestValidationError):
@@ -327,70 +456,23 @@ def _add_error_handlers(app: FastAPI) -> None:
         else:
             msg = "invalid request: " + "; ".join(_where(e) + f": {e.get('msg')}" for e in errors)
         logger.info("400: %s", msg)
-        return _error(400, msg)
+        return error_response(400, msg)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(req: HTTPRequest, exc: HTTPException):  # 404, 405, an undecodable body, ...
+        logger.info("%d on %s %s: %s", exc.status_code, req.method, req.url.path, exc.detail)
+        detail = "the body is not UTF-8 JSON" if "parsing the body" in str(exc.detail) else exc.detail
+        return error_response(exc.status_code, f"{detail} ({req.method} {req.url.path})", headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(req: HTTPRequest, _exc: ClientGone):
+        logger.info("client left before the answer to %s; its generation was abandoned", req.url.path)
+        return error_response(499, "client closed the request")
 
 
 def _where(error: dict) -> str:
     path = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     return path or "the body (a JSON object, sent with Content-Type: application/json)"
-
-
-class BodyLimit:
-    """ASGI middleware: bodies over `max_bytes` get 413 before any endpoint reads them."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            return await self._too_large(scope, receive, send)
-        chunks, size, more = [], 0, True
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            chunks.append(msg.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                return await self._too_large(scope, receive, send)
-            more = msg.get("more_body", False)
-        body, replayed = b"".join(chunks), False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, scope, receive, send):
-        mb = self.max_bytes / (1024 * 1024)
-        logger.info("413: body over %.0f MB on %s", mb, scope.get("path"))
-        await _error(413, f"request body is over the server's cap of {mb:g} MB (max_body_mb); "
-                          "send a smaller image")(scope, receive, send)
-
-
-class RequireKey:
-    """ASGI middleware: /v1/ requests without `Authorization: Bearer <key>` get 401."""
-
-    def __init__(self, app, key: str):
-        self.app, self.expected = app, f"Bearer {key}".encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            sent = dict(scope["headers"]).get(b"authorization", b"")
-            if not secrets.compare_digest(sent, self.expected):
-                logger.info("401: %s key on %s", "wrong" if sent else "no", scope["path"])
-                why = "a wrong API key was sent" if sent else "no API key was sent"
-                return await _error(401, f"{why}: send the header `Authorization: Bearer <key>` with the key "
-                                         "the server was started with (--api-key or MEDMO_API_KEY)",
-                                    "authentication_error")(scope, receive, send)
-        return await self.app(scope, receive, send)
 
 
 def run(cfg: ServeConfig) -> None:
@@ -402,4 +484,13 @@ def run(cfg: ServeConfig) -> None:
                        "set --api-key or MEDMO_API_KEY", cfg.host)
     app = create_app(cfg)
     logger.info("medmo serve: %s on http://%s:%d (web page at /)", cfg.model_name, cfg.host, cfg.port)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info")
+    uvicorn.Server(server_config(app, cfg)).run()
+
+
+def server_config(app: FastAPI, cfg: ServeConfig, **kwargs):
+    """uvicorn's Config for `app` with the connection limits of `cfg` (kwargs: more uvicorn options)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=cfg.host, port=cfg.port, http=header_timeout_protocol(cfg.header_timeout_s),
+                          timeout_keep_alive=cfg.keep_alive_s, limit_concurrency=cfg.max_connections,
+                          **{"log_level": "info", **kwargs})

@@ -12,6 +12,17 @@ Work that must not share a batch (token streaming, which transformers' streamers
 support for one sequence) runs through `run_exclusive` on the same thread, between
 batches, so the model is never used from two threads at once.
 
+Work ends with its client: cancelling the coroutine that awaits `submit` or
+`run_exclusive` (api.py does so when the HTTP client disconnects) marks the request
+abandoned. A request abandoned while queued never runs; a running batch checks
+`check_cancelled()` at every decoding step (api.py calls it from a forward pre-hook on the
+model) and stops once all its requests are abandoned. A batch that still has a live
+request runs on (its abandoned rows cost little next to it) and their answers are dropped.
+
+A batch whose `generate` raises is split in two halves and each is retried, down to the
+single request that fails, which alone gets the error: its batch-mates are answered
+after a few batches instead of one by one (and a batch too large for memory gets smaller).
+
 Departure from vLLM-style continuous batching: a batch runs to completion before the
 next starts (a request arriving mid-batch waits for it); simple, and enough on CPU and
 for a single GPU with a small model.
@@ -24,7 +35,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
@@ -32,11 +43,16 @@ logger = logging.getLogger(__name__)
 _STOP = object()  # queued by close(): the worker finishes what is queued before it, then exits
 
 
+class Cancelled(Exception):
+    """Raised inside `generate` at a decoding step when every request of the batch was abandoned."""
+
+
 @dataclass
 class _Item:
     payload: Any
     future: Future
     exclusive: bool = False  # payload is a callable to run alone
+    abandoned: threading.Event = field(default_factory=threading.Event)  # its caller is gone
 
 
 class DynamicBatcher:
@@ -52,6 +68,8 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.batches = 0  # batches run so far
         self.requests = 0  # requests answered so far
+        self.abandoned = 0  # requests whose caller left before the answer (not run, stopped or dropped)
+        self._running: list[_Item] = []  # the batch (or exclusive job) on the model now
         self._queue: queue.Queue = queue.Queue()  # _Item or _STOP
         self._thread: threading.Thread | None = None
 
@@ -69,24 +87,40 @@ class DynamicBatcher:
             self._thread = None
 
     # ------------------------------------------------------------------ submitting
+    def _put(self, payload, exclusive: bool = False) -> _Item:
+        if self._thread is None:
+            raise RuntimeError("DynamicBatcher.start() was not called")
+        item = _Item(payload, Future(), exclusive)
+        self._queue.put(item)
+        return item
+
     def submit_future(self, request) -> Future:
         """Queue one request; the future resolves to its generated text."""
-        if self._thread is None:
-            raise RuntimeError("DynamicBatcher.start() was not called")
-        fut: Future = Future()
-        self._queue.put(_Item(request, fut))
-        return fut
+        return self._put(request).future
 
     async def submit(self, request) -> str:
-        return await asyncio.wrap_future(self.submit_future(request))
+        """The generated text; cancelling the awaiting task abandons the request (see the top)."""
+        return await self._wait(self._put(request))
 
     async def run_exclusive(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn()` on the model thread with no batch in flight; returns its result."""
-        if self._thread is None:
-            raise RuntimeError("DynamicBatcher.start() was not called")
-        fut: Future = Future()
-        self._queue.put(_Item(fn, fut, exclusive=True))
-        return await asyncio.wrap_future(fut)
+        """Run `fn()` on the model thread with no batch in flight; returns its result. Cancelling
+        the awaiting task makes `check_cancelled()` raise inside `fn` at its next decoding step."""
+        return await self._wait(self._put(fn, exclusive=True))
+
+    @staticmethod
+    async def _wait(item: _Item) -> Any:
+        try:
+            return await asyncio.wrap_future(item.future)
+        except asyncio.CancelledError:
+            item.abandoned.set()
+            raise
+
+    def check_cancelled(self) -> None:
+        """Called at each decoding step on the model thread: raises `Cancelled` when every request
+        of the running batch has been abandoned by its caller."""
+        running = self._running
+        if running and all(it.abandoned.is_set() for it in running):
+            raise Cancelled(f"all {len(running)} request(s) of the batch were abandoned")
 
     @property
     def mean_batch_size(self) -> float:
@@ -101,7 +135,7 @@ class DynamicBatcher:
             if item is _STOP:
                 return
             if item.exclusive:
-                _resolve(item.future, item.payload)
+                self._exclusive(item)
                 continue
             batch = [item]
             deadline = time.monotonic() + self.max_wait
@@ -117,41 +151,59 @@ class DynamicBatcher:
             self._run(batch)
 
     def _run(self, batch: list[_Item]) -> None:
-        live = [it for it in batch if it.future.set_running_or_notify_cancel()]
-        if not live:
-            return
+        live = [it for it in batch if self._start(it)]
+        if live:
+            self._generate(live)
+
+    def _generate(self, live: list[_Item]) -> None:
+        self._running = live
         try:
             texts = self.generate([it.payload for it in live])
+        except Cancelled as e:
+            self.abandoned += len(live)
+            for it in live:
+                it.future.set_exception(e)
+            return
         except Exception as e:  # noqa: BLE001 - the callers get the error; the worker keeps serving
             if len(live) == 1:
                 logger.exception("request failed")
                 live[0].future.set_exception(e)
                 return
-            logger.warning("batch of %d failed (%s); running its requests one by one", len(live), e)
-            for it in live:  # one bad request must not fail the others
-                self._run_one(it)
+            half = len(live) // 2
+            logger.warning("batch of %d failed (%s: %s); retrying it as two batches", len(live), type(e).__name__, e)
+            self._generate(live[:half])
+            self._generate(live[half:])
             return
+        finally:
+            self._running = []
         self.batches += 1
-        self.requests += len(live)
         for it, text in zip(live, texts):
-            it.future.set_result(text)
+            if it.abandoned.is_set():
+                self.abandoned += 1  # answered after its caller left: dropped
+                it.future.set_exception(Cancelled("abandoned while its batch ran"))
+            else:
+                self.requests += 1
+                it.future.set_result(text)
 
-    def _run_one(self, item: _Item) -> None:
-        try:
-            text = self.generate([item.payload])[0]
-        except Exception as e:  # noqa: BLE001 - handed to this request's caller only
-            logger.exception("request failed")
-            item.future.set_exception(e)
+    def _start(self, item: _Item) -> bool:
+        """Mark `item` running; False (and counted) when its caller left while it waited."""
+        if item.abandoned.is_set():
+            item.future.cancel()
+        if item.future.set_running_or_notify_cancel():
+            return True
+        self.abandoned += 1
+        return False
+
+    def _exclusive(self, item: _Item) -> None:
+        if not self._start(item):
             return
-        self.batches += 1
-        self.requests += 1
-        item.future.set_result(text)
-
-
-def _resolve(fut: Future, fn: Callable[[], Any]) -> None:
-    if not fut.set_running_or_notify_cancel():
-        return
-    try:
-        fut.set_result(fn())
-    except Exception as e:  # noqa: BLE001 - handed to the caller
-        fut.set_exception(e)
+        self._running = [item]
+        try:
+            item.future.set_result(item.payload())
+        except Cancelled as e:
+            self.abandoned += 1
+            item.future.set_exception(e)
+        except Exception as e:  # noqa: BLE001 - handed to the caller
+            item.future.set_exception(e)
+        finally:
+            self._running = []

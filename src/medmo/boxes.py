@@ -1,7 +1,8 @@
 """The one Box type, and everything medmo does with boxes.
 
 Ground truth is stored in PIXELS of the original image (DESIGN.md). Qwen3-VL and MedMO
-speak a relative 0-1000 grid; Qwen2.5-VL speaks absolute pixels of the (resized) input.
+speak a relative 0-1000 grid; Qwen2.5-VL speaks absolute pixels of the (resized) input
+(`parse_boxes(..., input_size=...)`; which family speaks what: medmo.model.families).
 Conversion between pixels and the grid happens here and only here, at the edges:
 `to_grid` when a prompt or target is rendered, `from_grid` when a prediction is scored.
 
@@ -61,6 +62,10 @@ class Box:
     def from_grid(self, width: float, height: float) -> "Box":
         """0-1000 grid -> pixels of a width x height image."""
         sx, sy = width / GRID, height / GRID
+        return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy, self.label)
+
+    def scale(self, sx: float, sy: float) -> "Box":
+        """x coordinates times sx, y times sy (pixels of a resized image -> pixels of the original)."""
         return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy, self.label)
 
     def to_record(self) -> dict:
@@ -153,6 +158,13 @@ _PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,
 _MEDMO = re.compile(r"([^<>\n\[\]]*?)\s*<box>(.*?)</box>", re.S)
 _REF = re.compile(r"<\|object_ref_start\|>(.*?)<\|object_ref_end\|>", re.S)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+# The label is the phrase right before `<box>`: what follows the last sentence or clause
+# break, so "It's in the second image. lesion <box>" (MedSG's SFT target) is "lesion".
+_LABEL_BREAK = re.compile(r"[.!?;:,](?:\s+|$)")
+
+
+def _box_label(prefix: str) -> str | None:
+    return _LABEL_BREAK.split(prefix)[-1].strip(" :,.;-*") or None
 
 
 def format_boxes(boxes: Sequence[Box], label: str | None = None) -> str:
@@ -178,7 +190,7 @@ def _parse_raw(text: str) -> list[tuple[list[float], str | None]]:
     """Every (xyxy, label) the text contains, in the first syntax that yields boxes."""
     found: list[tuple[list[float], str | None]] = []
     for m in _MEDMO.finditer(text):
-        label = m.group(1).strip(" :,.;-*") or None
+        label = _box_label(m.group(1))
         for q in _QUAD.finditer(m.group(2)):
             found.append(([float(v) for v in q.groups()], label))
     if found:
@@ -222,11 +234,14 @@ def _parse_json(text: str) -> list[tuple[list[float], str | None]]:
 
 
 def parse_boxes(text: object, width: float = GRID, height: float = GRID, box_format: str = "grid",
-                clamp: bool = True, fractions: bool = True) -> list[Box]:
+                clamp: bool = True, fractions: bool = True,
+                input_size: tuple[float, float] | None = None) -> list[Box]:
     """All boxes in a model's answer, in PIXELS of a width x height image.
 
     box_format="grid": numbers are on Qwen3-VL's 0-1000 grid (MedMO, Qwen3-VL);
-    box_format="pixels": numbers are already pixels (Qwen2.5-VL, MedSG-Bench outputs).
+    box_format="pixels": numbers are pixels of the image the model saw: the original one,
+    or the `input_size` (w, h) it was resized to (Qwen2.5-VL answers in pixels of its
+    smart-resized input; medmo.model.families computes that size), scaled back here.
     Fractions (all values in [0, 1], not all integers) are scaled by the image size in
     either mode. Never raises; returns [] for anything it cannot read.
     `clamp=False, fractions=False` keep coordinates exactly as written (a benchmark's own
@@ -249,6 +264,8 @@ def parse_boxes(text: object, width: float = GRID, height: float = GRID, box_for
             box = Box.from_list(vals, label)
         elif box_format == "grid":
             box = Box.from_list(vals, label).from_grid(width, height)
+        elif input_size is not None:
+            box = Box.from_list(vals, label).scale(width / input_size[0], height / input_size[1])
         else:
             box = Box.from_list(vals, label)
         boxes.append(box.clamp(width, height) if clamp else box)

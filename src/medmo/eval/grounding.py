@@ -1,7 +1,9 @@
 """Grounding scoring: one response against one record's boxes, and the benchmark aggregate.
 
 Per sample: boxes are parsed from the response with `medmo.boxes.parse_boxes` (every
-syntax models emit; grid or pixel coordinates per `box_format`), matched one to one to
+syntax models emit; grid or pixel coordinates per `box_format`, one of
+medmo.model.families' formats: grid, pixels, or resized:F:MIN:MAX for pixels of the
+processor's resized input), matched one to one to
 the ground truth (Hungarian on GIoU) and scored with `set_iou`: the sum of matched IoUs
 over max(#pred, #gt), which is plain IoU when each side has one box. A response with no
 readable box is a parse failure and scores 0, as in MedSG-Bench's evaluation code.
@@ -25,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from medmo.boxes import Box, iou, parse_boxes, set_iou
+from medmo.model.families import pixel_space
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 PROTOCOLS = ("set", "medsg")
@@ -56,7 +59,8 @@ def score_grounding(answer: dict[str, Any], response: str, box_format: str = "gr
                     protocol: str = "set") -> dict[str, Any]:
     """{"parsed": [[x1, y1, x2, y2], ...] (pixels), "score": IoU in [0, 1], "parse_failure": bool}.
 
-    `box_format` is "grid" (0-1000, Qwen3-VL/MedMO) or "pixels" (Qwen2.5-VL style answers);
+    `box_format` is "grid" (0-1000, Qwen3-VL/MedMO), "pixels" (of the original image) or
+    "resized:F:MIN:MAX" (pixels of the processor's resized input: Qwen2.5-VL, medmo.model.families);
     `protocol` is "set" or "medsg" (module docstring). Raises ValueError only for a
     malformed ground truth or argument, never for a bad response.
     """
@@ -65,7 +69,8 @@ def score_grounding(answer: dict[str, Any], response: str, box_format: str = "gr
     gt, w, h = gt_boxes(answer)
     if protocol == "medsg":
         return _score_medsg(gt, w, h, response, box_format)
-    pred = parse_boxes(response, w, h, box_format=box_format)
+    fmt, input_size = pixel_space(box_format, w, h)
+    pred = parse_boxes(response, w, h, box_format=fmt, input_size=input_size)
     parse_failure = not pred and bool(gt)
     score = 0.0 if parse_failure else set_iou(pred, gt)
     return {"parsed": [[round(v, 2) for v in b.as_list()] for b in pred], "score": float(score),
@@ -73,7 +78,8 @@ def score_grounding(answer: dict[str, Any], response: str, box_format: str = "gr
 
 
 def _score_medsg(gt: list[Box], w: float, h: float, response: str, box_format: str) -> dict[str, Any]:
-    pred = parse_boxes(response, w, h, box_format=box_format, clamp=False, fractions=False)
+    fmt, input_size = pixel_space(box_format, w, h)
+    pred = parse_boxes(response, w, h, box_format=fmt, clamp=False, fractions=False, input_size=input_size)
     if not pred or not gt:
         return {"parsed": [], "score": 0.0 if gt else float(not pred), "parse_failure": bool(gt)}
     box = pred[0]

@@ -28,7 +28,7 @@ Run `medmo COMMAND --help` for each command's options."""
 def _cmd_tiny(args) -> int:
     from medmo.model.tiny import build_tiny
 
-    print(build_tiny(args.out))
+    print(build_tiny(args.out, arch=args.arch))
     return 0
 
 
@@ -193,14 +193,18 @@ def _cmd_score(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from medmo.model.families import check_box_format
+
     parser = argparse.ArgumentParser(prog="medmo", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("tiny", help="build the tiny Qwen3-VL checkpoint (offline)")
+    p = sub.add_parser("tiny", help="build a tiny checkpoint offline (Qwen3-VL, or another family with --arch)")
     p.add_argument("--out", required=True, help="folder to write the checkpoint to")
+    p.add_argument("--arch", default="qwen3_vl",
+                   help="family: qwen3_vl (default), qwen3_vl_moe, qwen2_5_vl, internvl, gemma3, llava_onevision")
     p.set_defaults(func=_cmd_tiny)
 
     p = sub.add_parser("demo", help="the whole pipeline on CPU with the tiny model: train 4 stages, evaluate each")
@@ -301,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", type=int, default=None, help="multi-frame DICOM frame / 4-D NIfTI volume")
     p.add_argument("--max-new-tokens", type=int, default=256, help="generation budget")
     p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
-    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.set_defaults(func=_cmd_infer)
 
@@ -319,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=20.0, help="larger request bodies get 413")
     p.add_argument("--max-image-pixels", type=int, default=40_000_000, help="larger images get 400")
     p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
-    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     p.add_argument("--max-prompt-tokens", type=int, default=16384, help="longer prompts (text + images) get 400")
     p.add_argument("--max-request-tokens", type=int, default=8192, help="n x max_tokens above this gets 400")
@@ -343,11 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int, help="hf backend: sequences per batch (default 16)")
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, help="generation budget (default 256)")
     p.add_argument("--mode", choices=("strict", "medevalkit"), help="answer scoring rules (default strict)")
-    p.add_argument("--box-format", dest="box_format", choices=("grid", "pixels"),
-                   help="coordinates in responses: 0-1000 grid (Qwen3-VL) or pixels (Qwen2.5-VL)")
+    p.add_argument("--box-format", dest="box_format", type=check_box_format,
+                   help="coordinates in responses: grid (0-1000), pixels (of the original image) or resized (of the "
+                        "processor's resized input); default: the model family's (Qwen2.5-VL: resized)")
     p.add_argument("--grounding-protocol", dest="grounding_protocol", choices=("set", "medsg"),
                    help="set IoU over all boxes (default) or MedSG-Bench's first-box rule")
-    p.add_argument("--dtype", help="float32 (default) | bfloat16 | float16")
+    p.add_argument("--dtype", help="auto (default: bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16")
     p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
     p.add_argument("--min-pixels", dest="min_pixels", type=int, help="image budget: min pixels per image")
     p.add_argument("--max-pixels", dest="max_pixels", type=int, help="image budget: max pixels per image")
@@ -367,8 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score a file of unified records + \"response\" (saved predictions), no model")
     p.add_argument("--predictions", required=True, help=".jsonl: one unified record per line plus its \"response\"")
     p.add_argument("--out", required=True, help="run folder for samples.jsonl, results.json, results.md")
-    p.add_argument("--box-format", default="grid", choices=("grid", "pixels"),
-                   help="coordinates in responses: 0-1000 grid (Qwen3-VL) or pixels (Qwen2.5-VL)")
+    p.add_argument("--box-format", default="grid", type=check_box_format,
+                   help="coordinates in responses: grid (0-1000), pixels (of the original image) or "
+                        "resized:FACTOR:MIN:MAX (of a Qwen2.5-VL-style processor's resized input, e.g. resized:28:3136:12845056)")
     p.add_argument("--grounding-protocol", default="set", choices=("set", "medsg"),
                    help="set IoU over all boxes (default) or MedSG-Bench's first-box rule (its published tables)")
     p.add_argument("--mode", default="strict", choices=("strict", "medevalkit"), help="answer scoring rules")

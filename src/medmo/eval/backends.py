@@ -1,6 +1,7 @@
 """Generation backends behind one call: `generate(list[Request]) -> list[str]`.
 
-- `hf`: transformers `Qwen3VLForConditionalGeneration`, true batching with LEFT padding,
+- `hf`: the checkpoint's transformers class (AutoModelForImageTextToText: any family of
+  medmo.model.load; dtype "auto" = bf16 on CUDA, fp32 on CPU), true batching with LEFT padding,
   greedy by default (a request may ask for temperature / top_p / seed; a batch shares one
   setting), image budget bounded by min/max pixels. Requests are sorted by
   prompt length before batching so a batch carries little padding; outputs come back in
@@ -113,7 +114,7 @@ def _default_device() -> str:
 class HFBackend:
     """Batched greedy generation with transformers; exposes `.model` and `.processor`."""
 
-    def __init__(self, model: str | Path, batch_size: int = 8, max_new_tokens: int = 256, dtype: str = "float32",
+    def __init__(self, model: str | Path, batch_size: int = 8, max_new_tokens: int = 256, dtype: str = "auto",
                  device: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None,
                  attn_implementation: str | None = None):
         from medmo.model.load import load_model, load_processor
@@ -127,7 +128,8 @@ class HFBackend:
         self.device = device or _default_device()
         self.processor = load_processor(model, min_pixels=min_pixels, max_pixels=max_pixels)
         self.processor.tokenizer.padding_side = "left"
-        self.model = load_model(model, dtype=dtype, attn_implementation=attn_implementation).to(self.device).eval()
+        self.model = load_model(model, dtype=dtype, attn_implementation=attn_implementation,
+                                device=self.device).to(self.device).eval()
         self.last_errors: dict[int, str] = {}
 
     def _prompt(self, req: Request) -> str:
@@ -157,8 +159,9 @@ class HFBackend:
         # The processor (image resize, patchify) of batch k+1 runs in a worker thread while batch k
         # generates: torch releases the GIL, so preprocessing no longer adds to generation time.
         def encode(idx: list[int]):
-            images = [im for i in idx for im in requests[i].images]
-            return self.processor(text=[prompts[i] for i in idx], images=images or None, return_tensors="pt",
+            # one list per prompt: Gemma 3 and LLaVA-OneVision pair images with prompts this way; Qwen flattens
+            images = [requests[i].images for i in idx] if any(requests[i].images for i in idx) else None
+            return self.processor(text=[prompts[i] for i in idx], images=images, return_tensors="pt",
                                   padding=True)
 
         with ThreadPoolExecutor(max_workers=1) as pool:

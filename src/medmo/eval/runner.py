@@ -36,6 +36,7 @@ from medmo.data.schema import Record, resolve_image
 from medmo.eval.judge import Judge, JudgeConfig
 from medmo.eval.samples import SampleLog, read_record_rows, sample_key
 from medmo.eval.units import Unit, benchmark_unit, parse_shard, records_unit, select, unique_ids
+from medmo.model.families import box_format_for, check_box_format
 
 logger = logging.getLogger(__name__)
 RESULTS_JSON, RESULTS_MD, SAMPLES = "results.json", "results.md", "samples.jsonl"
@@ -58,9 +59,9 @@ class EvalConfig:
     batch_size: int = 16  # hf backend: sequences per forward pass
     max_new_tokens: int = 256  # generation budget per answer
     mode: str = "strict"  # strict | medevalkit (see medmo.eval.scoring)
-    box_format: str | None = None  # grid | pixels; None = each benchmark's own (records: grid)
+    box_format: str | None = None  # grid | pixels | resized[:F:MIN:MAX]; None = the model family's (medmo.model.families)
     grounding_protocol: str = "set"  # set | medsg (see medmo.eval.grounding)
-    dtype: str = "float32"  # hf/vllm weights dtype (bfloat16 on GPUs)
+    dtype: str = "auto"  # hf/vllm weights dtype; auto = bfloat16 on GPUs, float32 on CPU
     device: str | None = None  # hf: cuda / cpu; None = cuda when available
     min_pixels: int | None = None  # image budget: lower bound on pixels per image
     max_pixels: int | None = None  # image budget: upper bound on pixels per image (bounds memory)
@@ -85,8 +86,7 @@ class EvalConfig:
             raise ValueError(unknown_name_message("backend", self.backend, BACKENDS.names()))
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.box_format not in (None, "grid", "pixels"):
-            raise ValueError(f"box_format must be grid or pixels, got {self.box_format!r}")
+        check_box_format(self.box_format)
         if self.grounding_protocol not in PROTOCOLS:
             raise ValueError(f"grounding_protocol must be one of {PROTOCOLS}, got {self.grounding_protocol!r}")
         if not self.benchmarks and not self.records:
@@ -308,6 +308,8 @@ def run(cfg: EvalConfig) -> Path:
         get_benchmark(name)
     i, n = parse_shard(cfg.shard)
     out = Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else Path(cfg.out)
+    if cfg.backend != "openai":  # the checkpoint's family says how its boxes read; --box-format overrides
+        cfg.box_format = box_format_for(cfg.model, cfg.min_pixels, cfg.max_pixels, cfg.box_format)
     header = header_of(cfg)
     check_resumable(out, header)
     units, skipped = [], {}

@@ -280,7 +280,8 @@ def test_medsg_image_paths_found_by_tail(tmp_path):
             "question": "Find <|object_ref_start|>Liver<|object_ref_end|>.", "answer": [1, 2, 30, 40]}
     (tmp_path / "t.json").write_text(json.dumps([item]))
     (rec,), _ = convert("medsg_bench", tmp_path / "t.json")
-    assert rec.images == [str(tmp_path / "Task8" / "x.png"), "/elsewhere/y.png"]  # not found: kept as written
+    # not found: named beside the JSON, inside the release (convert would refuse "/elsewhere/y.png" as outside it)
+    assert rec.images == [str(tmp_path / "Task8" / "x.png"), str(tmp_path / "y.png")]
 
 
 def test_yolo_darknet_layout(tmp_path):

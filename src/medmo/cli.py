@@ -65,7 +65,7 @@ def _cmd_data_convert(args) -> int:
 
     cfg = load_config(ConvertConfig, None, (), source=args.source, raw=args.raw, out=args.out, format=args.format,
                       shard_size=args.shard_size, split=args.split, check_images=args.check_images,
-                      image_dir=args.image_dir)
+                      image_dir=args.image_dir, allow_outside_images=args.allow_outside_images)
     print(run(cfg))
     return 0
 
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop records whose images are missing (exists) or also undecodable (decode)")
     d.add_argument("--image-dir", default=None,
                    help="where images embedded in the release (HF parquet) are written (default: OUT/images)")
+    d.add_argument("--allow-outside-images", action="store_true",
+                   help="keep image paths outside the release folder (absolute, ../, symlinks out); default: drop them")
     d.set_defaults(func=_cmd_data_convert)
 
     d = data_sub.add_parser("stats", help="counts by source/task/modality/split, size and length histograms")

@@ -16,13 +16,26 @@ found from `--raw`, so the records work from any folder; moving the release mean
 converting again. Releases that embed their images (Hugging Face parquet copies) have
 them written once, content-addressed, under OUT/images (or `--image-dir`). A wrong `--raw` path or format fails at once with the converter's own
 description of what it expected, and so does a conversion in which every item was
-dropped (report.json is still written, to show why).
+dropped (report.json is still written, to show why; a previous output in OUT is kept).
+
+No row can stop a conversion: every row-level failure (a row that is not an object, a
+field of the wrong type, bad UTF-8, a missing field, a NUL byte in a path, an undecodable
+image) is dropped and counted by reason with the row's position (medmo.data.sources
+`Drops.guard`), and the first examples of each reason are logged. Image paths that leave
+the release folder (`../../etc/passwd`, absolute paths elsewhere, symlinks pointing out)
+are refused as "image_outside_release" unless `--allow-outside-images`; the release
+folder is `--raw` itself, or the folder holding it when `--raw` is a file.
+
+The output is replaced atomically (medmo.data.shards.replace_folder): the new version is
+built in a sibling folder and renamed into place, so a kill at any moment leaves the
+previous output (shards and the report describing them) whole.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,8 +45,8 @@ from tqdm import tqdm
 
 from medmo.config import make_run_dir
 from medmo.data.schema import Record, validate_record
-from medmo.data.shards import FORMATS, ShardWriter, write_json
-from medmo.data.sources import Drops, Source, get_source
+from medmo.data.shards import FORMATS, ShardWriter, rebase, replace_folder, write_json
+from medmo.data.sources import Drops, Source, get_source, printable
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +66,8 @@ class ConvertConfig:
                                      # "decode": also open each image with medmo.imaging (slower)
     image_dir: str | None = None     # where converters of releases with embedded images (HF
                                      # parquet) write them; default OUT/images, so OUT is self-contained
+    allow_outside_images: bool = False  # keep image paths outside the release folder (absolute paths,
+                                        # "../", symlinks out); by default they are dropped and counted
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -85,9 +100,29 @@ class ImageCheck:
 
             try:
                 open_image(path)
-            except (ValueError, OSError):
+            except Exception:  # noqa: BLE001 - any decoder failure (zlib.error, MemoryError, ...) is one bad image
                 return "image_unreadable"
         return None
+
+
+def image_reason(path: str, roots: tuple[str, ...] | None) -> str | None:
+    """"bad_path" for a path no file system accepts, "image_outside_release" for one that
+    resolves (symlinks followed) outside every folder of `roots` (None: anywhere is fine)."""
+    if "\x00" in path:
+        return "bad_path"
+    if roots is None:
+        return None
+    real = os.path.realpath(path)
+    return None if any(real == r or real.startswith(r + os.sep) for r in roots) else "image_outside_release"
+
+
+def with_context(e: Exception, msg: str) -> Exception:
+    """`e`'s type with `msg` (chained to `e` by the caller), or a ValueError when that type
+    cannot be built from one message (UnicodeDecodeError takes five arguments)."""
+    try:
+        return type(e)(msg)
+    except Exception:  # noqa: BLE001 - any constructor signature
+        return ValueError(msg)
 
 
 def run(cfg: ConvertConfig) -> Path:
@@ -95,18 +130,57 @@ def run(cfg: ConvertConfig) -> Path:
     raw = Path(cfg.raw).expanduser()
     if not raw.exists():
         raise FileNotFoundError(f"--raw {raw} does not exist. {cfg.source} expects:\n{expected_input(src)}")
-    out = make_run_dir(cfg.out, cfg)
+    out = Path(cfg.out)
+    report_name = f"report-{cfg.split}.json" if cfg.split else "report.json"
+    prefix = f"{cfg.source}-{cfg.split}" if cfg.split else cfg.source
+    ours = re.compile(rf"{re.escape(prefix)}-\d{{5}}\.(jsonl|parquet)|{re.escape(report_name)}|config\.yaml|\.staging-.*")
+    with replace_folder(out, carry=lambda name: not ours.fullmatch(name)) as new:
+        make_run_dir(new, cfg)
+        writer, drops, by_split, by_task = _convert(cfg, src, raw, new, out, prefix)
+        report = {
+            "source": cfg.source, "raw": str(raw), "split": cfg.split, "format": cfg.format,
+            "check_images": cfg.check_images, "allow_outside_images": cfg.allow_outside_images,
+            "kept": writer.count, "kept_by_split": dict(by_split), "kept_by_task": dict(by_task),
+            "dropped": drops.to_dict(), "shards": writer.files,
+        }
+        write_json(new / report_name, report)
+        failed = writer.count == 0 and drops.total
+        if failed and out.exists():  # keep the previous output; the report of this run goes beside it
+            write_json(out / f"{Path(report_name).stem}.failed.json", report)
+            raise _all_dropped(cfg, src, raw, drops, out / f"{Path(report_name).stem}.failed.json")
+    if failed:
+        raise _all_dropped(cfg, src, raw, drops, out / report_name)
+    if writer.count == 0:
+        log.warning("%s: %s holds no records%s", cfg.source, raw, f" for split {cfg.split!r}" if cfg.split else "")
+    for reason, examples in drops.examples.items():
+        log.info("%s: dropped %d %s, e.g. %s", cfg.source, drops.counts[reason], reason, "; ".join(examples[:3]))
+    log.info("%s: kept %d, dropped %d %s -> %s", cfg.source, writer.count, drops.total, dict(drops.counts), out)
+    return out
+
+
+def _all_dropped(cfg: ConvertConfig, src: Source, raw: Path, drops: Drops, report_path: Path) -> ValueError:
+    reasons = ", ".join(f"{k}: {v}" for k, v in drops.counts.most_common())
+    example = next((ex[0] for ex in drops.examples.values() if ex), "")
+    return ValueError(f"{cfg.source}: no record converted from {raw}: all {drops.total} items dropped ({reasons}"
+                      f"{'; e.g. ' + example if example else ''}); see {report_path}. Is --raw the {cfg.source} release? "
+                      f"It expects:\n{expected_input(src)}")
+
+
+def _convert(cfg: ConvertConfig, src: Source, raw: Path, new: Path, out: Path, prefix: str):
+    """Stream the converter into shards in `new` (the folder that becomes `out`)."""
     drops = Drops()
     by_split: Counter = Counter()
     by_task: Counter = Counter()
     check = ImageCheck(cfg.check_images) if cfg.check_images != "none" else None
+    images = Path(cfg.image_dir) if cfg.image_dir else new / "images"
+    roots = None if cfg.allow_outside_images else tuple(
+        os.path.realpath(p) for p in (raw if raw.is_dir() else raw.parent, images))
     try:
         kwargs = {"split": cfg.split}
         if "image_dir" in inspect.signature(src.convert).parameters:
-            kwargs["image_dir"] = Path(cfg.image_dir) if cfg.image_dir else out / "images"
+            kwargs["image_dir"] = images
         records = src.convert(raw, drops, **kwargs)
-        prefix = f"{cfg.source}-{cfg.split}" if cfg.split else cfg.source
-        with ShardWriter(out, prefix, cfg.format, cfg.shard_size) as writer:
+        with ShardWriter(new, prefix, cfg.format, cfg.shard_size) as writer:
             for rec in tqdm(records, desc=f"convert {cfg.source}", unit="rec", mininterval=2):
                 if isinstance(rec, Record):  # validated when built; a shallow dict skips a 2nd deep asdict
                     d = {name: getattr(rec, name) for name in RECORD_FIELDS}
@@ -114,29 +188,19 @@ def run(cfg: ConvertConfig) -> Path:
                     d = dict(rec)
                     validate_record(d)
                 d["images"] = [os.path.abspath(p) for p in d.get("images") or []]
-                if check is not None:
-                    bad = next(((r, p) for p in d["images"] if (r := check.reason(p))), None)
-                    if bad:
-                        drops.add(bad[0], f"{d['id']}: {bad[1]}")
-                        continue
-                writer.write(d)
+                bad = next(((r, p) for p in d["images"] if (r := image_reason(p, roots) or
+                                                             (check.reason(p) if check else None))), None)
+                if bad:
+                    drops.add(bad[0], f"{d['id']}: {bad[1]}")
+                    continue
+                d["images"] = [rebase(p, new, out) for p in d["images"]]
+                try:
+                    writer.write(d)
+                except UnicodeEncodeError as e:  # a lone surrogate (bad bytes or a "\\ud800" escape) in a field
+                    drops.add("bad_encoding", f"{printable(str(d['id']))}: {e.reason} at {e.start}")
+                    continue
                 by_split[d["split"]] += 1
                 by_task[d["task"]] += 1
     except (FileNotFoundError, ValueError) as e:
-        raise type(e)(f"{cfg.source}: {e}\n\n{cfg.source} expects:\n{expected_input(src)}") from e
-    report = {
-        "source": cfg.source, "raw": str(raw), "split": cfg.split, "format": cfg.format,
-        "check_images": cfg.check_images, "kept": writer.count, "kept_by_split": dict(by_split),
-        "kept_by_task": dict(by_task), "dropped": drops.to_dict(), "shards": writer.files,
-    }
-    report_path = write_json(out / (f"report-{cfg.split}.json" if cfg.split else "report.json"), report)
-    if writer.count == 0 and drops.total:
-        reasons = ", ".join(f"{k}: {v}" for k, v in drops.counts.most_common())
-        example = next((ex[0] for ex in drops.examples.values() if ex), "")
-        raise ValueError(f"{cfg.source}: no record converted from {raw}: all {drops.total} items dropped ({reasons}"
-                         f"{'; e.g. ' + example if example else ''}); see {report_path}. Is --raw the {cfg.source} release? "
-                         f"It expects:\n{expected_input(src)}")
-    if writer.count == 0:
-        log.warning("%s: %s holds no records%s", cfg.source, raw, f" for split {cfg.split!r}" if cfg.split else "")
-    log.info("%s: kept %d, dropped %d %s -> %s", cfg.source, writer.count, drops.total, dict(drops.counts), out)
-    return out
+        raise with_context(e, f"{cfg.source}: {e}\n\n{cfg.source} expects:\n{expected_input(src)}") from e
+    return writer, drops, by_split, by_task

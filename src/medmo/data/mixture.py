@@ -23,7 +23,9 @@ paper) is written into every record's meta (`max_pixels`, `min_pixels`) for the
 trainer's processor; with `resize_images: true` the images are also re-encoded to fit
 the budget (PNG, content-addressed under out/images/, each once) and grounding boxes
 are rescaled with them. Relative image paths become absolute. Everything is seeded:
-the same recipe gives the same bytes.
+the same recipe gives the same bytes. The output folder is replaced atomically
+(medmo.data.shards.replace_folder): a kill leaves the previous mixture whole; resized
+images already stored carry over and are not re-encoded.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from tqdm import tqdm
 
 from medmo.config import make_run_dir
 from medmo.data.schema import resolve_image
-from medmo.data.shards import FORMATS, ShardWriter, iter_shard, shard_files, write_json
+from medmo.data.shards import FORMATS, ShardWriter, iter_shard, rebase, replace_folder, shard_files, write_json
 from medmo.data.sources import Drops
 
 log = logging.getLogger(__name__)
@@ -194,30 +196,33 @@ def run(cfg: MixtureConfig) -> Path:
         if c == 0:
             raise ValueError(f"source {s.name!r} at {s.path} has no records")
     takes = allocate(counts, [s.weight for s in cfg.sources], cfg.total)
-    out = make_run_dir(cfg.out, cfg)
     streams = [source_stream(s, c, t, random.Random(f"{cfg.seed}:{s.name}"))
                for s, c, t in zip(cfg.sources, counts, takes)]
     mixed = buffer_shuffle(interleave(streams, takes, random.Random(f"{cfg.seed}:merge")), cfg.shuffle_buffer,
                            random.Random(f"{cfg.seed}:shuffle"))
-    resizer = Resizer(out / "images", cfg.max_pixels, cfg.min_pixels) if cfg.resize_images else None
-    written: Counter = Counter()
-    with ShardWriter(out, "mix", cfg.format, cfg.shard_size) as writer:
-        for d, base in tqdm(mixed, total=sum(takes), desc=f"mix {cfg.name}", unit="rec", mininterval=2):
-            d["images"] = [os.path.abspath(resolve_image(p, base)) for p in d.get("images") or []]
-            if resizer is not None and not resizer.apply(d):
-                continue
-            d["meta"] = {**(d.get("meta") or {}), "mixture": cfg.name, "max_pixels": cfg.max_pixels,
-                         "min_pixels": cfg.min_pixels}
-            writer.write(d)
-            written[d["source"]] += 1
-    write_json(out / "mixture.json", {
-        "name": cfg.name, "seed": cfg.seed, "total": writer.count, "max_pixels": cfg.max_pixels,
-        "sources": [{"name": s.name, "path": s.path, "weight": s.weight, "available": c, "selected": t,
-                     "passes": round(t / c, 3)} for s, c, t in zip(cfg.sources, counts, takes)],
-        "written_by_record_source": dict(sorted(written.items())),
-        "dropped": (resizer.drops if resizer else Drops()).to_dict(),
-        "shards": writer.files,
-    })
+    out = Path(cfg.out)
+    with replace_folder(out, carry=lambda name: name == "images") as new:  # resized images are a cache
+        make_run_dir(new, cfg)
+        resizer = Resizer(new / "images", cfg.max_pixels, cfg.min_pixels) if cfg.resize_images else None
+        written: Counter = Counter()
+        with ShardWriter(new, "mix", cfg.format, cfg.shard_size) as writer:
+            for d, base in tqdm(mixed, total=sum(takes), desc=f"mix {cfg.name}", unit="rec", mininterval=2):
+                d["images"] = [os.path.abspath(resolve_image(p, base)) for p in d.get("images") or []]
+                if resizer is not None and not resizer.apply(d):
+                    continue
+                d["images"] = [rebase(p, new, out) for p in d["images"]]
+                d["meta"] = {**(d.get("meta") or {}), "mixture": cfg.name, "max_pixels": cfg.max_pixels,
+                             "min_pixels": cfg.min_pixels}
+                writer.write(d)
+                written[d["source"]] += 1
+        write_json(new / "mixture.json", {
+            "name": cfg.name, "seed": cfg.seed, "total": writer.count, "max_pixels": cfg.max_pixels,
+            "sources": [{"name": s.name, "path": s.path, "weight": s.weight, "available": c, "selected": t,
+                         "passes": round(t / c, 3)} for s, c, t in zip(cfg.sources, counts, takes)],
+            "written_by_record_source": dict(sorted(written.items())),
+            "dropped": (resizer.drops if resizer else Drops()).to_dict(),
+            "shards": writer.files,
+        })
     log.info("mixture %s: %d records in %d shard(s) -> %s", cfg.name, writer.count, len(writer.files), out)
     return out
 

@@ -8,15 +8,28 @@ when the run finishes, so an interrupted or failed run never leaves a half-writt
 folder and never destroys the previous output. Shards from an earlier run with the same
 prefix that this run did not produce are removed, so a re-run with fewer records gives
 exactly the new output (idempotent, byte for byte).
+
+`replace_folder` makes a whole output folder atomic: a run builds its new version in a
+sibling `.<name>.new-<pid>` folder (starting from hard links to the old entries it does
+not rewrite, so other splits and stored images carry over for free) and swaps it in by
+renaming: the old folder moves aside to `.<name>.old-<pid>`, the new one takes its name,
+then the old one is deleted. A kill at any moment leaves either the old folder or the new
+one complete; a kill between the two renames leaves the old one aside, and the next run
+(or reader through `recover_folder`) renames it back.
+
+`heal_jsonl` cuts an append-only JSONL log (eval samples, training log) back to its last
+complete line, so a line torn by a kill never merges with the next record.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from medmo.data.schema import iter_jsonl
 
@@ -24,6 +37,7 @@ FORMATS = ("jsonl", "parquet")
 ROW_GROUP = 4096
 _COLUMNS = ("id", "source", "split", "task", "modality", "images", "messages", "answer", "meta")
 _JSON_COLUMNS = ("images", "messages", "answer", "meta")
+log = logging.getLogger(__name__)
 
 
 class ShardWriter:
@@ -48,13 +62,15 @@ class ShardWriter:
         return self
 
     def write(self, record: dict[str, Any]) -> None:
+        """Raises UnicodeEncodeError (nothing written) when a string is not valid UTF-8."""
+        line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
         if self.count % self.shard_size == 0:
             self._close_shard()
             self.files.append(f"{self.prefix}-{len(self.files):05d}.{self.fmt}")
             if self.fmt == "jsonl":
-                self._fh = (self.stage / self.files[-1]).open("w", encoding="utf-8")
+                self._fh = (self.stage / self.files[-1]).open("wb")
         if self.fmt == "jsonl":
-            self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._fh.write(line)
         else:
             self._rows.append(record)
             if len(self._rows) >= ROW_GROUP:
@@ -93,6 +109,100 @@ class ShardWriter:
         for name in self.files:
             os.replace(self.stage / name, self.out / name)
         shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _siblings(out: Path, kind: str) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.{kind}-*"))
+
+
+def recover_folder(out: str | Path) -> Path:
+    """Undo a swap cut short by a kill: when `out` is gone but its old version waits aside,
+    rename it back. Returns `out`."""
+    out = Path(out)
+    if not out.exists():
+        old = _siblings(out, "old")
+        if old:
+            os.rename(old[-1], out)
+            log.warning("%s: restored the previous output from %s (a run was killed while swapping it in)",
+                        out, old[-1].name)
+    return out
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
+@contextmanager
+def replace_folder(out: str | Path, carry: Callable[[str], bool]) -> Iterator[Path]:
+    """`with replace_folder(out, carry) as new:` write the new output into `new`; on success it
+    replaces `out` (see the module doc), on an exception it is deleted and `out` is untouched.
+
+    `carry(name)` says which top-level entries of the old `out` the new one starts with (as
+    hard links: never write into a carried file in place, replace it)."""
+    out = recover_folder(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _siblings(out, "new") + _siblings(out, "old"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by killed runs (an old one waiting aside was restored above)
+    new = out.parent / f".{out.name}.new-{os.getpid()}"
+    new.mkdir()
+    try:
+        if out.is_dir():
+            for entry in out.iterdir():
+                if not carry(entry.name):
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=_link_or_copy)
+                elif entry.is_symlink():
+                    os.symlink(os.readlink(entry), new / entry.name)
+                else:
+                    _link_or_copy(str(entry), str(new / entry.name))
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.rename(out, old)
+        os.rename(new, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(new, out)
+
+
+def rebase(path: str, new: Path, out: Path) -> str:
+    """A path inside the folder being built (`new`) as it will be named once swapped in (`out`)."""
+    prefix = str(new) + os.sep
+    return str(out) + os.sep + path[len(prefix):] if path.startswith(prefix) else path
+
+
+def heal_jsonl(path: str | Path) -> int:
+    """Cut an append-only JSONL file back to its last complete line (ending in a newline) and
+    return how many bytes were dropped (0 when it was whole or is absent). A run killed while
+    appending leaves a torn last line; cutting it off before appending again means the next
+    record never merges with it."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:
+            step = min(65536, end)
+            f.seek(end - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                end = end - step + nl + 1
+                break
+            end -= step
+        if end < size:
+            f.truncate(end)
+    if end < size:
+        log.warning("%s: dropped a torn last line (%d bytes) left by an interrupted write", path, size - end)
+    return size - end
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:

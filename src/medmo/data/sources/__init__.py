@@ -9,23 +9,85 @@ A source file defines a converter and registers it:
 `raw` is what the user points at (the release's folder or its main file). A converter
 yields good records and, for every item it cannot convert, calls
 `drops.add(reason, detail)` instead of raising, so a long conversion never stops on one
-bad item and every skip is counted by reason. A wrong `raw` path or format raises
-FileNotFoundError/ValueError at once, saying what was expected.
+bad item and every skip is counted by reason. Each row's work runs inside
+`with drops.guard(where):`, which turns any exception the row raises (a row that is not
+an object, a field of the wrong type, bad UTF-8, a NUL byte in a path) into a drop
+counted by reason with the row's position, so a hostile row can never end the run. A
+wrong `raw` path or format raises FileNotFoundError/ValueError at once (outside the
+guarded row bodies), saying what was expected.
 
 Every module in this package is imported on the first lookup, so adding a file is all it
 takes to register a source.
 """
 from __future__ import annotations
 
+import csv
+import logging
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from medmo.data.schema import Record
 from medmo.registry import Registry
 
 Converter = Callable[..., Iterator[Record]]
+log = logging.getLogger(__name__)
+MAX_DETAIL = 300  # characters of an example kept: a hostile row may be megabytes
+
+
+def row_reason(e: BaseException) -> str:
+    """The drop reason for an exception raised while converting one row."""
+    if isinstance(e, UnicodeError):
+        return "bad_encoding"
+    if isinstance(e, ValueError) and "null" in str(e).lower():
+        return "bad_path"  # pathlib/os: "embedded null byte"
+    if isinstance(e, KeyError):
+        return "missing_field"
+    if isinstance(e, (TypeError, AttributeError)):
+        return "bad_field_type"
+    if isinstance(e, ValueError):
+        return "bad_value"
+    return "row_error"
+
+
+def printable(text: str) -> str:
+    """`text` cut to MAX_DETAIL characters and safe to write as UTF-8 (lone surrogates escaped)."""
+    text = text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def csv_rows(reader: Iterator, name: str, drops: "Drops | None" = None) -> Iterator:
+    """The rows of a csv reader; a row the csv module refuses (a field over its size limit)
+    is counted in `drops` as "malformed_csv_row" and skipped (without `drops`, it comes back
+    as {"_malformed": ..., "_reason": "malformed_csv_row"} for `_qa.keep` to count), and
+    reading goes on with the next line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            detail = f"{name}: near line {getattr(reader, 'line_num', '?')}: {e}"
+            if drops is None:
+                yield {"_malformed": detail, "_reason": "malformed_csv_row"}
+            else:
+                drops.add("malformed_csv_row", detail)
+
+
+def check_utf8(value: Any) -> None:
+    """Raise UnicodeEncodeError when a string in `value` (nested dicts/lists too) is not valid
+    UTF-8: a lone surrogate from a `\\ud800` escape or from bytes read with surrogateescape."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_utf8(k)
+            check_utf8(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            check_utf8(v)
 
 
 @dataclass
@@ -40,7 +102,19 @@ class Drops:
         self.counts[reason] += 1
         ex = self.examples.setdefault(reason, [])
         if detail and len(ex) < self.max_examples:
-            ex.append(detail)
+            ex.append(printable(detail))
+
+    @contextmanager
+    def guard(self, where: str) -> Iterator[None]:
+        """Count an exception raised by one row's work as a drop (reason from `row_reason`)
+        instead of letting it end the conversion; the first few per reason are logged."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - any row-level failure is a counted drop
+            reason = row_reason(e)
+            if self.counts[reason] < self.max_examples:
+                log.warning("dropped %s (%s): %s", printable(where), reason, printable(f"{type(e).__name__}: {e}"))
+            self.add(reason, f"{where}: {type(e).__name__}: {e}")
 
     @property
     def total(self) -> int:

@@ -5,6 +5,10 @@ keeps it out of the registry).
   dict keyed by id), .jsonl, .csv/.tsv, .parquet, and a Hugging Face `datasets` folder
   written by `save_to_disk` (a Dataset or a DatasetDict) or a hub snapshot of parquet
   shards (`data/test-00000-of-00001.parquet`).
+  It never stops on one bad row: a JSONL line that is not JSON, not an object
+  (`"hello"`, `[1, 2]`, `null`) or not UTF-8 comes back as `{"_malformed": "file:line",
+  "_reason": ...}`, which `keep` counts; text is decoded with `surrogateescape`, so a bad
+  byte in a CSV or JSON file spoils only its row, which `keep` counts as "bad_encoding".
 - `save_image` writes an image embedded in a row (HF `{"bytes", "path"}`, raw bytes, or
   a PIL image) once under an image folder and returns its path, so a re-run is
   idempotent. Embedded images go to `image_dir` when the caller passes one, else to
@@ -23,7 +27,7 @@ from typing import Any, Iterator
 
 from medmo.config import cache_dir
 from medmo.data.schema import IMAGE_TOKEN, Record
-from medmo.data.sources import Drops
+from medmo.data.sources import Drops, check_utf8, csv_rows, printable
 from medmo.model import prompts
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -72,23 +76,17 @@ def read_rows(path: Path, split: str | None = None) -> Iterator[dict[str, Any]]:
         return
     suffix = path.suffix.lower()
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
         if isinstance(data, dict):
             for key, row in data.items():
                 yield {"_key": key, **row} if isinstance(row, dict) else {"_key": key, "_value": row}
         else:
             yield from data
     elif suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        yield {"_malformed": f"{path.name}:{i}"}
+        yield from jsonl_rows(path)
     elif suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as f:
-            yield from csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+            yield from csv_rows(csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ","), path.name)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -96,6 +94,34 @@ def read_rows(path: Path, split: str | None = None) -> Iterator[dict[str, Any]]:
             yield from batch.to_pylist()
     else:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .json, .jsonl, .csv, .tsv or .parquet")
+
+
+def read_text(path: Path) -> str:
+    """A release file's text; undecodable bytes kept as lone surrogates (counted per row by `keep`)."""
+    return path.read_bytes().decode("utf-8", errors="surrogateescape")
+
+
+def jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file, one per line; a line that is not UTF-8, not JSON or
+    not an object comes back as {"_malformed": "file:line", "_reason": ...}. Lines are split
+    on b"\\n" only (not on U+2028 inside a string, as str.splitlines would)."""
+    with path.open("rb") as f:
+        for i, raw in enumerate(f, 1):
+            where = f"{path.name}:{i}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield {"_malformed": where, "_reason": "bad_encoding"}
+                continue
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                yield {"_malformed": where}
+                continue
+            yield row if isinstance(row, dict) else {"_malformed": f"{where}: {type(row).__name__}",
+                                                     "_reason": "row_not_object"}
 
 
 def _read_hf_disk(path: Path, split: str | None) -> Iterator[dict[str, Any]]:
@@ -149,14 +175,15 @@ def embedded_image_rows(raw: Path, split: str, source: str, drops: Drops,
     folder = image_folder(source, image_dir)
     for i, row in enumerate(read_rows(raw, split)):
         where = f"{split}[{i}]"
-        if not keep(row, drops, where, ("question", "answer", "image")):
-            continue
-        try:
-            path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
-        except ValueError as e:
-            drops.add("bad_image", f"{where}: {e}")
-            continue
-        yield i, row, path
+        with drops.guard(where):
+            if not keep(row, drops, where, ("question", "answer", "image")):
+                continue
+            try:
+                path = save_image(row["image"], folder, split)  # content-addressed: shared images stored once
+            except ValueError as e:
+                drops.add("bad_image", f"{where}: {e}")
+                continue
+            yield i, row, path
 
 
 def yes_no_closed(answer: str) -> bool:
@@ -247,10 +274,19 @@ def choices_and_letter(options: Any, answer: Any, drops: Drops, where: str) -> t
     return choices, letter
 
 
-def keep(row: dict, drops: Drops, where: str, required: tuple[str, ...]) -> bool:
-    """False (and counted) when a row is malformed or misses a required field."""
+def keep(row: Any, drops: Drops, where: str, required: tuple[str, ...]) -> bool:
+    """False (and counted) when a row is malformed, not an object, not valid UTF-8 or
+    misses a required field."""
+    if not isinstance(row, dict):
+        drops.add("row_not_object", f"{where}: {printable(repr(row))}")
+        return False
     if "_malformed" in row:
-        drops.add("malformed_row", row["_malformed"])
+        drops.add(row.get("_reason", "malformed_row"), row["_malformed"])
+        return False
+    try:
+        check_utf8(row)
+    except UnicodeError:
+        drops.add("bad_encoding", where)
         return False
     missing = [k for k in required if row.get(k) in (None, "")]
     if missing:

@@ -35,24 +35,25 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     n_split = 0
     for i, row in enumerate(read_rows(path)):
         where = f"{path.name}:{i + 2}"
-        if not keep(row, drops, where, ("path_to_image", "split")):
-            continue
-        if split and row["split"] != split:
-            continue
-        n_split += 1
-        findings, impression = clean(row.get("section_findings")), clean(row.get("section_impression"))
-        if not findings and not impression:
-            sections = split_sections(row.get("report") or "")
-            findings, impression = sections["findings"], sections["impression"]
-        if not findings and not impression:
-            drops.add("empty_report", where)
-            continue
-        rel = Path(row["path_to_image"])
-        image = first_existing([root / rel, root / "PNG" / rel.with_suffix(".png"), root / rel.with_suffix(".png")])
-        yield report_record(
-            rid=f"chexpert_plus/{rel.with_suffix('').as_posix()}", source="chexpert_plus",
-            split=row["split"], images=[image], findings=findings, impression=impression,
-            meta={k: row.get(k) for k in ("deid_patient_id", "patient_report_date_order", "frontal_lateral", "ap_pa")},
-        )
+        with drops.guard(where):
+            if not keep(row, drops, where, ("path_to_image", "split")):
+                continue
+            if split and row["split"] != split:
+                continue
+            n_split += 1
+            findings, impression = clean(row.get("section_findings")), clean(row.get("section_impression"))
+            if not findings and not impression:
+                sections = split_sections(row.get("report") or "")
+                findings, impression = sections["findings"], sections["impression"]
+            if not findings and not impression:
+                drops.add("empty_report", where)
+                continue
+            rel = Path(row["path_to_image"])
+            image = first_existing([root / rel, root / "PNG" / rel.with_suffix(".png"), root / rel.with_suffix(".png")])
+            yield report_record(
+                rid=f"chexpert_plus/{rel.with_suffix('').as_posix()}", source="chexpert_plus",
+                split=row["split"], images=[image], findings=findings, impression=impression,
+                meta={k: row.get(k) for k in ("deid_patient_id", "patient_report_date_order", "frontal_lateral", "ap_pa")},
+            )
     if split and n_split == 0:
         raise ValueError(f"{path}: no row in split {split!r}; CheXpert Plus has 'train' and 'valid'")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
 from medmo.data.sources._grounding import check_box, grounding_record
 from medmo.model.prompts import GROUND_ALL
 
@@ -65,47 +65,50 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             raise FileNotFoundError(f"{raw}: expected one {CSV_NAME} (DeepLesion annotations), found {len(found)}")
         csv_path = found[0]
     slices: dict[str, list[dict]] = defaultdict(list)
-    with csv_path.open(newline="", encoding="utf-8") as f:
+    with csv_path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{csv_path}: columns {missing} missing; expected DeepLesion's DL_info.csv header")
-        for line, row in enumerate(reader, 2):
+        for line, row in enumerate(csv_rows(reader, csv_path.name, drops), 2):
             where = f"{csv_path.name}:{line}"
-            try:
-                width, height = (int(v) for v in _numbers(row["Image_size"])[:2])
-                lesion_type = int(row["Coarse_lesion_type"])
-                row_split = SPLITS[row["Train_Val_Test"].strip()]
-                bbox = _numbers(row["Bounding_boxes"])
-            except (ValueError, KeyError, AttributeError):
-                drops.add("malformed_row", where)
-                continue
-            if split is not None and row_split != split:
-                continue
-            label = LESION_TYPES.get(lesion_type, "lesion")
-            box = check_box(bbox, width, height, drops, where, label)
-            if box is not None:
-                slices[row["File_name"]].append({"box": box, "row": row, "size": (width, height),
-                                                 "split": row_split, "type": lesion_type})
+            with drops.guard(where):
+                check_utf8(row)
+                try:
+                    width, height = (int(v) for v in _numbers(row["Image_size"])[:2])
+                    lesion_type = int(row["Coarse_lesion_type"])
+                    row_split = SPLITS[row["Train_Val_Test"].strip()]
+                    bbox = _numbers(row["Bounding_boxes"])
+                except (ValueError, KeyError, AttributeError):
+                    drops.add("malformed_row", where)
+                    continue
+                if split is not None and row_split != split:
+                    continue
+                label = LESION_TYPES.get(lesion_type, "lesion")
+                box = check_box(bbox, width, height, drops, where, label)
+                if box is not None:
+                    slices[row["File_name"]].append({"box": box, "row": row, "size": (width, height),
+                                                     "split": row_split, "type": lesion_type})
 
     for name, lesions in sorted(slices.items()):
-        first = lesions[0]["row"]
-        window = _numbers(first["DICOM_windows"]) if first.get("DICOM_windows") else None
-        rec_split = lesions[0]["split"]
-        yield grounding_record(
-            rid=f"deeplesion/{rec_split}/{Path(name).stem}", source="deeplesion", split=rec_split,
-            modality="ct", images=[str(image_path(csv_path.parent, name))],
-            prompt=GROUND_ALL.format(target="lesions"), boxes=[les["box"] for les in lesions],
-            image_size=lesions[0]["size"], target_label="Lesion",
-            meta={
-                "file_name": name,
-                "key_slice_index": int(first["Key_slice_index"]) if first.get("Key_slice_index") else None,
-                "lesion_types": [les["type"] for les in lesions],
-                "possibly_noisy": [les["row"].get("Possibly_noisy") == "1" for les in lesions],
-                "spacing_mm": _numbers(first["Spacing_mm_px_"]) if first.get("Spacing_mm_px_") else None,
-                "slice_range": _numbers(first["Slice_range"]) if first.get("Slice_range") else None,
-                "hu_offset": HU_OFFSET,
-                "window_hu": window,
-                "window_png": [w + HU_OFFSET for w in window] if window else None,
-            },
-        )
+        with drops.guard(f"{csv_path.name} {name}"):
+            first = lesions[0]["row"]
+            window = _numbers(first["DICOM_windows"]) if first.get("DICOM_windows") else None
+            rec_split = lesions[0]["split"]
+            yield grounding_record(
+                rid=f"deeplesion/{rec_split}/{Path(name).stem}", source="deeplesion", split=rec_split,
+                modality="ct", images=[str(image_path(csv_path.parent, name))],
+                prompt=GROUND_ALL.format(target="lesions"), boxes=[les["box"] for les in lesions],
+                image_size=lesions[0]["size"], target_label="Lesion",
+                meta={
+                    "file_name": name,
+                    "key_slice_index": int(first["Key_slice_index"]) if first.get("Key_slice_index") else None,
+                    "lesion_types": [les["type"] for les in lesions],
+                    "possibly_noisy": [les["row"].get("Possibly_noisy") == "1" for les in lesions],
+                    "spacing_mm": _numbers(first["Spacing_mm_px_"]) if first.get("Spacing_mm_px_") else None,
+                    "slice_range": _numbers(first["Slice_range"]) if first.get("Slice_range") else None,
+                    "hu_offset": HU_OFFSET,
+                    "window_hu": window,
+                    "window_png": [w + HU_OFFSET for w in window] if window else None,
+                },
+            )

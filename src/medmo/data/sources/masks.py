@@ -122,29 +122,30 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, modality: s
         return
     prompt = GROUND_ALL.format(target=target or f"{label}s")
     for name, image, masks in pairs:
-        if image is None:
-            drops.add("image_missing", f"{raw.name}/{name}")
-            continue
-        try:
-            labels = read_array(masks[0]) if len(masks) == 1 else stack_binary(masks)
-        except (OSError, ValueError) as e:
-            drops.add("mask_unreadable", f"{masks[0]}: {e}")
-            continue
-        height, width = labels.shape[:2]
-        with Image.open(image) as im:
-            if im.size != (width, height):
-                drops.add("mask_size_mismatch", f"{name}: image {im.size} vs mask {(width, height)}")
+        with drops.guard(f"{raw.name}/{name}"):
+            if image is None:
+                drops.add("image_missing", f"{raw.name}/{name}")
                 continue
-        found = instance_boxes(labels)
-        kept = [(k, b, a) for k, b, a in found if a >= min_area]
-        for k, _, a in found:
-            if a < min_area:
-                drops.add("too_small", f"{name} instance {k}: {a} px")
-        if not kept:
-            drops.add("image_without_boxes", name)
-            continue
-        yield grounding_record(
-            rid=f"{source}/{item_split}/{name}", source=source, split=item_split, modality=modality,
-            images=[str(image)], prompt=prompt, boxes=[Box(*b.as_list(), label) for _, b, _ in kept],
-            image_size=(width, height), meta={"instance_ids": [k for k, _, _ in kept], "areas": [a for _, _, a in kept]},
-        )
+            try:
+                labels = read_array(masks[0]) if len(masks) == 1 else stack_binary(masks)
+            except (OSError, ValueError) as e:
+                drops.add("mask_unreadable", f"{masks[0]}: {e}")
+                continue
+            height, width = labels.shape[:2]
+            with Image.open(image) as im:
+                if im.size != (width, height):
+                    drops.add("mask_size_mismatch", f"{name}: image {im.size} vs mask {(width, height)}")
+                    continue
+            found = instance_boxes(labels)
+            kept = [(k, b, a) for k, b, a in found if a >= min_area]
+            for k, _, a in found:
+                if a < min_area:
+                    drops.add("too_small", f"{name} instance {k}: {a} px")
+            if not kept:
+                drops.add("image_without_boxes", name)
+                continue
+            yield grounding_record(
+                rid=f"{source}/{item_split}/{name}", source=source, split=item_split, modality=modality,
+                images=[str(image)], prompt=prompt, boxes=[Box(*b.as_list(), label) for _, b, _ in kept],
+                image_size=(width, height), meta={"instance_ids": [k for k, _, _ in kept], "areas": [a for _, _, a in kept]},
+            )

@@ -28,14 +28,15 @@ def _convert(n_options: int, raw: Path, drops: Drops, split: str | None) -> Iter
     keys = ("opa", "opb", "opc", "opd", "ope")[:n_options]
     for i, row in enumerate(read_rows(path, "train" if hf else split)):
         where = f"{path.name}:{i + 2}"
-        if not keep(row, drops, where, ("question", "answer_idx") + keys):
-            continue
-        if not (picked := choices_and_letter({L: row[k] for L, k in zip("ABCDE", keys)}, row["answer_idx"], drops,
-                                             where)):
-            continue
-        choices, letter = picked
-        yield mcq_record(rid=f"{name}/{split}/{i}", source=name, split=split, question=row["question"],
-                         choices=choices, letter=letter, meta={"explanation": row.get("explanation")})
+        with drops.guard(where):
+            if not keep(row, drops, where, ("question", "answer_idx") + keys):
+                continue
+            if not (picked := choices_and_letter({L: row[k] for L, k in zip("ABCDE", keys)}, row["answer_idx"], drops,
+                                                 where)):
+                continue
+            choices, letter = picked
+            yield mcq_record(rid=f"{name}/{split}/{i}", source=name, split=split, question=row["question"],
+                             choices=choices, letter=letter, meta={"explanation": row.get("explanation")})
 
 
 @register_source("medbullets_op4", tasks=("mcq",), modality="text")

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import LETTERS, choices_and_letter, find_file, keep, mcq_record, read_rows
+from medmo.data.sources._qa import LETTERS, choices_and_letter, find_file, jsonl_rows, keep, mcq_record, read_rows
 
 _INLINE = re.compile(r"\(([A-D])\)\s*(.*?)(?=\s*\([A-D]\)\s|$)", re.S)
 
@@ -60,37 +60,28 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
         zero_based = False
     for i, row in enumerate(rows):
         where = f"{path.name}:{i + 1}"
-        if "_malformed" in row:
-            drops.add("malformed_row", row["_malformed"])
-            continue
-        item = _normalize(row, zero_based)
-        if item["letter"] is None:
-            drops.add("no_answer", where)
-            continue
-        if not keep(item, drops, where, ("question", "choices", "letter")):
-            continue
-        if not (picked := choices_and_letter(item["choices"], item["letter"], drops, where)):
-            continue
-        choices, letter = picked
-        yield mcq_record(rid=f"medmcqa/{split}/{item.get('mid') or i}", source="medmcqa", split=split,
-                         question=item["question"], choices=choices, letter=letter,
-                         meta={k: item.get(k) for k in ("subject", "topic", "choice_type")})
+        with drops.guard(where):
+            if not keep(row, drops, where, ()):
+                continue
+            item = _normalize(row, zero_based)
+            if item["letter"] is None:
+                drops.add("no_answer", where)
+                continue
+            if not keep(item, drops, where, ("question", "choices", "letter")):
+                continue
+            if not (picked := choices_and_letter(item["choices"], item["letter"], drops, where)):
+                continue
+            choices, letter = picked
+            yield mcq_record(rid=f"medmcqa/{split}/{item.get('mid') or i}", source="medmcqa", split=split,
+                             question=item["question"], choices=choices, letter=letter,
+                             meta={k: item.get(k) for k in ("subject", "topic", "choice_type")})
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
     """The original release names its JSON-lines files *.json; read them line by line."""
     if path.suffix == ".json":
-        text = path.read_text(encoding="utf-8").lstrip()
-        if text.startswith("["):
-            yield from read_rows(path)
-            return
-        import json
-
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    yield {"_malformed": f"{path.name}:{i}"}
+        with path.open("rb") as f:
+            starts_list = f.read(4096).lstrip().startswith(b"[")
+        yield from read_rows(path) if starts_list else jsonl_rows(path)
         return
     yield from read_rows(path)

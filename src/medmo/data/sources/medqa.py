@@ -28,11 +28,12 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
                                           f"4_options/phrases_no_exclude_{split}.jsonl"], f"MedQA {split}.jsonl")
     for i, row in enumerate(read_rows(path, split)):
         where = f"{path.name}:{i + 1}"
-        if not keep(row, drops, where, ("question", "options", "answer_idx")):
-            continue
-        if not (picked := choices_and_letter(row["options"], row["answer_idx"], drops, where)):
-            continue
-        choices, letter = picked
-        yield mcq_record(rid=f"medqa/{split}/{len(choices)}opt/{row.get('realidx', i)}", source="medqa", split=split,
-                         question=row["question"], choices=choices, letter=letter,
-                         meta={"n_options": len(choices), "meta_info": row.get("meta_info")})
+        with drops.guard(where):
+            if not keep(row, drops, where, ("question", "options", "answer_idx")):
+                continue
+            if not (picked := choices_and_letter(row["options"], row["answer_idx"], drops, where)):
+                continue
+            choices, letter = picked
+            yield mcq_record(rid=f"medqa/{split}/{len(choices)}opt/{row.get('realidx', i)}", source="medqa", split=split,
+                             question=row["question"], choices=choices, letter=letter,
+                             meta={"n_options": len(choices), "meta_info": row.get("meta_info")})

@@ -25,7 +25,9 @@ place when the question interleaves them, else in front), box hints in the quest
 and MEDSG_SUFFIX in place of the official Qwen2-VL format line. The original
 question stays in meta["question"]. Image paths in the release are absolute paths of the
 authors' machine; a path that does not exist is looked up by its tail under the JSON's
-folder, and kept as written when not found there either.
+folder; one not found there either is named beside the JSON file (so it stays inside
+the release: `--check-images exists` counts it missing, and medmo data convert does not
+refuse it as a path outside the release).
 
 `reference_predictions(file)` turns the official evaluation's output file (a list of
 {"task", "question", "answer" = raw model text, "filter_answer", "iou", "groundtruth"}
@@ -41,8 +43,9 @@ from typing import Any, Iterator
 
 from medmo.boxes import Box
 from medmo.data.schema import IMAGE_TOKEN, Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, check_utf8, register_source, require_path
 from medmo.data.sources._grounding import check_box, grounding_record
+from medmo.data.sources._qa import read_text
 from medmo.model.prompts import MEDSG_SUFFIX
 
 TASKS = ("Registered_Diff", "Non_Registered_Diff", "multi_view", "object_tracking", "concept", "patch",
@@ -79,7 +82,7 @@ def _resolve(path: str, base: Path) -> str:
         cand = base.joinpath(*p.parts[k:])
         if cand.exists():
             return str(cand)
-    return path
+    return str(base / p.name)
 
 
 def _size(item: dict) -> tuple[int, int]:
@@ -138,7 +141,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, tasks: tupl
         raise FileNotFoundError(f"{raw}: no .json files; expected MedSG-Bench task files")
     for path in files:
         try:
-            items = json.loads(path.read_text(encoding="utf-8"))
+            items = json.loads(read_text(path))
         except (ValueError, UnicodeDecodeError) as e:
             drops.add("unreadable_file", f"{path}: {e}")
             continue
@@ -149,20 +152,22 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, tasks: tupl
             drops.add("evaluation_output_file", f"{path.name}: model outputs, read with reference_predictions()")
             continue
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or item.get("task") not in TASKS:
-                drops.add("unknown_task", f"{path.name}[{i}]: {str(item)[:80]}")
-                continue
-            if tasks is not None and item["task"] not in tasks:
-                continue
-            if "conversations" in item:
-                make, item_split = _train_records, "train"
-            elif "question" in item:
-                make, item_split = _test_records, "test"
-            else:
-                drops.add("malformed_item", f"{path.name}[{i}]: neither 'question' nor 'conversations'")
-                continue
-            if split is None or split == item_split:
-                yield from make(item, i, path.parent, path.stem, drops)
+            with drops.guard(f"{path.name}[{i}]"):
+                check_utf8(item)
+                if not isinstance(item, dict) or item.get("task") not in TASKS:
+                    drops.add("unknown_task", f"{path.name}[{i}]: {str(item)[:80]}")
+                    continue
+                if tasks is not None and item["task"] not in tasks:
+                    continue
+                if "conversations" in item:
+                    make, item_split = _train_records, "train"
+                elif "question" in item:
+                    make, item_split = _test_records, "test"
+                else:
+                    drops.add("malformed_item", f"{path.name}[{i}]: neither 'question' nor 'conversations'")
+                    continue
+                if split is None or split == item_split:
+                    yield from make(item, i, path.parent, path.stem, drops)
 
 
 def reference_predictions(path: str | Path) -> list[dict[str, Any]]:

@@ -40,18 +40,19 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
     folder = image_folder("medtrinity", image_dir)
     for i, row in enumerate(read_rows(raw, split)):
         where = f"row {i}"
-        if not keep(row, drops, where, ("caption",)):
-            continue
-        if row.get("image") is None and not row.get("file_name"):
-            drops.add("missing_field", f"{where}: no image")
-            continue
-        rid = str(row.get("id") or i)
-        try:
-            image = _image(row, root, folder, f"{split}-{i}")
-        except ValueError as e:
-            drops.add("bad_image", f"{where}: {e}")
-            continue
-        modality = clean(row.get("modality")).lower() or "mixed"
-        yield caption_record(rid=f"medtrinity/{split}/{rid}", source="medtrinity", split=split, image=image,
-                             caption=row["caption"], modality=modality, prompt=prompts.MEDTRINITY, task="report",
-                             meta={"id": rid, "origin": clean(row.get("source"))})
+        with drops.guard(where):
+            if not keep(row, drops, where, ("caption",)):
+                continue
+            if row.get("image") is None and not row.get("file_name"):
+                drops.add("missing_field", f"{where}: no image")
+                continue
+            rid = str(row.get("id") or i)
+            try:
+                image = _image(row, root, folder, f"{split}-{i}")
+            except ValueError as e:
+                drops.add("bad_image", f"{where}: {e}")
+                continue
+            modality = clean(row.get("modality")).lower() or "mixed"
+            yield caption_record(rid=f"medtrinity/{split}/{rid}", source="medtrinity", split=split, image=image,
+                                 caption=row["caption"], modality=modality, prompt=prompts.MEDTRINITY, task="report",
+                                 meta={"id": rid, "origin": clean(row.get("source"))})

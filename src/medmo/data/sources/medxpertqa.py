@@ -33,24 +33,25 @@ def _convert(kind: str, raw: Path, drops: Drops, split: str | None) -> Iterator[
     image_roots = [path.parent / "images", path.parent.parent / "images"]
     for i, row in enumerate(read_rows(path)):
         where = f"{path.name}:{i + 1}"
-        if not keep(row, drops, where, ("question", "options", "label")):
-            continue
-        label = row["label"][0] if isinstance(row["label"], list) else row["label"]
-        if not (picked := choices_and_letter(row["options"], label, drops, where)):
-            continue
-        choices, letter = picked
-        images = []
-        for img in row.get("images") or []:
-            fname = img["image_path"] if isinstance(img, dict) else str(img)
-            root = next((r for r in image_roots if (r / fname).exists()), image_roots[0])
-            images.append(str((root / fname).resolve()))
-        if kind == "mm" and not images:
-            drops.add("no_image", where)
-            continue
-        yield mcq_record(rid=f"{name}/{split}/{row.get('id', i)}", source=name, split=split,
-                         modality="mixed" if images else "text", images=images, question=row["question"],
-                         choices=choices, letter=letter,
-                         meta={k: row.get(k) for k in ("medical_task", "body_system", "question_type")})
+        with drops.guard(where):
+            if not keep(row, drops, where, ("question", "options", "label")):
+                continue
+            label = row["label"][0] if isinstance(row["label"], list) else row["label"]
+            if not (picked := choices_and_letter(row["options"], label, drops, where)):
+                continue
+            choices, letter = picked
+            images = []
+            for img in row.get("images") or []:
+                fname = img["image_path"] if isinstance(img, dict) else str(img)
+                root = next((r for r in image_roots if (r / fname).exists()), image_roots[0])
+                images.append(str((root / fname).resolve()))
+            if kind == "mm" and not images:
+                drops.add("no_image", where)
+                continue
+            yield mcq_record(rid=f"{name}/{split}/{row.get('id', i)}", source=name, split=split,
+                             modality="mixed" if images else "text", images=images, question=row["question"],
+                             choices=choices, letter=letter,
+                             meta={k: row.get(k) for k in ("medical_task", "body_system", "question_type")})
 
 
 @register_source("medxpertqa_text", tasks=("mcq",), modality="text")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
 from medmo.data.sources._report import report_record, split_sections
 
 _VIEW_ORDER = {"PA": 0, "AP": 1, "LATERAL": 2, "LL": 3}
@@ -38,8 +38,8 @@ def _read_csv(folder: Path, stem: str, required: bool) -> list[dict] | None:
         path = folder / name
         if path.exists():
             opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8", newline="") as f:
-                return list(csv.DictReader(f))
+            with opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="") as f:
+                return list(csv_rows(csv.DictReader(f), name))
     if required:
         raise FileNotFoundError(f"{folder}: no {stem}.csv[.gz]; expected the MIMIC-CXR-JPG 2.0.0 folder")
     return None
@@ -57,37 +57,40 @@ def convert(raw: Path, drops: Drops, split: str | None = None, reports_dir: Path
     studies: dict[tuple[str, str], dict] = {}
     images: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, r in enumerate(rows):
-        if not all(r.get(k) for k in ("dicom_id", "study_id", "subject_id", "split")):
-            drops.add("malformed_row", f"split.csv:{i + 2}")
-            continue
-        if split and r["split"] != split:
-            continue
-        key = (r["subject_id"], r["study_id"])
-        studies.setdefault(key, r)
-        images[key].append(r["dicom_id"])
+        with drops.guard(f"split.csv:{i + 2}"):
+            check_utf8(r)
+            if not all(r.get(k) for k in ("dicom_id", "study_id", "subject_id", "split")):
+                drops.add("malformed_row", f"split.csv:{i + 2}")
+                continue
+            if split and r["split"] != split:
+                continue
+            key = (r["subject_id"], r["study_id"])
+            studies.setdefault(key, r)
+            images[key].append(r["dicom_id"])
     if split and not studies:
         raise ValueError(f"{raw}: no study in split {split!r}; MIMIC-CXR's splits are train, validate, test")
     for (subject, study), r in studies.items():
-        rel = Path("files") / f"p{subject[:2]}" / f"p{subject}"
-        txt = reports / rel / f"s{study}.txt"
-        if not txt.exists():
-            drops.add("missing_report", str(txt))
-            continue
-        sections = split_sections(txt.read_text(encoding="utf-8", errors="replace"))
-        if not sections["findings"] and not sections["impression"]:
-            drops.add("empty_report", str(txt))
-            continue
-        dicoms = sorted(images[(subject, study)], key=lambda d: (_VIEW_ORDER.get(meta.get(d, {}).get("ViewPosition", ""), 9), d))
-        if views == "frontal":
-            dicoms = [d for d in dicoms if meta.get(d, {}).get("ViewPosition") in FRONTAL]
-            if not dicoms:
-                drops.add("no_frontal_view", f"s{study}")
+        with drops.guard(f"s{study}"):
+            rel = Path("files") / f"p{subject[:2]}" / f"p{subject}"
+            txt = reports / rel / f"s{study}.txt"
+            if not txt.exists():
+                drops.add("missing_report", str(txt))
                 continue
-        yield report_record(
-            rid=f"mimic_cxr/{r['split']}/s{study}", source="mimic_cxr", split=r["split"],
-            images=[str((raw / rel / f"s{study}" / f"{d}.jpg").resolve()) for d in dicoms],
-            findings=sections["findings"], impression=sections["impression"],
-            meta={"subject_id": subject, "study_id": study, "dicom_ids": dicoms,
-                  "views": [meta.get(d, {}).get("ViewPosition", "") for d in dicoms],
-                  "indication": sections.get("indication", "")},
-        )
+            sections = split_sections(txt.read_text(encoding="utf-8", errors="replace"))
+            if not sections["findings"] and not sections["impression"]:
+                drops.add("empty_report", str(txt))
+                continue
+            dicoms = sorted(images[(subject, study)], key=lambda d: (_VIEW_ORDER.get(meta.get(d, {}).get("ViewPosition", ""), 9), d))
+            if views == "frontal":
+                dicoms = [d for d in dicoms if meta.get(d, {}).get("ViewPosition") in FRONTAL]
+                if not dicoms:
+                    drops.add("no_frontal_view", f"s{study}")
+                    continue
+            yield report_record(
+                rid=f"mimic_cxr/{r['split']}/s{study}", source="mimic_cxr", split=r["split"],
+                images=[str((raw / rel / f"s{study}" / f"{d}.jpg").resolve()) for d in dicoms],
+                findings=sections["findings"], impression=sections["impression"],
+                meta={"subject_id": subject, "study_id": study, "dicom_ids": dicoms,
+                      "views": [meta.get(d, {}).get("ViewPosition", "") for d in dicoms],
+                      "indication": sections.get("indication", "")},
+            )

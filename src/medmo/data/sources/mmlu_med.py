@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, csv_rows, register_source, require_path
 from medmo.data.sources._qa import LETTERS, choices_and_letter, keep, mcq_record, read_rows
 
 SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
@@ -36,8 +36,8 @@ def _rows(raw: Path, split: str) -> Iterator[tuple[str, dict]]:
         if csv_file.exists():
             import csv
 
-            with csv_file.open(encoding="utf-8", newline="") as f:
-                for i, cols in enumerate(csv.reader(f)):
+            with csv_file.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+                for i, cols in enumerate(csv_rows(csv.reader(f), csv_file.name)):
                     if len(cols) != 6:
                         yield f"{csv_file.name}:{i + 1}", {"_malformed": f"{csv_file.name}:{i + 1}"}
                         continue
@@ -57,16 +57,17 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
         raw = raw / "test.jsonl"
     n = 0
     for where, row in _rows(raw, split):
-        if not keep(row, drops, where, ("question", "choices", "letter")):
-            continue
-        if row.get("subject") not in SUBJECTS:
-            drops.add("not_a_medical_subject", f"{where}: {row.get('subject')}")
-            continue
-        if not (picked := choices_and_letter(row["choices"], row["letter"], drops, where)):
-            continue
-        choices, letter = picked
-        yield mcq_record(rid=f"mmlu_med/{split}/{row['subject']}/{row.get('realidx', n)}", source="mmlu_med", split=split,
-                         question=row["question"], choices=choices, letter=letter, meta={"subject": row["subject"]})
-        n += 1
+        with drops.guard(where):
+            if not keep(row, drops, where, ("question", "choices", "letter")):
+                continue
+            if row.get("subject") not in SUBJECTS:
+                drops.add("not_a_medical_subject", f"{where}: {row.get('subject')}")
+                continue
+            if not (picked := choices_and_letter(row["choices"], row["letter"], drops, where)):
+                continue
+            choices, letter = picked
+            yield mcq_record(rid=f"mmlu_med/{split}/{row['subject']}/{row.get('realidx', n)}", source="mmlu_med", split=split,
+                             question=row["question"], choices=choices, letter=letter, meta={"subject": row["subject"]})
+            n += 1
     if n == 0 and not drops.total:
         raise FileNotFoundError(f"{raw}: no MMLU medical-subject {split} data found")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
 from medmo.data.sources._grounding import check_box, grounding_record
 from medmo.model.prompts import GROUND_TARGET
 
@@ -60,35 +60,38 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
     images = _image_index(folder)
 
     groups: dict[tuple[str, str], list] = defaultdict(list)
-    with csv_path.open(newline="", encoding="utf-8") as f:
+    with csv_path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         rows = csv.reader(f)
         header = next(rows, [])
         if header[:2] != ["Image Index", "Finding Label"]:
             raise ValueError(f"{csv_path}: header {header[:3]} is not NIH's "
                              "'Image Index,Finding Label,Bbox [x,y,w,h],,,'; is this BBox_List_2017.csv?")
-        for line, row in enumerate(rows, 2):
-            fields = [v for v in row if v.strip()]
-            if len(fields) != 6:
-                drops.add("malformed_row", f"{csv_path.name}:{line}: {len(fields)} fields, expected 6")
-                continue
-            name, label = fields[0].strip(), fields[1].strip()
-            try:
-                x, y, w, h = (float(v) for v in fields[2:])
-            except ValueError:
-                drops.add("malformed_row", f"{csv_path.name}:{line}: non-numeric box {fields[2:]}")
-                continue
-            box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}", label)
-            if box is not None:
-                groups[(name, label)].append(box)
+        for line, row in enumerate(csv_rows(rows, csv_path.name, drops), 2):
+            with drops.guard(f"{csv_path.name}:{line}"):
+                check_utf8(row)
+                fields = [v for v in row if v.strip()]
+                if len(fields) != 6:
+                    drops.add("malformed_row", f"{csv_path.name}:{line}: {len(fields)} fields, expected 6")
+                    continue
+                name, label = fields[0].strip(), fields[1].strip()
+                try:
+                    x, y, w, h = (float(v) for v in fields[2:])
+                except ValueError:
+                    drops.add("malformed_row", f"{csv_path.name}:{line}: non-numeric box {fields[2:]}")
+                    continue
+                box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}", label)
+                if box is not None:
+                    groups[(name, label)].append(box)
 
     for (name, label), boxes in sorted(groups.items()):
-        rec_split = "train" if name in train else "test"
-        if split is not None and rec_split != split:
-            continue
-        image = images.get(name, folder / "images" / name)
-        yield grounding_record(
-            rid=f"nih_chestxray14/{rec_split}/{Path(name).stem}/{label.lower()}",
-            source="nih_chestxray14", split=rec_split, modality="xray", images=[str(image)],
-            prompt=GROUND_TARGET.format(target=label.lower()), boxes=boxes, image_size=IMAGE_SIZE,
-            meta={"image_index": name, "finding": label},
-        )
+        with drops.guard(f"{csv_path.name} {name} {label}"):
+            rec_split = "train" if name in train else "test"
+            if split is not None and rec_split != split:
+                continue
+            image = images.get(name, folder / "images" / name)
+            yield grounding_record(
+                rid=f"nih_chestxray14/{rec_split}/{Path(name).stem}/{label.lower()}",
+                source="nih_chestxray14", split=rec_split, modality="xray", images=[str(image)],
+                prompt=GROUND_TARGET.format(target=label.lower()), boxes=boxes, image_size=IMAGE_SIZE,
+                meta={"image_index": name, "finding": label},
+            )

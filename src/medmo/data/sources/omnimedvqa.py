@@ -35,18 +35,19 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     for path in sorted(qa_dir.glob("*.json")):
         for i, row in enumerate(read_rows(path)):
             where = f"{path.name}[{i}]"
-            if not keep(row, drops, where, ("question", "gt_answer", "image_path", "option_A", "option_B")):
-                continue
-            choices = {L: str(row[f"option_{L}"]).strip() for L in "ABCD" if row.get(f"option_{L}") not in (None, "")}
-            letters = [L for L, t in choices.items() if t == str(row["gt_answer"]).strip()]
-            if len(letters) != 1:
-                drops.add("answer_not_in_choices", where)
-                continue
-            modality_type = row.get("modality_type", row.get("modality", "unknown"))
-            yield mcq_record(
-                rid=f"omnimedvqa/{split}/{row.get('question_id', f'{path.stem}-{i}')}", source="omnimedvqa", split=split,
-                modality=_MODALITY.get(str(modality_type).lower(), "other"),
-                images=[str((raw / row["image_path"]).resolve())], question=row["question"], choices=choices,
-                letter=letters[0], meta={"dataset": row.get("dataset", path.stem), "question_type": row.get("question_type"),
-                                         "modality_type": modality_type},
-            )
+            with drops.guard(where):
+                if not keep(row, drops, where, ("question", "gt_answer", "image_path", "option_A", "option_B")):
+                    continue
+                choices = {L: str(row[f"option_{L}"]).strip() for L in "ABCD" if row.get(f"option_{L}") not in (None, "")}
+                letters = [L for L, t in choices.items() if t == str(row["gt_answer"]).strip()]
+                if len(letters) != 1:
+                    drops.add("answer_not_in_choices", where)
+                    continue
+                modality_type = row.get("modality_type", row.get("modality", "unknown"))
+                yield mcq_record(
+                    rid=f"omnimedvqa/{split}/{row.get('question_id', f'{path.stem}-{i}')}", source="omnimedvqa", split=split,
+                    modality=_MODALITY.get(str(modality_type).lower(), "other"),
+                    images=[str((raw / row["image_path"]).resolve())], question=row["question"], choices=choices,
+                    letter=letters[0], meta={"dataset": row.get("dataset", path.stem), "question_type": row.get("question_type"),
+                                             "modality_type": modality_type},
+                )

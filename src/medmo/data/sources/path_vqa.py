@@ -24,6 +24,7 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
     raw = require_path(raw, "the flaviagiammarino/path-vqa parquet folder (data/test-*.parquet) or save_to_disk folder")
     split = split or "test"
     for i, row, path in embedded_image_rows(raw, split, "path_vqa", drops, image_dir):
-        answer = str(row["answer"])
-        yield vqa_record(rid=f"path_vqa/{split}/{i}", source="path_vqa", split=split, modality="pathology",
-                         images=[path], question=row["question"], answer=answer, closed=yes_no_closed(answer))
+        with drops.guard(f"{split}[{i}]"):
+            answer = str(row["answer"])
+            yield vqa_record(rid=f"path_vqa/{split}/{i}", source="path_vqa", split=split, modality="pathology",
+                             images=[path], question=row["question"], answer=answer, closed=yes_no_closed(answer))

@@ -41,9 +41,10 @@ def convert(raw: Path, drops: Drops, split: str | None = None, beta: bool = Fals
     for sp, path in files:
         root = path.parent
         for i, row in enumerate(read_rows(path)):
-            if not keep(row, drops, f"{path.name}:{i + 1}", ("image", "caption")):
-                continue
-            name = str(row["image"])
-            image = first_existing([root / d / name for d in _IMAGE_DIRS])
-            yield caption_record(rid=f"pmc_oa/{sp}/{Path(name).stem}", source="pmc_oa", split=sp, image=image,
-                                 caption=row["caption"], meta={k: row[k] for k in ("pmcid", "url_name") if row.get(k)})
+            with drops.guard(f"{path.name}:{i + 1}"):
+                if not keep(row, drops, f"{path.name}:{i + 1}", ("image", "caption")):
+                    continue
+                name = str(row["image"])
+                image = first_existing([root / d / name for d in _IMAGE_DIRS])
+                yield caption_record(rid=f"pmc_oa/{sp}/{Path(name).stem}", source="pmc_oa", split=sp, image=image,
+                                     caption=row["caption"], meta={k: row[k] for k in ("pmcid", "url_name") if row.get(k)})

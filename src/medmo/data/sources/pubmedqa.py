@@ -7,13 +7,28 @@ Release formats read:
   test split). Split "test" = those 500; "all" = the 1,000.
 - Hugging Face `qiaojin/PubMedQA` config pqa_labeled (parquet/save_to_disk: pubid,
   question, context {contexts, labels, meshes}, long_answer, final_decision; one
-  "train" split of 1,000, converted whole).
+  "train" split of all 1,000 labelled items). Split "test" selects the official 500
+  (below); "train" / "all" read the 1,000.
+The official test split (500 PMIDs, what MedEvalKit's openlifescienceai/pubmedqa copy and
+published tables use) is test_ground_truth.json. Without that file it is re-derived the
+way the PubMedQA repository made it (preprocess/split_dataset.py, "pqal"): a Python
+`random` generator seeded 0; the PMIDs of each label (yes, no, maybe, each in file order)
+shuffled and cut in two halves (the first ceil(n/2) to cross-validation, the rest to
+test); if the two sets differ in size, one PMID drawn from the first moves to the second.
+The result depends on the copy's row order, so it is accepted only when it matches the
+official split's fingerprint (TEST_FINGERPRINT, the SHA-256 of the sorted test PMIDs);
+it matches for the GitHub ori_pqal.json. A copy whose order does not reproduce it is
+evaluated whole (all labelled items), every record flagged meta.not_comparable, so the
+run is reported partial and never compared with published numbers as the 500.
 Posed as three-option multiple choice (A yes, B no, C maybe) with the abstract as
 "Context:", as MedEvalKit does. Licence: MIT.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import random
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +38,35 @@ from medmo.data.sources._qa import keep, mcq_record, read_rows
 
 CHOICES = {"A": "yes", "B": "no", "C": "maybe"}
 _LETTER = {v: k for k, v in CHOICES.items()}
+TEST_FINGERPRINT = "849f8c5496168d4bc2080ca64fc87ee1f431024600118eb171427c73a0331b6d"  # of test_ground_truth.json
+NOT_COMPARABLE = ("PubMedQA: this copy's row order does not reproduce the official 500 test ids "
+                  "(give ori_pqal.json with test_ground_truth.json); all labelled items evaluated")
+
+
+def fingerprint(pmids) -> str:
+    return hashlib.sha256(",".join(sorted(str(p) for p in pmids)).encode()).hexdigest()
+
+
+def official_test_ids(labelled: list[tuple[str, str]]) -> set[str] | None:
+    """The official test PMIDs re-derived from (pmid, final_decision) pairs in file order
+    (see the module docstring), or None when they do not match TEST_FINGERPRINT."""
+    rng = random.Random(0)
+    by_label: dict[str, list[str]] = {"yes": [], "no": [], "maybe": []}
+    for pmid, label in labelled:
+        if label not in by_label:
+            return None
+        by_label[label].append(str(pmid))
+    keep_out, test = [], []
+    for pmids in by_label.values():
+        rng.shuffle(pmids)
+        half = math.ceil(len(pmids) / 2)
+        keep_out += pmids[:half]
+        test += pmids[half:]
+    if len(test) != len(keep_out):
+        moved = rng.choice(keep_out)
+        keep_out.remove(moved)
+        test.append(moved)
+    return set(test) if fingerprint(test) == TEST_FINGERPRINT else None
 
 
 def _record(pmid: str, split: str, question: str, contexts: list[str], decision: str, meta: dict) -> Record:
@@ -37,30 +81,46 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     ori = raw / "ori_pqal.json" if raw.is_dir() else raw
     if ori.name == "ori_pqal.json" and ori.exists():
         gt_file = ori.parent / "test_ground_truth.json"
-        wanted = None
-        if split == "test":
-            if not gt_file.exists():
-                raise FileNotFoundError(f"{gt_file} not found; the official test split needs it (or use split='all')")
+        rows = list(read_rows(ori))
+        wanted, flag = None, None
+        if split == "test" and gt_file.exists():
             wanted = json.loads(gt_file.read_text(encoding="utf-8"))
-        for row in read_rows(ori):
-            pmid = row["_key"]
-            if wanted is not None and pmid not in wanted:
-                continue
-            if not keep(row, drops, pmid, ("QUESTION", "CONTEXTS", "final_decision")):
-                continue
-            decision = (wanted or {}).get(pmid, row["final_decision"])
-            if decision not in _LETTER:
-                drops.add("bad_label", f"{pmid}: {decision!r}")
-                continue
-            yield _record(pmid, split, row["QUESTION"], row["CONTEXTS"], decision,
-                          {"year": row.get("YEAR"), "long_answer": row.get("LONG_ANSWER")})
+        elif split == "test":
+            derived = official_test_ids([(r.get("_key"), r.get("final_decision")) for r in rows])
+            wanted = {p: r["final_decision"] for r in rows if derived and (p := r.get("_key")) in derived} or None
+            flag = None if derived else NOT_COMPARABLE
+        for i, row in enumerate(rows):
+            with drops.guard(f"{ori.name}[{i}]"):
+                pmid = row["_key"]
+                if wanted is not None and pmid not in wanted:
+                    continue
+                if not keep(row, drops, pmid, ("QUESTION", "CONTEXTS", "final_decision")):
+                    continue
+                decision = (wanted or {}).get(pmid, row["final_decision"])
+                if decision not in _LETTER:
+                    drops.add("bad_label", f"{pmid}: {decision!r}")
+                    continue
+                yield _record(pmid, split, row["QUESTION"], row["CONTEXTS"], decision,
+                              {"year": row.get("YEAR"), "long_answer": row.get("LONG_ANSWER"), **_flag(flag)})
         return
-    for i, row in enumerate(read_rows(raw, split if split != "test" else "train")):
-        if not keep(row, drops, f"row {i}", ("question", "context", "final_decision")):
-            continue
-        if row["final_decision"] not in _LETTER:
-            drops.add("bad_label", f"row {i}: {row['final_decision']!r}")
-            continue
-        ctx = row["context"]["contexts"] if isinstance(row["context"], dict) else list(row["context"])
-        yield _record(str(row.get("pubid", i)), split, row["question"], ctx, row["final_decision"],
-                      {"long_answer": row.get("long_answer")})
+    rows = list(read_rows(raw, "train" if split in ("test", "all") else split))
+    wanted, flag = None, None
+    if split == "test":
+        wanted = official_test_ids([(str(r.get("pubid")), r.get("final_decision")) for r in rows])
+        flag = None if wanted else NOT_COMPARABLE
+    for i, row in enumerate(rows):
+        with drops.guard(f"row {i}"):
+            if wanted is not None and str(row.get("pubid")) not in wanted:
+                continue
+            if not keep(row, drops, f"row {i}", ("question", "context", "final_decision")):
+                continue
+            if row["final_decision"] not in _LETTER:
+                drops.add("bad_label", f"row {i}: {row['final_decision']!r}")
+                continue
+            ctx = row["context"]["contexts"] if isinstance(row["context"], dict) else list(row["context"])
+            yield _record(str(row.get("pubid", i)), split, row["question"], ctx, row["final_decision"],
+                          {"long_answer": row.get("long_answer"), **_flag(flag)})
+
+
+def _flag(reason: str | None) -> dict:
+    return {"not_comparable": reason} if reason else {}

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from medmo.data.schema import Record
-from medmo.data.sources import Drops, register_source, require_path
+from medmo.data.sources import Drops, check_utf8, register_source, require_path
 from medmo.data.sources._qa import image_folder, is_hf_folder, keep, read_rows, save_image
 from medmo.data.sources._report import caption_record, first_existing
 
@@ -32,21 +32,23 @@ _SUBSETS = {"radiology": ("radiology",), "non-radiology": ("non-radiology",), "a
 def _read_tsv(path: Path) -> list[list[str]]:
     if not path.exists():
         return []
-    return [line.rstrip("\n").split("\t") for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return [line.rstrip("\n").split("\t") for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines() if line.strip()]
 
 
 def _github(folder: Path, split: str, subset: str, drops: Drops) -> Iterator[Record]:
     names = {row[0].strip(): row[-1].strip() for row in _read_tsv(folder / "dlinks.txt") if len(row) >= 2}
     for n, row in enumerate(_read_tsv(folder / "captions.txt"), 1):
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            drops.add("malformed_row", f"{folder / 'captions.txt'}:{n}")
-            continue
-        rid, caption = row[0].strip(), "\t".join(row[1:])
-        candidates = [folder / "images" / names[rid]] if rid in names else []
-        candidates += [folder / "images" / f"{rid}.jpg"]
-        yield caption_record(rid=f"roco/{split}/{rid}", source="roco", split=split, image=first_existing(candidates),
-                             caption=caption, modality="radiology" if subset == "radiology" else "mixed",
-                             meta={"roco_id": rid, "subset": subset})
+        with drops.guard(f"{folder.name}/captions.txt:{n}"):
+            check_utf8(row)
+            if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                drops.add("malformed_row", f"{folder / 'captions.txt'}:{n}")
+                continue
+            rid, caption = row[0].strip(), "\t".join(row[1:])
+            candidates = [folder / "images" / names[rid]] if rid in names else []
+            candidates += [folder / "images" / f"{rid}.jpg"]
+            yield caption_record(rid=f"roco/{split}/{rid}", source="roco", split=split, image=first_existing(candidates),
+                                 caption=caption, modality="radiology" if subset == "radiology" else "mixed",
+                                 meta={"roco_id": rid, "subset": subset})
 
 
 @register_source("roco", tasks=("caption",), modality="radiology")
@@ -67,13 +69,14 @@ def convert(raw: Path, drops: Drops, split: str | None = None, subset: str = "ra
     folder = image_folder("roco", image_dir)
     for sp in splits if not raw.is_file() else [split or "test"]:
         for i, row in enumerate(read_rows(raw, sp)):
-            if not keep(row, drops, f"{sp} row {i}", ("image", "caption")):
-                continue
-            rid = str(row.get("image_id") or i)
-            try:
-                image = save_image(row["image"], folder, f"{sp}-{rid}")
-            except ValueError as e:
-                drops.add("bad_image", f"{sp} row {i}: {e}")
-                continue
-            yield caption_record(rid=f"roco/{sp}/{rid}", source="roco", split=sp, image=image, caption=row["caption"],
-                                 modality="radiology", meta={"roco_id": rid, "subset": subset})
+            with drops.guard(f"{sp} row {i}"):
+                if not keep(row, drops, f"{sp} row {i}", ("image", "caption")):
+                    continue
+                rid = str(row.get("image_id") or i)
+                try:
+                    image = save_image(row["image"], folder, f"{sp}-{rid}")
+                except ValueError as e:
+                    drops.add("bad_image", f"{sp} row {i}: {e}")
+                    continue
+                yield caption_record(rid=f"roco/{sp}/{rid}", source="roco", split=sp, image=image, caption=row["caption"],
+                                     modality="radiology", meta={"roco_id": rid, "subset": subset})

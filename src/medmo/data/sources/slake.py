@@ -28,13 +28,14 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     path = find_file(raw, [f"{split}.json", f"Slake1.0/{split}.json"], f"SLAKE {split}.json")
     root = path.parent
     for i, row in enumerate(read_rows(path)):
-        if not keep(row, drops, f"{path.name}[{i}]", ("question", "answer", "img_name", "answer_type")):
-            continue
-        lang = row.get("q_lang", "en")
-        yield vqa_record(
-            rid=f"slake/{split}/{row.get('qid', i)}", source="slake", split=split,
-            modality=_MODALITY.get(str(row.get("modality", "")).lower(), "other"),
-            images=[str((root / "imgs" / row["img_name"]).resolve())], question=row["question"],
-            answer=str(row["answer"]), closed=str(row["answer_type"]).upper() == "CLOSED", lang=lang, prompt_by="answer_type",
-            meta={k: row.get(k) for k in ("qid", "img_id", "location", "modality", "content_type", "base_type", "answer_type")},
-        )
+        with drops.guard(f"{path.name}[{i}]"):
+            if not keep(row, drops, f"{path.name}[{i}]", ("question", "answer", "img_name", "answer_type")):
+                continue
+            lang = row.get("q_lang", "en")
+            yield vqa_record(
+                rid=f"slake/{split}/{row.get('qid', i)}", source="slake", split=split,
+                modality=_MODALITY.get(str(row.get("modality", "")).lower(), "other"),
+                images=[str((root / "imgs" / row["img_name"]).resolve())], question=row["question"],
+                answer=str(row["answer"]), closed=str(row["answer_type"]).upper() == "CLOSED", lang=lang, prompt_by="answer_type",
+                meta={k: row.get(k) for k in ("qid", "img_id", "location", "modality", "content_type", "base_type", "answer_type")},
+            )

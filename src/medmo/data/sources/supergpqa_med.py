@@ -25,13 +25,14 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     path = raw if hf else find_file(raw, ["SuperGPQA-all.jsonl", "*.jsonl"], "SuperGPQA-all.jsonl")
     for i, row in enumerate(read_rows(path, "train")):
         where = f"{path.name}:{i + 1}"
-        if "_malformed" not in row and row.get("discipline") != "Medicine":
-            continue
-        if not keep(row, drops, where, ("question", "options", "answer_letter")):
-            continue
-        if not (picked := choices_and_letter(list(row["options"]), row["answer_letter"], drops, where)):
-            continue
-        choices, letter = picked
-        yield mcq_record(rid=f"supergpqa_med/test/{row.get('uuid', i)}", source="supergpqa_med", split="test",
-                         question=row["question"], choices=choices, letter=letter,
-                         meta={k: row.get(k) for k in ("field", "subfield", "difficulty", "is_calculation")})
+        with drops.guard(where):
+            if "_malformed" not in row and row.get("discipline") != "Medicine":
+                continue
+            if not keep(row, drops, where, ("question", "options", "answer_letter")):
+                continue
+            if not (picked := choices_and_letter(list(row["options"]), row["answer_letter"], drops, where)):
+                continue
+            choices, letter = picked
+            yield mcq_record(rid=f"supergpqa_med/test/{row.get('uuid', i)}", source="supergpqa_med", split="test",
+                             question=row["question"], choices=choices, letter=letter,
+                             meta={k: row.get(k) for k in ("field", "subfield", "difficulty", "is_calculation")})

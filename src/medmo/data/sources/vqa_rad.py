@@ -30,19 +30,21 @@ def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path |
     if mevf.exists():
         root = mevf.parent
         for i, row in enumerate(read_rows(mevf)):
-            if not keep(row, drops, f"{mevf.name}[{i}]", ("question", "answer", "image_name")):
-                continue
-            closed = str(row.get("answer_type", "")).strip().upper() == "CLOSED" if row.get("answer_type") else yes_no_closed(str(row["answer"]))
-            yield vqa_record(
-                rid=f"vqa_rad/{split}/{row.get('qid', i)}", source="vqa_rad", split=split, modality="radiology",
-                images=[str((root / "images" / row["image_name"]).resolve())], question=row["question"],
-                answer=str(row["answer"]), closed=closed,
-                meta={k: row.get(k) for k in ("qid", "image_organ", "question_type", "phrase_type", "answer_type")},
-            )
+            with drops.guard(f"{mevf.name}[{i}]"):
+                if not keep(row, drops, f"{mevf.name}[{i}]", ("question", "answer", "image_name")):
+                    continue
+                closed = str(row.get("answer_type", "")).strip().upper() == "CLOSED" if row.get("answer_type") else yes_no_closed(str(row["answer"]))
+                yield vqa_record(
+                    rid=f"vqa_rad/{split}/{row.get('qid', i)}", source="vqa_rad", split=split, modality="radiology",
+                    images=[str((root / "images" / row["image_name"]).resolve())], question=row["question"],
+                    answer=str(row["answer"]), closed=closed,
+                    meta={k: row.get(k) for k in ("qid", "image_organ", "question_type", "phrase_type", "answer_type")},
+                )
         return
     if not (is_hf_folder(raw) or any(raw.glob("**/*.parquet"))):
         raise FileNotFoundError(f"{raw}: expected {split}set.json (MEVF release) or the flaviagiammarino/vqa-rad parquet/save_to_disk copy")
     for i, row, path in embedded_image_rows(raw, split, "vqa_rad", drops, image_dir):
-        yield vqa_record(rid=f"vqa_rad/{split}/{i}", source="vqa_rad", split=split, modality="radiology",
-                         images=[path], question=row["question"], answer=str(row["answer"]),
-                         closed=yes_no_closed(str(row["answer"])))
+        with drops.guard(f"{split}[{i}]"):
+            yield vqa_record(rid=f"vqa_rad/{split}/{i}", source="vqa_rad", split=split, modality="radiology",
+                             images=[path], question=row["question"], answer=str(row["answer"]),
+                             closed=yes_no_closed(str(row["answer"])))

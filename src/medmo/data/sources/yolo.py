@@ -76,46 +76,47 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, modality: s
     names = class_names(raw)
     found_any = False
     for txt, image, item_split in _pairs(raw):
-        found_any = True
-        if split is not None and item_split != split:
-            continue
-        where = str(txt.relative_to(raw))
-        if image is None:
-            drops.add("image_missing", where)
-            continue
-        lines = [ln.split() for ln in txt.read_text().splitlines() if ln.strip()] if txt.is_file() else []
-        if not lines:
-            drops.add("image_without_boxes", str(image.relative_to(raw)))
-            continue
-        try:
-            with Image.open(image) as im:
-                width, height = im.size
-        except (UnidentifiedImageError, OSError) as e:
-            drops.add("image_unreadable", f"{image}: {e}")
-            continue
-        boxes = []
-        for n, parts in enumerate(lines, 1):
+        with drops.guard(str(txt)):
+            found_any = True
+            if split is not None and item_split != split:
+                continue
+            where = str(txt.relative_to(raw))
+            if image is None:
+                drops.add("image_missing", where)
+                continue
+            lines = [ln.split() for ln in txt.read_text().splitlines() if ln.strip()] if txt.is_file() else []
+            if not lines:
+                drops.add("image_without_boxes", str(image.relative_to(raw)))
+                continue
             try:
-                cls = int(parts[0])
-                cx, cy, w, h = (float(v) for v in parts[1:5])
-            except (ValueError, IndexError):
-                drops.add("malformed_line", f"{where}:{n}: {' '.join(parts)}")
+                with Image.open(image) as im:
+                    width, height = im.size
+            except (UnidentifiedImageError, OSError) as e:
+                drops.add("image_unreadable", f"{image}: {e}")
                 continue
-            if names and cls not in names:
-                drops.add("unknown_class", f"{where}:{n}: class {cls}")
+            boxes = []
+            for n, parts in enumerate(lines, 1):
+                try:
+                    cls = int(parts[0])
+                    cx, cy, w, h = (float(v) for v in parts[1:5])
+                except (ValueError, IndexError):
+                    drops.add("malformed_line", f"{where}:{n}: {' '.join(parts)}")
+                    continue
+                if names and cls not in names:
+                    drops.add("unknown_class", f"{where}:{n}: class {cls}")
+                    continue
+                xyxy = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+                box = check_box(xyxy, width, height, drops, f"{where}:{n}", names.get(cls, f"class_{cls}"))
+                if box is not None:
+                    boxes.append(box)
+            if not boxes:
+                drops.add("image_without_boxes", f"{image.relative_to(raw)}: every box dropped")
                 continue
-            xyxy = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
-            box = check_box(xyxy, width, height, drops, f"{where}:{n}", names.get(cls, f"class_{cls}"))
-            if box is not None:
-                boxes.append(box)
-        if not boxes:
-            drops.add("image_without_boxes", f"{image.relative_to(raw)}: every box dropped")
-            continue
-        labels = list(names.values()) or [b.label for b in boxes]
-        yield grounding_record(
-            rid=f"{source}/{item_split}/{image.stem}", source=source, split=item_split, modality=modality,
-            images=[str(image)], prompt=detection_prompt(labels, target), boxes=boxes, image_size=(width, height),
-            meta={"label_file": where},
-        )
+            labels = list(names.values()) or [b.label for b in boxes]
+            yield grounding_record(
+                rid=f"{source}/{item_split}/{image.stem}", source=source, split=item_split, modality=modality,
+                images=[str(image)], prompt=detection_prompt(labels, target), boxes=boxes, image_size=(width, height),
+                meta={"label_file": where},
+            )
     if not found_any:
         raise ValueError(f"{raw}: no YOLO label files (*.txt) or images found; expected images/ + labels/")

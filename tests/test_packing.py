@@ -227,7 +227,7 @@ def test_sft_packed_batches_give_the_sft_padded_loss(tiny, tmp_path):
     base, _ = sft_dataset([str(write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96))], tmp_path / "dataset")
     rows = list(base)
     collator = SFTCollator(processor)
-    dataset, packed_collator = pack_for_sft(base, collator, budget=200, trace_file=None)
+    dataset, packed_collator, _ = pack_for_sft(base, collator, budget=200, trace_file=None)
     assert len(dataset) > 1 and max(len(p) for p in dataset["pack"]) > 1  # several rows of several samples
     packed = packed_collator([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():

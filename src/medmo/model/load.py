@@ -1,10 +1,14 @@
 """Load any image-text-to-text checkpoint (hub id or local folder) with its processor.
 
-One entry point for training, evaluation and serving: dtype, device map, attention
-implementation and optional LoRA are arguments, so the 8B model and the tiny model take
-the same path. Models load through `AutoModelForImageTextToText` and `AutoProcessor`, so
-every family of MedMO's tables (Qwen3-VL and its MoE, Qwen2.5-VL / Lingshu, InternVL3,
-Gemma 3 / MedGemma, LLaVA-OneVision) takes this path; `medmo tiny --arch` builds one of
+One entry point for training, evaluation and serving: dtype, device map and attention
+implementation are arguments, so the 8B model and the tiny model take the same path.
+attn_implementation "auto" is resolved here, once: flash-attention-2 when CUDA is there and
+`flash_attn` imports, else SDPA (packed rows need the varlen kernel to skip masked
+cross-sample blocks; SDPA computes them). LoRA is applied by the training stage
+(medmo.train.sft.lora_model), which knows which modules train. Models load through
+`AutoModelForImageTextToText` and `AutoProcessor`, so every family of MedMO's tables
+(Qwen3-VL and its MoE, Qwen2.5-VL / Lingshu, InternVL3, Gemma 3 / MedGemma,
+LLaVA-OneVision) takes this path; `medmo tiny --arch` builds one of
 each. dtype "auto" is bfloat16 on a CUDA device that supports it and float32 otherwise
 (an 8B model in float32 needs ~35 GB; on CPU bfloat16 matmuls are slow). A local folder
 that is not a checkpoint fails with a message naming the missing file; hub ids are
@@ -44,6 +48,22 @@ def resolve_dtype(name: str, device: str | None = None):
     return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
 
 
+def resolve_attn_implementation(name: str | None, device: str | None = None) -> str | None:
+    """"auto" -> "flash_attention_2" when CUDA is available (and `device`, if given, is CUDA) and
+    `flash_attn` imports, else "sdpa"; any other name (or None: transformers' default) unchanged."""
+    import torch
+
+    if name != "auto":
+        return name
+    if torch.cuda.is_available() and (device in (None, "auto") or str(device).startswith("cuda")):
+        try:
+            import flash_attn  # noqa: F401  (a wheel built for another torch fails here, not mid-run)
+            return "flash_attention_2"
+        except ImportError as e:
+            logger.info("attn_implementation auto: flash_attn does not import (%s); using sdpa", e)
+    return "sdpa"
+
+
 def check_checkpoint(path: str | Path) -> None:
     """A local path must hold a config.json; otherwise say what it is missing."""
     p = Path(path)
@@ -76,24 +96,21 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
 
 
 def load_model(path: str | Path, dtype: str = "auto", device_map: str | None = None,
-               attn_implementation: str | None = None, lora: LoraConfig | None = None, device: str | None = None):
-    """The checkpoint's model class (AutoModelForImageTextToText) from a folder or hub id, optionally
-    wrapped in LoRA. `device` (cuda / cpu) only decides what dtype "auto" means; moving is the caller's."""
+               attn_implementation: str | None = None, device: str | None = None):
+    """The checkpoint's model class (AutoModelForImageTextToText) from a folder or hub id. `device`
+    (cuda / cpu) only decides what dtype and attn_implementation "auto" mean; moving is the caller's."""
     from transformers import AutoModelForImageTextToText
 
     check_checkpoint(path)
     kwargs = {"dtype": resolve_dtype(dtype, device or device_map)}
     if device_map:
         kwargs["device_map"] = device_map
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
-    if lora is not None and lora.enabled:
-        from peft import LoraConfig as PeftLoraConfig, get_peft_model
-
-        model = get_peft_model(model, PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                     target_modules=lora.target_modules, task_type="CAUSAL_LM"))
-    return model
+    attn = resolve_attn_implementation(attn_implementation, device or device_map)
+    if attn:
+        kwargs["attn_implementation"] = attn
+        if attn_implementation == "auto":
+            logger.info("attn_implementation auto -> %s", attn)
+    return AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
 
 
 def load(path: str | Path, **kwargs):

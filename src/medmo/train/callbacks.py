@@ -4,13 +4,21 @@ and the Trainer arguments common to SFT and GRPO.
 `JsonlLogCallback` appends each Trainer log (loss, lr, rewards, ...) as one JSON line to
 runs/<name>/log.jsonl on the main process only; a resumed run appends to the same file,
 so its curve continues. `plot_curve` turns that file into a PNG.
+
+`RunCounts` puts real token and skip counts in those rows. Collators run in dataloader
+worker processes when `dataloader_num_workers` > 0, so a count kept on the collator object
+never reaches the trainer; instead each batch carries what its collator counted under the
+`COUNTS` key, the trainer takes it off before the forward pass (`compute_loss`) and adds it
+up in the main process, then over ranks at each log.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 from transformers import TrainerCallback
 
@@ -31,6 +39,57 @@ class JsonlLogCallback(TrainerCallback):
         row.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str)) and k != "epoch"})
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+
+
+COUNTS = "medmo_counts"  # batch key: {"tokens": non-pad input tokens, "skipped": {reason: n}} of that batch
+_TOTALS = ("num_tokens", "num_trained_tokens")
+
+
+class RunCounts:
+    """A stage's real token and skip counts: summed over micro-batches and ranks, cumulative over resumes.
+
+    Logged keys: `num_tokens` (non-pad input tokens; replaces TRL's, which counts rows of a
+    packed batch, whose position ids are [4, B, L]), `num_trained_tokens` (labels != -100:
+    assistant tokens), `tokens_per_step` / `trained_tokens_per_step` (means over the optimizer
+    steps since the previous log, all ranks), and `skipped/<reason>`: samples dropped while
+    building the set or the packing plan (`skipped_before`) plus those the collators dropped in
+    the batches trained. Totals continue from the last logged row of a resumed checkpoint.
+    """
+
+    def __init__(self, skipped_before: Counter | dict | None = None):
+        self.initial = Counter({f"skipped/{k}": n for k, n in (skipped_before or {}).items() if n})
+        self.pending: Counter = Counter()  # this rank, since the previous log
+        self.total: Counter | None = None  # all ranks; set at the first log
+        self.last_step = 0
+
+    def add(self, counts: dict, labels) -> None:
+        """One micro-batch: the collator's counts and the labels the loss is computed on."""
+        self.pending["num_tokens"] += int(counts["tokens"])
+        self.pending["num_trained_tokens"] += int((labels != -100).sum())
+        self.pending.update({f"skipped/{k}": n for k, n in counts.get("skipped", {}).items()})
+
+    def logs(self, state, gather: Callable[[list], list]) -> dict:
+        """What to log at this step; `gather` collects one object per rank (accelerate's gather_object)."""
+        if self.total is None:
+            last = next((r for r in reversed(state.log_history) if "num_tokens" in r), None)
+            kept = {k: v for k, v in (last or {}).items() if k in _TOTALS or k.startswith("skipped/")}
+            self.total = Counter(kept) if last else Counter(self.initial)
+            self.last_step = last["step"] if last else 0
+        new = sum((Counter(c) for c in gather([dict(self.pending)])), Counter())
+        self.pending.clear()
+        self.total.update(new)
+        row = {k: self.total[k] for k in _TOTALS} | {k: v for k, v in self.total.items() if k.startswith("skipped/")}
+        steps = state.global_step - self.last_step
+        if steps > 0:
+            row["tokens_per_step"] = new["num_tokens"] / steps
+            row["trained_tokens_per_step"] = new["num_trained_tokens"] / steps
+        self.last_step = state.global_step
+        return row
+
+    def skipped(self) -> dict[str, int]:
+        """Skips by reason so far on this rank's view (all ranks up to the last log)."""
+        total = (self.total if self.total is not None else self.initial) + self.pending
+        return {k.removeprefix("skipped/"): n for k, n in total.items() if k.startswith("skipped/")}
 
 
 def read_log(path: str | Path) -> list[dict]:

@@ -44,7 +44,7 @@ from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.data import build_dataset, decoder, image_paths
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, data_list, load_for_training, save_final
+from medmo.train.sft import PerModuleAdamW, check_trainable, data_list, load_for_training, save_final
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class GRPOConfig:
         if self.trainer != "grpo":
             raise ValueError(f"trainer must be 'grpo' for this config, got {self.trainer!r}")
         self.data = data_list(self.data)
+        check_trainable(self)
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise ValueError(f"rewards: a mapping term -> weight; terms: {', '.join(REWARDS.names())}")
         for name in self.rewards:
@@ -179,7 +180,7 @@ def build_trainer(cfg: GRPOConfig, run_dir: Path):
     args = trl_args(cfg, run_dir)
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
         dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
-    processor, model, lrs = load_for_training(cfg)
+    processor, model, lrs = load_for_training(cfg, run_dir if args.process_index == 0 else None)
     funcs, _ = build_rewards(cfg.rewards)
     trainer = GRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset,

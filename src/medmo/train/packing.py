@@ -45,6 +45,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from medmo.train.callbacks import COUNTS
+
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
@@ -69,6 +71,11 @@ class PackPlan:
     def summary(self) -> dict[str, Any]:
         return {"samples": sum(len(p) for p in self.packs), "rows": len(self.packs), "budget": self.budget,
                 "fill": round(self.fill, 4), "too_long": len(self.too_long), "unreadable": len(self.unreadable)}
+
+    def skipped(self) -> Counter:
+        """Samples left out of the plan, by the reasons the SFT collator uses for the same causes."""
+        counts = {"longer than max_length": len(self.too_long), "unreadable image": len(self.unreadable)}
+        return Counter({reason: n for reason, n in counts.items() if n})
 
 
 def plan_packs(lengths: Sequence[int], budget: int) -> PackPlan:
@@ -355,7 +362,9 @@ class PackedCollator:
     what padded training sees. An example the encoder rejects is dropped: None means the
     encoder counted why itself; an OSError/ValueError is counted here in `skipped`.
     `trace_file`, if set, gets one JSON line per batch with this rank and the example ids:
-    the evidence that ranks see disjoint data and a resumed run continues in place.
+    the evidence that ranks see disjoint data and a resumed run continues in place. The
+    batch carries its counts under `COUNTS` (real tokens, not row padding; this batch's skips)
+    for the trainer, which removes them before the forward pass.
     """
 
     def __init__(self, processor, encode: Callable[[dict], dict | None] | None = None,
@@ -380,6 +389,7 @@ class PackedCollator:
         return feat
 
     def __call__(self, rows: list[list[dict] | dict]) -> dict[str, Any]:
+        before = Counter(self.skipped)
         rows = [[self.base[i] for i in r["pack"]] if isinstance(r, dict) else r for r in rows]
         if self.trace_file is not None:
             rank = int(os.environ.get("RANK", "0"))
@@ -391,12 +401,15 @@ class PackedCollator:
         encoded = [row for row in encoded if row]
         if not encoded:
             raise ValueError(f"every sample of a packed batch was unusable ({dict(self.skipped)}); check the records")
-        return pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)
+        batch = pack_rows(encoded, self.pad_id, self.merge, self.pad_to_multiple_of)
+        batch[COUNTS] = {"tokens": sum(len(f["input_ids"]) for row in encoded for f in row),
+                         "skipped": dict(self.skipped - before)}
+        return batch
 
 
 def pack_for_sft(rows, sft_collator, budget: int, trace_file: str | Path | None = None,
                  cache_file: str | Path | None = None, num_proc: int = 1):
-    """(dataset, collator) packed, replacing `medmo.train.sft`'s padded ones.
+    """(dataset, collator, plan) packed, replacing `medmo.train.sft`'s padded dataset and collator.
 
     Lengths are measured with the SFT collator's chat template and samples are encoded by
     the SFT collator itself (one at a time), so labels and images match padded training;
@@ -412,4 +425,4 @@ def pack_for_sft(rows, sft_collator, budget: int, trace_file: str | Path | None 
                     cache_file=cache_file, num_proc=num_proc)
     collator = PackedCollator(sft_collator.processor, encode=encode, trace_file=trace_file, base=rows)
     collator.skipped = sft_collator.skipped
-    return plan_dataset(plan), collator
+    return plan_dataset(plan), collator, plan

@@ -17,7 +17,9 @@ the whole set, nor its decoded pixels, in memory.
 Runs are resumable: checkpoints every `save_steps` in the run folder, and a restarted run
 continues from the newest one (`resume: true`). The final model (LoRA merged) and its
 processor are saved at the run folder's root, so the next stage, `medmo eval` and
-`medmo infer` take the folder as `--model`. log.jsonl holds every logged step;
+`medmo infer` take the folder as `--model`. log.jsonl holds every logged step, with real
+token counts and skipped samples by reason (medmo.train.callbacks.RunCounts: TRL's
+`num_tokens` counts rows of a packed batch, and counts kept in dataloader workers are lost);
 loss.png is drawn at the end.
 
 Departures from the paper: none in the recipe's logic; MedMO's data mixture and sizes are
@@ -34,7 +36,9 @@ from pathlib import Path
 from medmo.config import make_run_dir
 from medmo.data.schema import Record
 from medmo.model.load import DTYPES, LoraConfig
-from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, plot_curve
+from trl import SFTTrainer
+
+from medmo.train.callbacks import COUNTS, JsonlLogCallback, RunCounts, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.data import build_dataset, image_paths
 
 logger = logging.getLogger(__name__)
@@ -78,7 +82,7 @@ class SFTConfig:
     dtype: str = "float32"  # weights: float32 on CPU; bfloat16 on GPUs (with bf16: true)
     bf16: bool = False  # bf16 autocast (GPU)
     gradient_checkpointing: bool = False  # trade compute for memory (large models)
-    attn_implementation: str | None = None  # e.g. "sdpa" or "flash_attention_2"
+    attn_implementation: str | None = None  # "auto" (flash_attention_2 if CUDA + flash_attn, else sdpa), "sdpa", ...
     packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
     dataset_num_proc: int = 1  # processes that build the training set and measure lengths for packing (millions of samples)
     ddp_timeout: int = 7200  # seconds other ranks wait while rank 0 builds the set (and packing plan)
@@ -97,13 +101,14 @@ class SFTConfig:
         self.data = data_list(self.data)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
-        if not (self.train_vision or self.train_merger or self.train_llm):
-            raise ValueError("train_vision, train_merger and train_llm are all false: nothing would train")
+        check_trainable(self)
         if self.packing and not self.max_length:
             raise ValueError("packing: true needs max_length, the token budget of a packed row (e.g. 8192)")
-        if self.packing and "flash" in (self.attn_implementation or "") and self.per_device_train_batch_size != 1:
-            raise ValueError("packing with flash attention needs per_device_train_batch_size: 1: the varlen kernel "
-                             "reads sample boundaries from one packed row per device (SDPA takes any batch size)")
+        flash = "flash" in (self.attn_implementation or "") or self.attn_implementation == "auto"
+        if self.packing and flash and self.per_device_train_batch_size != 1:
+            raise ValueError("packing with flash attention (or auto, which picks it on GPUs) needs "
+                             "per_device_train_batch_size: 1: the varlen kernel reads sample boundaries from one "
+                             "packed row per device (sdpa takes any batch size)")
         if self.trace_ids and not self.packing:
             raise ValueError("trace_ids is written by the packed collator: set packing: true as well")
         if self.dataset_num_proc < 1:
@@ -146,7 +151,9 @@ class SFTCollator:
 
     Labels are -100 everywhere but the assistant turns (the template's generation marks).
     A sample whose image cannot be read, or that is longer than `max_length`, is dropped
-    from its batch and counted in `self.skipped` by reason; a batch left empty raises.
+    from its batch and counted in `self.skipped` by reason; a batch left empty raises. The
+    batch carries its own counts under `COUNTS` (non-pad tokens, this batch's skips), which
+    the trainer removes before the forward pass.
     """
 
     def __init__(self, processor, max_length: int | None = None):
@@ -182,6 +189,7 @@ class SFTCollator:
         )
 
     def __call__(self, rows: list[dict]) -> dict:
+        before = Counter(self.skipped)
         convs = [c for c in (self._conversation(r) for r in rows) if c is not None]
         if not convs:
             raise ValueError(f"every sample of a batch was unusable ({dict(self.skipped)}); check the record files")
@@ -198,6 +206,7 @@ class SFTCollator:
         labels[batch.pop("assistant_masks") == 0] = -100
         labels[batch["attention_mask"] == 0] = -100
         batch["labels"] = labels
+        batch[COUNTS] = {"tokens": int(batch["attention_mask"].sum()), "skipped": dict(self.skipped - before)}
         return dict(batch)
 
 
@@ -211,6 +220,58 @@ def module_of(param_name: str) -> str:
     if ".visual." in param_name or param_name.startswith("visual."):
         return "vision"
     return "llm"
+
+
+def check_trainable(cfg) -> None:
+    """A stage config (SFT or GRPO) trains something, and its LoRA settings have an adapter to place."""
+    if not (cfg.train_vision or cfg.train_merger or cfg.train_llm):
+        raise ValueError("train_vision, train_merger and train_llm are all false: nothing would train")
+    if cfg.lora.enabled and not (cfg.train_vision or cfg.train_llm):
+        raise ValueError("lora.enabled with only train_merger: LoRA has no layer to adapt (under LoRA the merger "
+                         "trains its full weights anyway); set lora.enabled: false to train the merger alone")
+
+
+def lora_model(model, cfg):
+    """Wrap `model` in PEFT LoRA for exactly the modules the stage trains (no-op without lora.enabled).
+
+    - LLM (train_llm): adapters on the language model's layers named in `lora.target_modules`
+      (name suffixes: q_proj, ..., down_proj), as Qwen's own fine-tuning script does.
+    - Vision tower (train_vision): adapters on every linear layer of the ViT blocks (qkv, proj,
+      linear_fc1/2). Not `modules_to_save`: that trains a full copy of the ViT (0.30B matmul
+      parameters in Qwen3-VL-4B, 0.41B in 8B) beside the frozen original, with its optimizer
+      state, which is what a LoRA budget run exists to avoid.
+    - Merger (train_merger): `modules_to_save`, i.e. full weights for the patch merger and the
+      DeepStack mergers (0.11B / 0.16B). They are the randomly-initialized-then-aligned bridge
+      that every recipe trains in full (Qwen's script: `tune_mm_mlp`); PEFT stores them in each
+      checkpoint with the adapters, so a resumed run keeps them, and `merge_and_unload` puts
+      them back into the plain model that `save_final` writes.
+
+    Without this, PEFT's default targets (q_proj, ...) exist only in the LLM and the vision side
+    silently stays frozen whatever train_vision/train_merger say.
+    """
+    if not cfg.lora.enabled:
+        return model
+    import torch
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model
+
+    lora = cfg.lora
+    modules = dict(model.named_modules())
+    targets, to_save = [], []
+    for name, mod in modules.items():
+        unit, parent = module_of(name), name.rpartition(".")[0]
+        if unit == "llm" and cfg.train_llm and name.rpartition(".")[2] in lora.target_modules:
+            targets.append(name)
+        elif unit == "vision" and cfg.train_vision and ".blocks." in name and isinstance(mod, torch.nn.Linear):
+            targets.append(name)
+        elif (unit == "merger" and cfg.train_merger and not isinstance(mod, torch.nn.ModuleList)
+              and (module_of(parent) != "merger" or isinstance(modules[parent], torch.nn.ModuleList))):
+            to_save.append(name)  # the top-most merger modules (ModuleList items, not the list)
+    if cfg.train_llm and not any(module_of(t) == "llm" for t in targets):
+        raise ValueError(f"lora.target_modules {lora.target_modules} name no layer of the language model; "
+                         "Qwen3-VL's are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")
+    peft_cfg = PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                              modules_to_save=to_save or None, task_type="CAUSAL_LM")
+    return get_peft_model(model, peft_cfg)
 
 
 def set_trainable(model, cfg: SFTConfig) -> dict[str, int]:
@@ -253,6 +314,31 @@ class PerModuleAdamW:
 # ---------------------------------------------------------------------------- run
 
 
+class CountingSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer, plus each batch's `COUNTS` added up and logged (medmo.train.callbacks.RunCounts).
+
+    The one hook medmo needs: the counts must leave the batch before the model sees it.
+    """
+
+    def __init__(self, *args, counts: RunCounts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counts = counts
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        counts = inputs.pop(COUNTS, None)
+        if counts is not None and model.training:
+            self.counts.add(counts, inputs["labels"])
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        if self.model.training:
+            from accelerate.utils import gather_object
+
+            self._metrics["train"].pop("num_tokens", None)  # TRL's: rows, not tokens, for packed batches
+            logs.update(self.counts.logs(self.state, gather_object))
+        super().log(logs, start_time)
+
+
 def trl_args(cfg: SFTConfig, run_dir: Path):
     """medmo's SFTConfig -> TRL's SFTConfig (the knobs medmo does not expose keep TRL's defaults)."""
     from trl import SFTConfig as TRLSFTConfig
@@ -263,43 +349,47 @@ def trl_args(cfg: SFTConfig, run_dir: Path):
     )
 
 
-def load_for_training(cfg) -> tuple:
+def load_for_training(cfg, run_dir: Path | None = None) -> tuple:
     """(processor at the stage's pixel budget, model with the untrained modules frozen, per-module LRs).
 
-    Shared by SFT and GRPO: their configs name these fields alike.
+    Shared by SFT and GRPO: their configs name these fields alike. With `run_dir`, the run's
+    config.yaml also records the attention implementation the model was loaded with ("auto"
+    resolved) and the trainable parameters per module.
     """
     from medmo.model.load import load_model, load_processor
 
     processor = load_processor(cfg.model, cfg.min_pixels, cfg.max_pixels)
-    model = load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation, lora=cfg.lora)
+    model = lora_model(load_model(cfg.model, dtype=cfg.dtype, attn_implementation=cfg.attn_implementation), cfg)
     counts = set_trainable(model, cfg)
     logger.info("trainable parameters: %s", {k: f"{v / 1e6:.2f}M" for k, v in counts.items()})
+    if run_dir is not None:
+        make_run_dir(run_dir, cfg, extra={"resolved": {"attn_implementation": model.config._attn_implementation,
+                                                       "trainable_parameters": counts}})
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
     return processor, model, lrs
 
 
 def build_trainer(cfg: SFTConfig, run_dir: Path):
-    """The TRL SFTTrainer for one stage (model loaded, modules frozen, data wired)."""
-    from trl import SFTTrainer
-
+    """The SFT trainer for one stage (model loaded, modules frozen, data wired)."""
     args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
-        train_dataset, _ = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
-    processor, model, lrs = load_for_training(cfg)
+        train_dataset, skipped = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
+    processor, model, lrs = load_for_training(cfg, run_dir if args.process_index == 0 else None)
     collator = SFTCollator(processor, max_length=cfg.max_length)
     if cfg.packing:
         from medmo.train.packing import pack_for_sft
 
         with args.main_process_first(local=False, desc="packing plan"):  # rank 0 measures, the others reuse
-            train_dataset, collator = pack_for_sft(
+            train_dataset, collator, plan = pack_for_sft(
                 train_dataset, collator, cfg.max_length, cache_file=run_dir / "packing_lengths.json",
                 trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None, num_proc=cfg.dataset_num_proc)
-    trainer = SFTTrainer(
+        skipped = skipped + plan.skipped()
+    trainer = CountingSFTTrainer(
         model=model, args=args, train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,
         optimizer_cls_and_kwargs=(PerModuleAdamW, {"lrs": lrs, "weight_decay": cfg.weight_decay}),
-        callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],
+        callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)], counts=RunCounts(skipped),
     )
     return trainer, collator
 
@@ -329,13 +419,13 @@ def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
 def run(cfg: SFTConfig) -> Path:
     """Train one stage; returns the run folder (final model + processor at its root)."""
     run_dir = make_run_dir(cfg.output_dir, cfg)
-    trainer, collator = build_trainer(cfg, run_dir)
+    trainer, _ = build_trainer(cfg, run_dir)
     resume_from = last_checkpoint(run_dir) if cfg.resume else None
     if resume_from:
         logger.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=resume_from)
-    if collator.skipped:
-        logger.warning("samples skipped during training: %s", dict(collator.skipped))
+    if trainer.counts.skipped():
+        logger.warning("samples skipped (set, packing plan and batches; by reason): %s", trainer.counts.skipped())
     save_final(trainer, run_dir)
     if trainer.is_world_process_zero():
         plot_curve(run_dir / "log.jsonl", ["loss"], run_dir / "loss.png", title=f"{run_dir.name}: training loss")

@@ -62,6 +62,27 @@ def pmc_vqa(root: Path) -> Path:
     return root
 
 
+def pmc_vqa_medevalkit(root: Path) -> Path:
+    """PMC-VQA as MedEvalKit reads it (RadGenome/PMC-VQA test_2.csv): index, Figure_path,
+    Caption, Question, Choice A..D, Answer, split; Answer a bare letter, no Answer_label."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "figures").mkdir(exist_ok=True)
+    cols = ["index", "Figure_path", "Caption", "Question", "Choice A", "Choice B", "Choice C", "Choice D", "Answer", "split"]
+    rows = [
+        ["0", "PMC9_F1.jpg", "A CT.", "What modality?", " A:MRI", " B:CT", " C:PET", " D:US", "B", "test"],  # bare letter
+        ["1", "PMC9_F2.jpg", "A stain.", "What stain?", "A:H&E", "B:PAS", "C:Giemsa", "D:Gram", " D ", "test"],  # padded
+        ["2", "PMC9_F3.jpg", "", "Which side?", "A:Left", "B:Right", "", "", "(A)", "test"],  # two options, (A)
+        ["3", "PMC9_F4.jpg", "", "What size?", "A:1 cm", "B:2 cm", "C:3 cm", "D:4 cm", "E", "test"],  # not an option
+    ]
+    with (root / "test_2.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    for r in rows:
+        (root / "figures" / r[1]).write_bytes(png_bytes())
+    return root
+
+
 def omnimedvqa(root: Path) -> Path:
     """OmniMedVQA release: QA_information/Open-access/<dataset>.json + Images/."""
     qa = root / "QA_information" / "Open-access"

@@ -1,5 +1,6 @@
-"""Report benchmarks: each loads its release-format fixture and scores hand-made responses in
-both modes; aggregates; empty responses; model metrics say what they need."""
+"""Report benchmarks: each loads its release-format fixture (iu_xray: MedEvalKit's real
+test.json from ../shared/data) and scores hand-made responses in both modes; aggregates;
+empty responses; model metrics say what they need; coverage of the paper's IU-Xray set."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from medmo.eval import metrics
-from medmo.eval.benchmarks import benchmark_names, get_benchmark
+from medmo.eval.benchmarks import benchmark_names, coverage, get_benchmark
 from medmo.eval.benchmarks._report import clean_response
 
 FIX = Path(__file__).parent / "fixtures"
-DATA = {"mimic_cxr": FIX / "mimic_cxr", "chexpert_plus": FIX / "chexpert_plus", "iu_xray": FIX / "iu_xray",
-        "medtrinity": FIX / "medtrinity"}
-N_TEST = {"mimic_cxr": 2, "chexpert_plus": 2, "iu_xray": 2, "medtrinity": 2}
+MEDEVALKIT_IU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "iu_xray_medevalkit"
+DATA = {"mimic_cxr": FIX / "mimic_cxr", "chexpert_plus": FIX / "chexpert_plus", "iu_xray": MEDEVALKIT_IU,
+        "iu_xray_r2gen": FIX / "iu_xray", "medtrinity": FIX / "medtrinity"}
+N_TEST = {"mimic_cxr": 2, "chexpert_plus": 2, "iu_xray": 296, "iu_xray_r2gen": 2, "medtrinity": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +34,7 @@ def test_benchmark_loads_fixture_and_scores(name):
     records = bench.load(DATA[name])
     assert len(records) == N_TEST[name] and all(r.task == "report" for r in records)
     samples = []
-    for i, r in enumerate(records):
+    for i, r in enumerate(records[:2]):
         sample = r.to_dict()
         # a perfect answer for the first record, an empty one for the second
         response = r.answer["text"] if i == 0 else ""
@@ -95,8 +97,24 @@ def test_judge_payload_and_judge_accuracy():
 
 
 def test_missing_data_says_what_to_pass(tmp_path):
-    with pytest.raises(FileNotFoundError, match="annotation.json"):
+    with pytest.raises(FileNotFoundError, match="test.json"):
         get_benchmark("iu_xray").load(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="annotation.json"):
+        get_benchmark("iu_xray_r2gen").load(tmp_path / "nowhere")
+
+
+def test_iu_xray_is_medevalkits_296_studies_and_r2gen_keeps_its_name(shared_data):
+    records = get_benchmark("iu_xray").load(shared_data / "iu_xray_medevalkit")
+    assert len({r.id for r in records}) == 296
+    assert all(r.answer["findings"] and r.answer["impression"] for r in records)  # both sections, unlike R2Gen's
+    assert all(2 <= len(r.images) <= 4 for r in records)
+    assert coverage("iu_xray", records).complete and coverage("iu_xray", records).line == "complete: 296 of 296"
+    assert coverage("iu_xray", records[:100]).line == "partial: 100 of 296"
+    # each benchmark takes only its own population: R2Gen's file is not MedMO's IU-Xray, and back
+    with pytest.raises(ValueError, match="no reports .* found"):
+        get_benchmark("iu_xray").load(FIX / "iu_xray")
+    with pytest.raises(ValueError, match="no reports .* found"):
+        get_benchmark("iu_xray_r2gen").load(shared_data / "iu_xray_medevalkit")
 
 
 def test_tiny_model_runs_every_report_benchmark(tiny_dir, tmp_path):
@@ -105,7 +123,18 @@ def test_tiny_model_runs_every_report_benchmark(tiny_dir, tmp_path):
 
     from medmo.eval.runner import EvalConfig, run
 
-    out = run(EvalConfig(model=str(tiny_dir), benchmarks=sorted(DATA), data=str(FIX), limit=2, max_new_tokens=4,
+    from PIL import Image
+
+    root = tmp_path / "data"  # the fixtures plus MedEvalKit's IU-Xray with stand-in images for its first studies
+    root.mkdir()
+    for child in FIX.iterdir():
+        (root / child.name).symlink_to(child)
+    (root / "iu_xray_medevalkit" / "images").mkdir(parents=True)
+    (root / "iu_xray_medevalkit" / "test.json").symlink_to(MEDEVALKIT_IU / "test.json")
+    for study in json.loads((MEDEVALKIT_IU / "test.json").read_text())[:2]:
+        for name in study["image"]:
+            Image.new("L", (64, 64), 128).save(root / "iu_xray_medevalkit" / "images" / name)
+    out = run(EvalConfig(model=str(tiny_dir), benchmarks=sorted(DATA), data=str(root), limit=2, max_new_tokens=4,
                          batch_size=8, out=str(tmp_path / "run"), plots=False))
     results = json.loads((out / "results.json").read_text())["benchmarks"]
     for name in DATA:
@@ -113,4 +142,4 @@ def test_tiny_model_runs_every_report_benchmark(tiny_dir, tmp_path):
         assert res["family"] == "report" and res["n"] == 2 and res["n_failed"] == 0, (name, res)
         assert all(0.0 <= res[k] <= 1.0 for k in ("bleu1", "bleu4", "rouge_l")) and res["cider_d"] >= 0.0
     lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(lines) == 8 and all("rouge_l" in s and "response" in s for s in lines)
+    assert len(lines) == 2 * len(DATA) and all("rouge_l" in s and "response" in s for s in lines)

@@ -136,6 +136,61 @@ def test_pmc_vqa_csv(tmp_path):
     assert drops.counts == {"answer_not_in_choices": 1}
 
 
+def test_pmc_vqa_bare_letter_answers_are_kept(tmp_path):
+    # MedEvalKit's copy writes Answer as the letter alone: kept and mapped to the choice, not dropped
+    records, drops = convert("pmc_vqa", qa_fixtures.pmc_vqa_medevalkit(tmp_path / "PMC-VQA"))
+    assert [(r.answer["letter"], r.answer["choices"][r.answer["letter"]]) for r in records] == [
+        ("B", "CT"), ("D", "Gram"), ("A", "Left")]
+    assert records[0].id == "pmc_vqa/test/0" and records[0].images[0].endswith("figures/PMC9_F1.jpg")
+    assert drops.counts == {"answer_not_in_choices": 1}  # "E" names no option
+
+
+def test_pubmedqa_test_split_from_any_copy(shared_data, tmp_path):
+    import shutil
+
+    from medmo.data.sources.pubmedqa import NOT_COMPARABLE, official_test_ids
+
+    official, _ = convert("pubmedqa", shared_data / "pubmedqa")  # ori_pqal.json + test_ground_truth.json
+    truth = json.loads((shared_data / "pubmedqa" / "test_ground_truth.json").read_text())
+    assert len(official) == 500 and {r.meta["pmid"] for r in official} == set(truth)
+    # without the ground-truth file the repository's split procedure gives the same 500
+    shutil.copy(shared_data / "pubmedqa" / "ori_pqal.json", tmp_path / "ori_pqal.json")
+    derived, _ = convert("pubmedqa", tmp_path)
+    assert [r.id for r in derived] == [r.id for r in official]
+    # the qiaojin/PubMedQA layout (1,000 rows in one "train" split), in the GitHub file's order: the same 500
+    ori = json.loads((shared_data / "pubmedqa" / "ori_pqal.json").read_text())
+    rows = [{"pubid": int(k), "question": v["QUESTION"], "context": {"contexts": v["CONTEXTS"], "labels": v["LABELS"]},
+             "long_answer": v["LONG_ANSWER"], "final_decision": v["final_decision"]} for k, v in ori.items()]
+    qa_fixtures.write_parquet(rows, tmp_path / "hf" / "pqa_labeled" / "train-00000-of-00001.parquet")
+    hf, _ = convert("pubmedqa", tmp_path / "hf")
+    assert {r.id for r in hf} == {r.id for r in official} and not any("not_comparable" in r.meta for r in hf)
+    assert len(convert("pubmedqa", tmp_path / "hf", "all")[0]) == 1000
+    # another order cannot be trusted to give the official ids: all 1,000 evaluated, each flagged
+    qa_fixtures.write_parquet(sorted(rows, key=lambda r: r["pubid"]), tmp_path / "hf" / "pqa_labeled" / "train-00000-of-00001.parquet")
+    shuffled, _ = convert("pubmedqa", tmp_path / "hf")
+    assert len(shuffled) == 1000 and all(r.meta["not_comparable"] == NOT_COMPARABLE for r in shuffled)
+    assert official_test_ids([("1", "yes"), ("2", "no")]) is None and official_test_ids([("1", "unsure")]) is None
+
+
+def test_mmmu_med_mmmu_layout_first_image_only(tmp_path):
+    from medmo.model.prompts import mmmu_prompt
+
+    raw = qa_fixtures.mmmu(tmp_path / "MMMU")
+    generic, _ = convert("mmmu_med", raw, image_dir=tmp_path / "imgs")
+    paper, _ = convert("mmmu_med", raw, image_dir=tmp_path / "imgs", layout="mmmu")
+    assert [r.id for r in paper] == [r.id for r in generic] and all(r.meta["layout"] == "mmmu" for r in paper)
+    two = paper[1]  # the question with two images: MedEvalKit passes image_1 only
+    assert two.images == generic[1].images[:1] and two.prompt.count(IMAGE_TOKEN) == 1
+    assert two.prompt == (f"{IMAGE_TOKEN}\n\n<image 1> <image 2> Which finding differs?\n\n(A) A mass\n(B) An effusion\n"
+                          "\n\n        Answer with the option's letter from the given choices directly.")
+    assert two.answer == generic[1].answer  # same question, same reference
+    open_q = next(r for r in paper if r.task == "vqa")
+    assert open_q.prompt.endswith(mmmu_prompt("<image 1> What is the incidence per 1000?"))
+    assert open_q.prompt.endswith("Answer the question using a single word or phrase.")
+    with pytest.raises(ValueError, match="unknown layout 'mmmu2'"):
+        convert("mmmu_med", raw, layout="mmmu2")
+
+
 def test_omnimedvqa_open_access(tmp_path):
     records, drops = convert("omnimedvqa", qa_fixtures.omnimedvqa(tmp_path / "OmniMedVQA"))
     assert len(records) == 3 and drops.counts == {"answer_not_in_choices": 1}

@@ -3,6 +3,7 @@ text: IU-Xray is CC BY-NC-ND, MIMIC-CXR and CheXpert Plus are credentialed), plu
 report section splitter."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ def test_iu_xray_r2gen_annotation():
     assert sorted({r.split for r in all_recs}) == ["test", "train", "val"]
     with pytest.raises(ValueError, match="not in annotation.json"):
         _convert("iu_xray", FIX / "iu_xray", split="validation")
+
+
+def test_iu_xray_medevalkit_test_json(shared_data, tmp_path):
+    # MedEvalKit's own file (the population of MedMO's tables): a list of studies, both sections
+    recs, drops = _convert("iu_xray", shared_data / "iu_xray_medevalkit", split="test")
+    assert len(recs) == 296 and drops.total == 0
+    r = recs[0]
+    assert r.id == "iu_xray/test/open_i_1020" and r.meta["format"] == "medevalkit"
+    assert r.answer["findings"] == "Lung volumes are low. No focal infiltrates. Heart size normal."
+    assert r.answer["impression"] == "Hypoinflation with no visible active cardiopulmonary disease."
+    assert r.images[0].endswith("images/CXR1020_IM-0017-1001.png") and r.prompt.count("<image>") == 2
+    # the file itself works too; a study without either section or without images is counted, not fatal
+    rows = [{"id": "a", "image": ["a.png"], "findings": "Clear.", "impression": ""},
+            {"id": "b", "image": ["b.png"], "findings": " ", "impression": ""},
+            {"id": "c", "image": [], "findings": "x", "impression": "y"}]
+    (tmp_path / "test.json").write_text(json.dumps(rows))
+    recs, drops = _convert("iu_xray", tmp_path / "test.json")
+    assert [r.id for r in recs] == ["iu_xray/test/a"] and dict(drops.counts) == {"empty_report": 1, "malformed_row": 1}
+    with pytest.raises(ValueError, match="test split only"):
+        _convert("iu_xray", tmp_path, split="train")
 
 
 def test_iu_xray_openi_xml():

@@ -64,7 +64,7 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
                        extra_score: Callable[[dict, dict], dict] | None = None,
                        extra_aggregate: Callable[[list[dict]], dict] | None = None,
                        make_default: Callable[[], Path] | None = None,
-                       description: str = "", version: str = "1") -> Benchmark:
+                       description: str = "", version: str = "1", **card: Any) -> Benchmark:
     """Register one grounding benchmark (see the module docstring).
 
     `published_protocol` is the grounding protocol "medevalkit" mode uses ("medsg" for
@@ -97,12 +97,12 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
 
     bench = Benchmark(name=name, family="grounding", load=load, score=score, aggregate=aggregate,
                       version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, box_format=box_format,
-                      description=description)
+                      description=description, **card)
     BENCHMARKS.add(name, bench)
     return bench
 
 
-def register_medsg(task: str, summary: str) -> Benchmark:
+def register_medsg(task: str, summary: str, **card: Any) -> Benchmark:
     """One MedSG-Bench task as a benchmark, `medsg_<task>`.
 
     Questions are rendered for grid models (box hints rewritten to MedMO's
@@ -120,4 +120,5 @@ def register_medsg(task: str, summary: str) -> Benchmark:
                                                                                 tasks=(task,))),
         expected=f"MedSG-Bench test JSON(s) with task '{task}' (items: task, images, question, answer)",
         description=f"MedSG-Bench {task}: {summary}; mean IoU, IoU@0.3/0.5/0.7",
+        url="https://huggingface.co/MedSG-Bench", licence="CC BY 4.0", **card,
     )

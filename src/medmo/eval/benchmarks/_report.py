@@ -12,7 +12,7 @@ underscore keeps it out of the registry).
   gets {"question", "reference", "response"}.
 - aggregate (corpus): n, mean BLEU-1..4, mean ROUGE-L, CIDEr-D (document frequencies
   from this benchmark's references), empty responses, the rule CheXpert F1 (chest X-ray
-  only; a rule approximation, not CheXbert F1), RaTEScore / SembScore when their model
+  only; a rule approximation, not CheXbert F1), CheXbert F1 / RaTEScore / SembScore when their model
   files are available (medmo.eval.model_metrics; otherwise "notes" says what is
   missing), and the judge's accuracy when a judge ran.
 Modes: "strict" compares with the record's reference "Findings: <f> Impression: <i>";
@@ -24,7 +24,7 @@ MedEvalKit's code).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from medmo.data.schema import Record
 from medmo.data.sources import get_source
@@ -72,8 +72,9 @@ def aggregate_report(samples: list[dict], chest_xray: bool = True) -> dict[str, 
     out["empty_responses"] = sum(not h for h in hyps)
     if chest_xray:
         out.update(rule_chexpert_f1(refs, hyps))
-    # SembScore embeds with CheXbert, a chest X-ray model: only for chest X-ray benchmarks.
-    out.update(model_metrics(refs, hyps, names=("ratescore", "sembscore") if chest_xray else ("ratescore",)))
+    # SembScore and CheXbert F1 use CheXbert, a chest X-ray model: only for chest X-ray benchmarks.
+    chexbert = ("sembscore", "chexbert_f1") if chest_xray else ()
+    out.update(model_metrics(refs, hyps, names=("ratescore", *chexbert)))
     judged = [s["correct"] for s in samples if isinstance(s.get("correct"), bool)]
     if judged:
         out["judge_accuracy"] = sum(judged) / len(judged)
@@ -81,10 +82,16 @@ def aggregate_report(samples: list[dict], chest_xray: bool = True) -> dict[str, 
 
 
 def register_report(name: str, *, source: str, expected: str, split: str | None = None, chest_xray: bool = True,
-                    default_data: str | None = None, description: str = "", version: str = "1") -> Benchmark:
-    def load(data: Path | None = None) -> list[Record]:
-        return convert_records(name, resolve_data(name, data, default_data, expected),
-                               lambda path, drops: get_source(source).convert(path, drops, split), expected,
+                    default_data: str | None = None, keep: Callable[[Record], bool] | None = None,
+                    description: str = "", version: str = "1", **card: Any) -> Benchmark:
+    """Register one report benchmark (see the module docstring); `keep` selects records
+    (e.g. one release format of a source that reads several)."""
+
+    def load(data: Path | None = None, **options: Any) -> list[Record]:
+        def convert(path: Path, drops):
+            return (r for r in get_source(source).convert(path, drops, split, **options) if keep is None or keep(r))
+
+        return convert_records(name, resolve_data(name, data, default_data, expected), convert, expected,
                                f"reports (split {split!r})")
 
     def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
@@ -94,6 +101,7 @@ def register_report(name: str, *, source: str, expected: str, split: str | None 
         return aggregate_report(samples, chest_xray)
 
     bench = Benchmark(name=name, family="report", load=load, score=score, aggregate=aggregate,
-                      version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, description=description)
+                      version=f"{version}.p{PROMPT_VERSION}", default_data=default_data, description=description,
+                      **card)
     BENCHMARKS.add(name, bench)
     return bench

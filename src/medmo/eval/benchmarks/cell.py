@@ -64,4 +64,5 @@ register_grounding(
     load_records=_load, extra_score=cell_hits, extra_aggregate=cell_recall,
     expected="a `medmo data cell` output folder or a folder of images + instance masks",
     description="Cell detection from instance masks; set IoU and per-cell recall by size/shape/density",
+    size_checked="unverified: MedMO's Cell set is not published",
 )

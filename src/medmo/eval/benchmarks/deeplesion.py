@@ -22,4 +22,6 @@ register_grounding(
     "deeplesion", default_data="deeplesion", groups=("n_lesions",), load_records=_load,
     expected="the DeepLesion folder with DL_info.csv and Images_png/ (or the CSV itself)",
     description="DeepLesion test key slices; mean IoU, IoU@0.3/0.5/0.7",
+    url="https://nihcc.app.box.com/v/DeepLesion", licence="NIH, unrestricted with attribution",
+    size_checked="unverified: shared/data holds the CSV header and 9 rows only",
 )

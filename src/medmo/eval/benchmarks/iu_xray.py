@@ -1,11 +1,16 @@
-"""IU-Xray test (R2Gen's split: 590 studies, frontal + lateral images), chest X-ray report
-generation; paper: Demner-Fushman et al., JAMIA 2016. Data: R2Gen's annotation.json with
-images/ (see medmo.data.sources.iu_xray; CC BY-NC-ND, not shipped). R2Gen's references are
-the findings only, so the reference text is "Findings: <f> Impression:". Metrics as mimic_cxr.
-MedEvalKit crashes on this benchmark (DESIGN.md); medmo scores it.
+"""IU-Xray test as MedEvalKit evaluates it (its datas/IU_XRAY/test.json: 296 studies with
+findings and impression, two to four images each), chest X-ray report generation; the
+paper-comparable IU-Xray. Paper: Demner-Fushman et al., JAMIA 2016. Data: MedEvalKit's
+test.json with images/ (Open-i PNGs; see medmo.data.sources.iu_xray). The reference text
+is "Findings: <f> Impression: <i>". Metrics as mimic_cxr. MedEvalKit crashes on this
+benchmark (DESIGN.md); medmo scores it. R2Gen's 590-study split is iu_xray_r2gen.
+Size checked on shared/data/iu_xray_medevalkit/test.json (296).
 """
 from medmo.eval.benchmarks._report import register_report
 
-register_report("iu_xray", source="iu_xray", default_data="iu_xray", split="test",
-                expected="R2Gen's iu_xray folder (annotation.json + images/)",
-                description="IU-Xray test (R2Gen split), chest X-ray report generation")
+register_report("iu_xray", source="iu_xray", default_data="iu_xray_medevalkit", split="test",
+                keep=lambda r: r.meta.get("format") == "medevalkit",
+                expected="MedEvalKit's IU_XRAY folder (test.json + images/)",
+                description="IU-Xray test (MedEvalKit's 296 studies), chest X-ray report generation",
+                size=296, url="https://github.com/alibaba-damo-academy/MedEvalKit (datas/IU_XRAY/test.json)",
+                licence="Open-i (NLM) research use", size_checked="shared/data/iu_xray_medevalkit/test.json")

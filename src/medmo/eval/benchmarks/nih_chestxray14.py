@@ -15,4 +15,6 @@ register_grounding(
     load_records=lambda path, drops: list(get_source("nih_chestxray14").convert(path, drops)),
     expected="the NIH ChestX-ray14 folder with BBox_List_2017.csv (and images_NNN/images/)",
     description="NIH ChestX-ray14 boxes, 8 findings; mean IoU, IoU@0.3/0.5/0.7",
+    size=984, url="https://nihcc.app.box.com/v/ChestXray-NIHCC", licence="NIH, unrestricted with attribution",
+    size_checked="shared/data/nih_chestxray14/BBox_List_2017.csv (984 image-finding items)",
 )

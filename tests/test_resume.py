@@ -5,7 +5,8 @@ Three runs of the same tiny recipe: a reference that runs straight through, a ru
 checkpoint after it, and the same command started again, which resumes from the last
 complete one. The resumed run must reach the same step count, see the same batches
 from the checkpoint on (data position) and log the same loss and learning rate at every
-step as the reference (optimizer, scheduler and RNG state restored).
+step as the reference (optimizer, scheduler and RNG state restored), each step once in a
+log.jsonl whose torn last line was healed. Below: the healing itself, fast.
 """
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ def _env() -> dict:
 
 
 def _by_step(run_dir: Path) -> dict[int, dict]:
-    """The last logged training row per step (a resumed run re-logs the steps after its checkpoint)."""
+    """The logged training row per step; each step appears once (a resumed run drops the rows
+    after its checkpoint before computing those steps again), and every line is whole JSON."""
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert len(steps) == len(set(steps)), steps
     return {r["step"]: r for r in rows if "loss" in r}
 
 
@@ -73,6 +77,8 @@ def test_sigkill_then_resume_continues_exactly(tiny_dir, tmp_path):
     partial = run_dir / f"checkpoint-{killed_at + 2}"
     partial.mkdir(exist_ok=True)
     (partial / "config.json").write_text("{}")
+    with (run_dir / "log.jsonl").open("a") as f:  # and a kill while logging leaves a torn line
+        f.write('{"stage": "killed", "step": 99, "lo')
 
     again = subprocess.run(_cmd(tiny_dir, data, run_dir), cwd=ROOT, env=_env(), capture_output=True, text=True,
                            timeout=900)
@@ -113,3 +119,85 @@ def test_last_checkpoint_skips_incomplete(tmp_path, folders, expected):
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     got = last_checkpoint(tmp_path)
     assert (None if got is None else Path(got).name) == expected
+
+
+# ------------------------------------------------------------- torn JSONL logs are healed
+
+# (file bytes, bytes heal_jsonl keeps): a torn last line is cut back to the last newline
+HEAL_CASES = [
+    (b'{"a": 1}\n{"a": 2}\n', b'{"a": 1}\n{"a": 2}\n'),     # whole: untouched
+    (b'{"a": 1}\n{"a": 2', b'{"a": 1}\n'),                    # torn mid-record
+    (b'{"a": 1}\n{"t": "\xc3', b'{"a": 1}\n'),                # torn inside a UTF-8 character
+    (b'{"a": 1, "b"', b""),                                   # a single torn line: nothing survives
+    (b"", b""),                                               # empty file
+    (b'{"a": 1}\n' + b"x" * 200_000, b'{"a": 1}\n'),          # a tail longer than one read block
+]
+
+
+@pytest.mark.parametrize("data,kept", HEAL_CASES)
+def test_heal_jsonl_cuts_back_to_the_last_complete_line(tmp_path, caplog, data, kept):
+    from medmo.data.shards import heal_jsonl
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(data)
+    assert heal_jsonl(path) == len(data) - len(kept)
+    assert path.read_bytes() == kept
+    assert (f"({len(data) - len(kept)} bytes)" in caplog.text) == (len(data) > len(kept))
+    assert heal_jsonl(tmp_path / "absent.jsonl") == 0
+
+
+class _State:
+    def __init__(self, step):
+        self.global_step, self.epoch, self.is_world_process_zero = step, 0.0, True
+
+
+def test_train_log_heals_and_drops_the_steps_a_resumed_run_recomputes(tmp_path):
+    from medmo.train.callbacks import JsonlLogCallback, read_log
+
+    path = tmp_path / "log.jsonl"
+    rows = [{"stage": "s", "step": s, "loss": 1.0 / s} for s in range(1, 7)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"stage": "s", "step": 7, "lo')  # killed mid-write
+    assert [r["step"] for r in read_log(path)] == [1, 2, 3, 4, 5, 6]  # the torn line does not fail the reader
+    cb = JsonlLogCallback(path, "s")
+    cb.on_train_begin(None, _State(4), None)  # resumed from checkpoint-4: steps 5, 6 and 7 run again
+    for step in (5, 6, 7):
+        cb.on_log(None, _State(step), None, logs={"loss": 0.5})
+    lines = path.read_text().splitlines()
+    assert all(json.loads(line) for line in lines)  # no garbage, nothing merged into a torn line
+    steps = [json.loads(line)["step"] for line in lines]
+    assert steps == [1, 2, 3, 4, 5, 6, 7]  # every step once; 5 and 6 are the recomputed ones
+    assert [r["loss"] for r in read_log(path)][4:] == [0.5, 0.5, 0.5]
+
+
+def test_read_log_skips_unreadable_lines(tmp_path, caplog):
+    from medmo.train.callbacks import read_log
+
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"step": 1}\n[1, 2]\n\xff\xfe\n{"step": 2}\n{"st')
+    assert read_log(path) == [{"step": 1}, {"step": 2}]
+    assert "3 unreadable line(s)" in caplog.text
+
+
+def test_resumed_eval_heals_a_torn_samples_file(tmp_path):
+    from medmo.eval.runner import evaluate_records
+
+    class Echo:
+        def __init__(self):
+            self.requests = 0
+
+        def generate(self, requests):
+            self.requests += len(requests)
+            return ["yes"] * len(requests)
+
+    rows = [{"id": f"q{i}", "source": "t", "split": "test", "task": "vqa", "images": [],
+             "messages": [{"role": "user", "content": f"Is finding {i} present?"}],
+             "answer": {"text": "yes", "closed": True}} for i in range(5)]
+    evaluate_records(Echo(), rows, tmp_path / "run", batch_size=2)
+    log = tmp_path / "run" / "samples.jsonl"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:2]) + "\n" + lines[2][:30])  # killed while writing the third sample
+    backend = Echo()
+    res = evaluate_records(backend, rows, tmp_path / "run", batch_size=2)
+    assert backend.requests == 3 and res["n"] == 5 and res["accuracy"] == 1.0
+    healed = [json.loads(line) for line in log.read_text().splitlines()]  # every line is whole JSON
+    assert sorted(s["id"] for s in healed) == [f"q{i}" for i in range(5)]  # the right count, no duplicate

@@ -3,7 +3,8 @@
 `SampleLog` appends one JSON line per finished sample and flushes after every chunk, so
 an interrupted run loses at most the chunk in flight. On reading, the last line for a
 (benchmark, id) key wins and a line cut off by a crash is skipped (that sample simply
-runs again). `done` holds the keys that need no more work: samples without "failure".
+runs again); before its first append the file is healed (medmo.data.shards.heal_jsonl:
+the torn last line is cut off, with a warning), so the next sample never merges with it. `done` holds the keys that need no more work: samples without "failure".
 
 `read_record_rows` reads a .jsonl or .parquet of unified records without stopping at a
 bad row: a row that is not JSON or not a valid record becomes {"id": "<file>:<line>",
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from medmo.data.schema import validate_record
+from medmo.data.shards import heal_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +33,14 @@ class SampleLog:
         self.path = Path(path)
         self._latest = self._read()
         self.done = {k for k, s in self._latest.items() if not s.get("failure")}
+        self._healed = False
 
     def _read(self) -> dict[tuple[str, str], dict]:
         latest: dict[tuple[str, str], dict] = {}
         if not self.path.exists():
             return latest
         bad = 0
-        with self.path.open(encoding="utf-8") as f:
+        with self.path.open("rb") as f:  # bytes: a line cut inside a UTF-8 character fails alone
             for line in f:
                 try:
                     s = json.loads(line)
@@ -51,6 +54,9 @@ class SampleLog:
 
     def extend(self, samples: Iterable[dict]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._healed:
+            heal_jsonl(self.path)
+            self._healed = True
         with self.path.open("a", encoding="utf-8") as f:
             for s in samples:
                 f.write(json.dumps(s, ensure_ascii=False, default=str) + "\n")

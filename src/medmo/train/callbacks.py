@@ -3,7 +3,11 @@ and the Trainer arguments common to SFT and GRPO.
 
 `JsonlLogCallback` appends each Trainer log (loss, lr, rewards, ...) as one JSON line to
 runs/<name>/log.jsonl on the main process only; a resumed run appends to the same file,
-so its curve continues. `plot_curve` turns that file into a PNG.
+so its curve continues. When training begins, the file is healed (a line torn by a kill is
+cut off, medmo.data.shards.heal_jsonl) and rows past the resumed checkpoint's step are
+removed, since the run computes those steps again: every step appears once. `read_log`
+skips a line that is not a JSON object (with a warning) instead of failing. `plot_curve`
+turns that file into a PNG.
 
 `RunCounts` puts real token and skip counts in those rows. Collators run in dataloader
 worker processes when `dataloader_num_workers` > 0, so a count kept on the collator object
@@ -16,11 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Callable
 
 from transformers import TrainerCallback
+
+from medmo.data.shards import heal_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +38,20 @@ class JsonlLogCallback(TrainerCallback):
     def __init__(self, path: str | Path, stage: str):
         self.path = Path(path)
         self.stage = stage
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Heal the log and drop rows after the step this run starts from (they are recomputed)."""
+        if not state.is_world_process_zero or not self.path.exists():
+            return
+        heal_jsonl(self.path)
+        rows = self.path.read_bytes().splitlines(keepends=True)
+        keep = [r for r in rows if _step(r) <= state.global_step]
+        if len(keep) < len(rows):
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(b"".join(keep))
+            os.replace(tmp, self.path)
+            logger.warning("%s: removed %d row(s) logged after step %d; this run computes those steps again",
+                           self.path, len(rows) - len(keep), state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -92,11 +113,35 @@ class RunCounts:
         return {k.removeprefix("skipped/"): n for k, n in total.items() if k.startswith("skipped/")}
 
 
+def _step(line: bytes) -> float:
+    """A log row's step; a row that cannot be read counts as step 0 (kept, skipped by read_log)."""
+    try:
+        step = json.loads(line).get("step", 0)
+    except (ValueError, AttributeError):
+        return 0
+    return step if isinstance(step, (int, float)) else 0
+
+
 def read_log(path: str | Path) -> list[dict]:
+    """The rows of log.jsonl; a line that is not a JSON object (torn by a kill) is skipped with a warning."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows, bad = [], 0
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    if bad:
+        logger.warning("%s: %d unreadable line(s) skipped (a write cut short by a kill?)", path, bad)
+    return rows
 
 
 def plot_curve(log_path: str | Path, keys: list[str], out_png: str | Path, title: str = "") -> Path | None:

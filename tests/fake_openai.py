@@ -1,9 +1,12 @@
 """A local fake OpenAI-compatible server for tests (loopback only, bounded).
 
 `FakeOpenAI(reply)` serves POST /v1/chat/completions on 127.0.0.1 with a random port in a
-daemon thread. `reply(body) -> str` builds the assistant text from the request body; it may
-sleep (to make a client time out), raise `Reject` (400) or raise anything else (500). The server keeps every
-request body and the highest number of requests it held at once.
+daemon thread. `reply(body)` builds the answer from the request body: a str (the assistant
+text, finish_reason "stop") or a dict with any of "content" (may be None), "finish_reason",
+"reasoning_content" and "completion_tokens" (to act like a reasoning model or a cut reply).
+It may sleep (to make a client time out), raise `Reject` (400) or raise anything else (500).
+The server keeps every request body and the highest number of requests it held at once.
+`budget(body)` reads a request's completion budget under either name.
 """
 from __future__ import annotations
 
@@ -43,13 +46,18 @@ class FakeOpenAI:
                 try:
                     if over or not self.path.endswith("/chat/completions"):
                         raise RuntimeError("refused")
-                    text = fake.reply(body)
+                    out = fake.reply(body)
+                    out = out if isinstance(out, dict) else {"content": out}
+                    message = {"role": "assistant", "content": out.get("content")}
+                    if "reasoning_content" in out:
+                        message["reasoning_content"] = out["reasoning_content"]
+                    used = out.get("completion_tokens", 1)
                     status, payload = 200, {
                         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                         "model": body.get("model", "fake"),
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                        "choices": [{"index": 0, "finish_reason": out.get("finish_reason", "stop"),
+                                     "message": message}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": used, "total_tokens": used + 1},
                     }
                 except Reject as e:
                     status, payload = 400, {"error": {"message": str(e), "type": "invalid_request_error"}}
@@ -88,3 +96,8 @@ def user_text(body: dict) -> str:
     if isinstance(content, str):
         return content
     return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def budget(body: dict) -> int | None:
+    """The completion budget a request asked for, under either parameter name."""
+    return body.get("max_completion_tokens", body.get("max_tokens"))

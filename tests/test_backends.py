@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from fake_openai import FakeOpenAI, user_text
-from medmo.eval.backends import HFBackend, Request, get_backend
+from medmo.eval.backends import Generation, HFBackend, Request, get_backend
 
 
 def _image(w, h, seed):
@@ -49,6 +49,23 @@ def test_per_request_token_limit_is_a_prefix(hf):
     short = hf.generate([Request(r.messages, r.images, max_new_tokens=3) for r in reqs])
     assert all(f.startswith(s) for f, s in zip(full, short))
     assert any(len(s) < len(f) for f, s in zip(full, short))
+
+
+def test_hf_reports_cut_and_stopped_answers(hf):
+    reqs = _requests()[:2]
+    cut = hf.generations([Request(r.messages, r.images, max_new_tokens=3) for r in reqs])
+    assert [(g.finish_reason, g.tokens, g.error) for g in cut] == [("length", 3, None)] * 2
+    # make the first token the model writes for request 0 an end-of-answer token: it stops at once
+    enc = hf.processor(text=[hf._prompt(reqs[0])], images=reqs[0].images, return_tensors="pt")
+    first = int(hf.model.generate(**enc, max_new_tokens=1, do_sample=False)[0, -1])
+    cfg = hf.model.generation_config
+    saved = cfg.eos_token_id
+    try:
+        cfg.eos_token_id = first
+        stopped = hf.generations([Request(reqs[0].messages, reqs[0].images, max_new_tokens=5)])
+    finally:
+        cfg.eos_token_id = saved
+    assert stopped[0].finish_reason == "stop" and stopped[0].tokens == 0
 
 
 def test_image_budget_bounds_visual_tokens(tiny_dir):
@@ -140,6 +157,20 @@ def test_openai_backend_counts_failures_instead_of_raising():
         out = backend.generate(reqs)
     assert out == ["ok", "", "ok"]
     assert list(backend.last_errors) == [1] and "500" in backend.last_errors[1]
+    with FakeOpenAI(reply) as fake:
+        gens = get_backend("openai", model="served", base_url=fake.base_url, max_retries=0).generations(reqs)
+    assert gens[0] == Generation("ok", finish_reason="stop", tokens=1)
+    assert gens[1].text == "" and "500" in gens[1].error
+
+
+def test_openai_backend_reports_cut_answers():
+    def reply(body):
+        return {"content": "The answer is", "finish_reason": "length", "completion_tokens": body["max_tokens"]}
+
+    with FakeOpenAI(reply) as fake:
+        gens = get_backend("openai", model="served", base_url=fake.base_url).generations(
+            [Request([{"role": "user", "content": "q"}], max_new_tokens=7)])
+    assert gens == [Generation("The answer is", finish_reason="length", tokens=7)]
 
 
 def test_openai_backend_needs_a_url(monkeypatch):

@@ -1,4 +1,6 @@
-"""results.md tables, the comparison with published numbers, plots, and the shipped suites."""
+"""results.md tables, the comparison with published numbers (only where protocols match),
+judge coverage and cut answers, plots, and the shipped suites."""
+import copy
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 
 from medmo.config import load_config
 from medmo.eval.benchmarks import benchmark_names
-from medmo.eval.report import markdown, paper_results, write_report
+from medmo.eval.report import markdown, paper_results, protocol_differences, write_report
 from medmo.eval.runner import RECIPES, EvalConfig
 
 RESULTS = {
@@ -35,12 +37,80 @@ def test_tables_follow_the_paper_layout():
     assert "<summary>vqa_rad by image_organ</summary>" in md and "| HEAD | 151 | 30.0 |" in md  # folded breakdown
 
 
-def test_comparison_uses_published_numbers():
-    md = markdown(RESULTS)
-    assert "| vqa_rad | accuracy | 50.0 | 65.0 | -15.0 |" in md  # MedMO-8B-Next VQA-RAD all = 65.0
-    assert "| medqa | accuracy | 90.0 | 83.8 | +6.2 |" in md
-    assert "| bacteria | mean_iou | 40.0 | 56.1 | -16.1 |" in md
+PAPER = {"protocol": "paper", "mode": "medevalkit", "judge_model": "gpt-5-mini", "prompt_version": "1.p1",
+         "box_format": None, "max_new_tokens": 4096, "set": "paper"}
+
+
+def _paper_run():
+    """Results that follow the paper's protocol on VQA-RAD (all 451 items, judge on all open ones) and MedQA."""
+    res = copy.deepcopy(RESULTS)
+    rad, medqa = res["benchmarks"]["vqa_rad"], res["benchmarks"]["medqa"]
+    rad.update(protocol=dict(PAPER), judge={"open": 200, "judged": 200, "fell_back": {}, "coverage": 1.0,
+                                           "complete": True}, coverage={"complete": True, "line": "complete: 451 of 451"})
+    medqa.update(protocol=dict(PAPER), n=1273, coverage={"complete": True, "line": "complete: 1273 of 1273"})
+    del res["benchmarks"]["bacteria"]
+    return res
+
+
+def _comparison(md):
+    """{benchmark: row cells} of the comparison table."""
+    part = md.split("## Compared with published")[1].split("\n\n")[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in part.splitlines()[2:]]
+    return {r[0]: r for r in rows}
+
+
+def test_comparison_with_the_paper_only_where_the_protocol_matches():
+    md = markdown(_paper_run())
+    table = _comparison(md)
+    assert table["vqa_rad"] == ["vqa_rad", "accuracy", "50.0", "65.0", "-15.0", "comparable"]
+    assert table["medqa"] == ["medqa", "accuracy", "90.0", "83.8", "+6.2", "comparable"]
     assert "| mine | accuracy" not in md  # a private record set has nothing to compare with
+
+
+@pytest.mark.parametrize("change,label", [
+    ({"protocol": {**PAPER, "mode": "strict", "judge_model": None}}, "not comparable: strict mode, no judge"),
+    ({"judge": {"open": 200, "judged": 150, "fell_back": {"judge_empty": 50}, "coverage": 0.75, "complete": False}},
+     "judge decided 150 of 200 open items"),
+    ({"coverage": {"complete": False, "line": "partial: 8 of 451"}}, "partial: 8 of 451"),
+    ({"protocol": {**PAPER, "set": "not the paper's layout (layout=mmmu under --protocol paper)"}},
+     "not the paper's layout"),
+    ({"cut": 12}, "12 answers cut at 4096 tokens (paper: 8192)"),
+    ({"protocol": None}, "protocol not recorded"),  # results written before protocols were recorded
+])
+def test_a_differing_protocol_is_labelled_and_gets_no_difference(change, label):
+    res = _paper_run()
+    res["benchmarks"]["vqa_rad"].update(change)
+    row = _comparison(markdown(res))["vqa_rad"]
+    assert row[4] == "–" and row[5].startswith("not comparable: ") and label in row[5], row
+
+
+def test_no_published_number_sits_unlabelled_beside_a_run_of_another_protocol():
+    """Every comparison row with a published number says comparable exactly when nothing differs."""
+    runs = [RESULTS, _paper_run()]
+    for mode in ("strict", "medevalkit"):
+        for judge_model in (None, "j"):
+            r = _paper_run()
+            r["benchmarks"]["vqa_rad"]["protocol"].update(mode=mode, judge_model=judge_model)
+            runs.append(r)
+    for res in runs:
+        for name, row in _comparison(markdown(res)).items():
+            if row[3] == "–":
+                continue
+            diffs = protocol_differences(name, res["benchmarks"][name])
+            assert (row[5] == "comparable") == (not diffs), row
+            assert row[5] == "comparable" or row[4] == "–", row
+
+
+def test_judge_coverage_cut_answers_and_incomplete_runs_are_shown():
+    res = _paper_run()
+    res["benchmarks"]["vqa_rad"].update(judge={"open": 40, "judged": 30, "fell_back": {"judge_cut": 6,
+                                        "judge_timeout": 4}, "coverage": 0.75, "complete": False}, cut=3)
+    res["incomplete"] = {"vqa_rad": "judge decided 30 of 40 open items (75.0% < 95%)"}
+    md = markdown(res)
+    assert "**Incomplete run**: vqa_rad: judge decided 30 of 40" in md
+    assert "| vqa_rad | 40 | 30 | judge_cut 6, judge_timeout 4 | 75.0 |" in md
+    assert "| vqa_rad | 3 | 451 | 4096 |" in md
+    assert "protocol: `default`" not in md and "judge_model: none" in md
 
 
 def test_published_numbers_are_fractions_of_registered_benchmarks():

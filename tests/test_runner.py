@@ -129,6 +129,10 @@ def test_judge_timeout_is_counted_and_rule_score_kept(tmp_path):
                                base_dir=tmp_path, judge=judge)
     assert res["failures"] == {"judge_timeout": 1}
     assert res["n"] == 1 and res["accuracy"] == 0.0  # the rule score (no exact match) stands
+    assert res["judge"] == {"open": 1, "judged": 0, "fell_back": {"judge_timeout": 1}, "coverage": 0.0,
+                            "complete": False}
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["incomplete"] == {"records": "judge decided 0 of 1 open items (0.0% < 95%)"}
 
 
 def test_judge_verdict_decides_open_answers(tmp_path):
@@ -281,3 +285,92 @@ def test_report_records_are_scored_with_report_metrics(tmp_path):
     samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert samples[0]["rouge_l"] == pytest.approx(1.0) and samples[1]["rouge_l"] < 0.5
     assert res["n"] == 2 and 0.5 < res["rouge_l"] < 0.8 and "cider_d" in res and "bleu4" in res
+
+
+class Cutting:
+    """A backend reporting why each answer ended: prompts with "long" are cut at the budget."""
+
+    def __init__(self):
+        self.budgets = []
+
+    def generations(self, requests):
+        from medmo.eval.backends import Generation
+
+        self.budgets += [r.max_new_tokens for r in requests]
+        return [Generation("yes", finish_reason="length" if "long" in r.messages[-1]["content"] else "stop",
+                           tokens=r.max_new_tokens if "long" in r.messages[-1]["content"] else 2) for r in requests]
+
+
+def test_cut_answers_are_counted_and_flagged(tmp_path):
+    img = _img(tmp_path / "a.png")
+    rows = [_vqa(0, img), {**_vqa(1, img), "messages": [{"role": "user", "content": "<image>A long question?"}]}]
+    res = evaluate_records(Cutting(), rows, tmp_path / "run", base_dir=tmp_path)
+    assert res["cut"] == 1 and res["failures"] == {"cut_at_max_new_tokens": 1}
+    assert res["accuracy"] == 1.0  # a cut answer is still scored as written
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert sorted(s["finish_reason"] for s in samples) == ["length", "stop"]
+    assert "## Answers cut at the token budget" in (tmp_path / "run" / "results.md").read_text()
+
+
+def test_tokens_equal_to_the_budget_count_as_cut_when_no_reason_is_given():
+    from medmo.eval.backends import Generation
+    from medmo.eval.runner import is_cut
+
+    assert is_cut(Generation("x", tokens=64), 64) and not is_cut(Generation("x", tokens=63), 64)
+    assert not is_cut(Generation("x", finish_reason="stop", tokens=64), 64)  # the backend knows better
+    assert not is_cut(Generation("x"), 64)  # nothing known
+
+
+def test_benchmarks_get_their_own_generation_budget(shared_data, tmp_path, monkeypatch):
+    import medmo.eval.runner as runner
+
+    backend = Cutting()
+    monkeypatch.setattr(runner, "_backend", lambda cfg: backend)
+    out = run(EvalConfig(model="m", benchmarks=["vqa_rad", "medqa"], data=str(shared_data), limit=2,
+                         out=str(tmp_path / "run"), plots=False))
+    assert backend.budgets == [4096, 4096, 8192, 8192]  # VQA 4096, text QA 8192 (see medmo.eval.units)
+    res = json.loads((out / "results.json").read_text())
+    assert res["max_new_tokens"] == "per benchmark" and res["protocol"] == "default"
+    assert res["benchmarks"]["medqa"]["protocol"]["max_new_tokens"] == 8192
+    backend.budgets.clear()
+    run(EvalConfig(model="m", benchmarks=["vqa_rad"], data=str(shared_data), limit=2, max_new_tokens=32,
+                   out=str(tmp_path / "run2"), plots=False))
+    assert backend.budgets == [32, 32]  # the user's budget wins
+
+
+def test_every_run_records_its_protocol(records, tmp_path):
+    rows, base = records
+    evaluate_records(Scripted(ANSWERS), rows, tmp_path / "run", base_dir=base)
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    proto = res["benchmarks"]["records"]["protocol"]
+    assert proto["mode"] == "strict" and proto["judge_model"] is None and proto["prompt_version"]
+    assert set(proto) >= {"protocol", "mode", "judge_model", "prompt_version", "box_format", "max_new_tokens", "set"}
+    md = (tmp_path / "run" / "results.md").read_text()
+    assert "protocol: `default`" in md and "judge_model: none" in md
+
+
+def test_paper_protocol_needs_a_judge_and_scores_with_medevalkit_rules():
+    with pytest.raises(ValueError, match="--judge-model"):
+        EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="paper")
+    cfg = EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="paper", judge={"model": "j", "base_url": "u"})
+    assert cfg.mode == "medevalkit"
+    with pytest.raises(ValueError, match="protocol must be"):
+        EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="papers")
+    rc = main(["eval", "--model", "m", "--benchmark", "vqa_rad", "--protocol", "paper", "--out", "/nonexistent/x"])
+    assert rc == 2  # a clear error before anything loads
+
+
+def test_paper_protocol_loads_each_benchmark_with_its_paper_options(monkeypatch):
+    import medmo.eval.benchmarks as benchmarks
+    from dataclasses import replace
+
+    from medmo.eval.units import benchmark_unit
+
+    seen = []
+    real = benchmarks.get_benchmark("medqa")
+    fake = replace(real, paper_options={"layout": "mmmu"}, load=lambda path, **kw: seen.append(kw) or [])
+    monkeypatch.setattr(benchmarks, "get_benchmark", lambda name: fake)
+    default = benchmark_unit("medqa", None, "strict", None)
+    paper = benchmark_unit("medqa", None, "medevalkit", None, protocol="paper")
+    assert seen == [{}, {"layout": "mmmu"}]
+    assert paper.paper_set is None and "layout=mmmu" in default.paper_set

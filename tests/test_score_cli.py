@@ -69,3 +69,61 @@ def test_bad_lines_are_counted(tmp_path):
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["score", "--predictions", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.jsonl: no such records file" in capsys.readouterr().err
+
+
+def _reasoning_judge(body):
+    """A judge that behaves like a reasoning model: under a small budget it spends everything
+    thinking and returns empty content (cut); with room it answers whether the reference is stated."""
+    from fake_openai import budget, user_text
+
+    if budget(body) is None or budget(body) < 512:
+        return {"content": "", "finish_reason": "length", "completion_tokens": budget(body) or 0}
+    text = user_text(body)
+    ref = text.split("Reference answer: ")[1].split("\n")[0].strip().lower()
+    resp = text.split("Model answer: ")[1].split("\n")[0].lower()
+    return {"content": "Yes." if ref in resp else "No.", "completion_tokens": 700}
+
+
+def test_reasoning_judge_decides_every_open_vqa_rad_item_at_default_settings(shared_data, tmp_path):
+    from fake_openai import FakeOpenAI, budget
+    from medmo.eval.benchmarks import get_benchmark
+
+    records = get_benchmark("vqa_rad").load(shared_data / "vqa_rad")
+    with (tmp_path / "pred.jsonl").open("w") as f:
+        for r in records:  # every answer states the reference
+            row = r.to_dict()
+            f.write(json.dumps({**row, "response": f"I can see {row['answer']['text']} in this image."}) + "\n")
+    with FakeOpenAI(_reasoning_judge) as fake:
+        assert main(["score", "--predictions", str(tmp_path / "pred.jsonl"), "--out", str(tmp_path / "out"),
+                     "--benchmark", "vqa_rad", "--judge-model", "M", "--judge-base-url", fake.base_url,
+                     "--no-plots"]) == 0
+    assert min(budget(b) for b in fake.bodies) >= 512  # the default budget leaves room to think
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    rad = results["benchmarks"]["vqa_rad"]
+    assert rad["n_open"] > 100  # strict mode: every open answer is worded, not an exact match, so the judge decides
+    assert rad["judge"] == {"open": rad["n_open"], "judged": rad["n_open"], "fell_back": {}, "coverage": 1.0,
+                            "complete": True}
+    assert rad["open_accuracy"] == 1.0 and "incomplete" not in results
+    assert results["judge_model"] == "M" and rad["protocol"]["judge_model"] == "M"
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert f"| vqa_rad | {rad['n_open']} | {rad['n_open']} | – | 100.0 |" in md
+
+
+def test_a_judge_that_cannot_decide_marks_the_run_incomplete(shared_data, tmp_path):
+    from fake_openai import FakeOpenAI
+    from medmo.eval.benchmarks import get_benchmark
+
+    records = get_benchmark("vqa_rad").load(shared_data / "vqa_rad")[:60]
+    with (tmp_path / "pred.jsonl").open("w") as f:
+        for r in records:
+            f.write(json.dumps({**r.to_dict(), "response": "something"}) + "\n")
+    with FakeOpenAI(lambda body: {"content": "", "finish_reason": "length"}) as fake:  # never decides
+        assert main(["score", "--predictions", str(tmp_path / "pred.jsonl"), "--out", str(tmp_path / "out"),
+                     "--benchmark", "vqa_rad", "--judge-model", "M", "--judge-base-url", fake.base_url,
+                     "--no-plots"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    judge = results["benchmarks"]["vqa_rad"]["judge"]
+    assert judge["judged"] == 0 and judge["fell_back"] == {"judge_cut": judge["open"]} and not judge["complete"]
+    assert "vqa_rad" in results["incomplete"]
+    assert len(fake.bodies) == 2 * judge["open"]  # each open item: one try, one retry with the larger budget
+    assert "**Incomplete run**" in (tmp_path / "out" / "results.md").read_text()

@@ -153,9 +153,9 @@ def _cmd_serve(args) -> int:
     return 0
 
 
-_EVAL_FIELDS = ("model", "backend", "records", "data", "limit", "shard", "out", "batch_size", "max_new_tokens", "mode",
-                "box_format", "grounding_protocol", "dtype", "device", "min_pixels", "max_pixels", "base_url",
-                "concurrency")
+_EVAL_FIELDS = ("model", "backend", "records", "data", "limit", "shard", "out", "batch_size", "max_new_tokens",
+                "protocol", "mode", "box_format", "grounding_protocol", "dtype", "device", "min_pixels", "max_pixels",
+                "base_url", "concurrency")
 
 
 def _cmd_eval(args) -> int:
@@ -347,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", dest="base_url", help="openai backend: server base URL, e.g. http://host:8000/v1")
     p.add_argument("--concurrency", type=int, help="openai backend: requests in flight")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="hf backend: sequences per batch (default 16)")
-    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, help="generation budget (default 256)")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int,
+                   help="generation budget per answer (default per benchmark: 4096 VQA/grounding, 8192 text QA/reports)")
+    p.add_argument("--protocol", choices=("default", "paper"),
+                   help="paper: MedEvalKit scoring, the paper's item sets and a judge (required), as MedMO's tables")
     p.add_argument("--mode", choices=("strict", "medevalkit"), help="answer scoring rules (default strict)")
     p.add_argument("--box-format", dest="box_format", type=check_box_format,
                    help="coordinates in responses: grid (0-1000), pixels (of the original image) or resized (of the "

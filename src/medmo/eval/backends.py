@@ -1,4 +1,11 @@
-"""Generation backends behind one call: `generate(list[Request]) -> list[str]`.
+"""Generation backends behind one call: `generations(list[Request]) -> list[Generation]`.
+
+A `Generation` is one request's outcome: its text, the error that stopped it (the request
+is then counted as failed, never a crashed batch), why generation ended ("stop", or
+"length" when the answer was cut at its token budget) and how many tokens it generated,
+so evaluation can count answers cut short. `generate(requests) -> list[str]` is the text
+alone, for callers that want only that (serving, inference); it keeps the failed
+requests' messages in `last_errors[index]`.
 
 - `hf`: the checkpoint's transformers class (AutoModelForImageTextToText: any family of
   medmo.model.load; dtype "auto" = bf16 on CUDA, fp32 on CPU), true batching with LEFT padding,
@@ -18,8 +25,6 @@
   images travel as PNG data URLs; requests run concurrently under a semaphore.
 
 Departure from MedEvalKit: its hf path generates one sample at a time; medmo batches.
-A request that fails inside the `openai` backend yields "" and its message is kept in
-`backend.last_errors[index]`, so the runner counts it instead of crashing the batch.
 """
 from __future__ import annotations
 
@@ -80,6 +85,27 @@ def hf_sampling(req: Request) -> dict[str, Any]:
     return {"do_sample": True, "temperature": req.temperature, **({"top_p": req.top_p} if req.top_p else {})}
 
 
+@dataclass(frozen=True)
+class Generation:
+    """What one request produced (a declared type instead of open dicts and side channels)."""
+
+    text: str = ""
+    error: str | None = None  # set when the request failed; text is then ""
+    finish_reason: str | None = None  # "stop" | "length" (cut at the token budget) | None (not reported)
+    tokens: int | None = None  # generated tokens, when the backend knows
+
+
+class TextsMixin:
+    """`generate(requests) -> list[str]` on top of `generations`, errors kept in `last_errors`."""
+
+    last_errors: dict[int, str]
+
+    def generate(self, requests: list[Request]) -> list[str]:
+        gens = self.generations(requests)  # type: ignore[attr-defined]
+        self.last_errors = {i: g.error for i, g in enumerate(gens) if g.error}
+        return [g.text for g in gens]
+
+
 BACKENDS: Registry[type] = Registry("backend")
 
 
@@ -111,7 +137,7 @@ def _default_device() -> str:
 
 
 @BACKENDS.register("hf")
-class HFBackend:
+class HFBackend(TextsMixin):
     """Batched greedy generation with transformers; exposes `.model` and `.processor`."""
 
     def __init__(self, model: str | Path, batch_size: int = 8, max_new_tokens: int = 256, dtype: str = "auto",
@@ -136,10 +162,9 @@ class HFBackend:
         return self.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
                                                   tokenize=False)
 
-    def generate(self, requests: list[Request]) -> list[str]:
+    def generations(self, requests: list[Request]) -> list[Generation]:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.last_errors = {}
         prompts = [self._prompt(r) for r in requests]
         # Long prompts (and images) together: padding stays small within a batch. A batch shares
         # one decoding setting; a seeded sampled request runs alone (its seed, its answer).
@@ -155,7 +180,7 @@ class HFBackend:
             if not batches or len(batches[-1]) == self.batch_size or setting(batches[-1][0]) != setting(i):
                 batches.append([])
             batches[-1].append(i)
-        out: list[str] = [""] * len(requests)
+        out: list[Generation] = [Generation()] * len(requests)
         # The processor (image resize, patchify) of batch k+1 runs in a worker thread while batch k
         # generates: torch releases the GIL, so preprocessing no longer adds to generation time.
         def encode(idx: list[int]):
@@ -170,25 +195,39 @@ class HFBackend:
                 enc = pending.result()
                 if k + 1 < len(batches):
                     pending = pool.submit(encode, batches[k + 1])
-                for i, text in zip(idx, self._generate_batch(enc, [requests[i] for i in idx])):
-                    out[i] = text
+                for i, gen in zip(idx, self._generate_batch(enc, [requests[i] for i in idx])):
+                    out[i] = gen
         return out
 
-    def _generate_batch(self, enc, requests: list[Request]) -> list[str]:
+    def _stop_ids(self) -> list[int]:
+        """Token ids that end an answer (generate stops a row there; padding comes only after them)."""
+        cfg, tok = self.model.generation_config, self.processor.tokenizer
+        ids = [cfg.eos_token_id, tok.eos_token_id]
+        return sorted({int(i) for v in ids if v is not None for i in (v if isinstance(v, (list, tuple)) else [v])})
+
+    def _generate_batch(self, enc, requests: list[Request]) -> list[Generation]:
         import torch
 
         enc = enc.to(self.device)
         limits = [r.max_new_tokens or self.max_new_tokens for r in requests]
         with torch.inference_mode():
             gen = self.model.generate(**enc, max_new_tokens=max(limits), **hf_sampling(requests[0]))
-        new = gen[:, enc["input_ids"].shape[1]:]
-        # Tokens come one at a time, so cutting a row at its own limit equals generating with it.
-        return [self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-                for row, n in zip(new, limits)]
+        new = gen[:, enc["input_ids"].shape[1]:].cpu()
+        stop = torch.isin(new, torch.tensor(self._stop_ids(), dtype=new.dtype))
+        out = []
+        # Tokens come one at a time, so cutting a row at its own limit equals generating with it;
+        # a row with no stop token within its limit was cut there.
+        for row, ended, n in zip(new, stop, limits):
+            hits = ended[:n].nonzero()
+            tokens = int(hits[0]) if len(hits) else min(n, len(row))
+            reason = "stop" if len(hits) else "length"
+            out.append(Generation(self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip(),
+                                  finish_reason=reason, tokens=tokens))
+        return out
 
 
 @BACKENDS.register("vllm")
-class VLLMBackend:
+class VLLMBackend(TextsMixin):
     """vLLM offline engine (GPU). Install with `pip install medmo[gpu]`."""
 
     def __init__(self, model: str | Path, max_new_tokens: int = 256, dtype: str = "auto",
@@ -216,8 +255,7 @@ class VLLMBackend:
                        mm_processor_kwargs=mm_kwargs)
         self.last_errors: dict[int, str] = {}
 
-    def generate(self, requests: list[Request]) -> list[str]:
-        self.last_errors = {}
+    def generations(self, requests: list[Request]) -> list[Generation]:
         inputs = []
         for r in requests:
             prompt = self.processor.apply_chat_template(to_conversation(r.messages), add_generation_prompt=True,
@@ -229,7 +267,9 @@ class VLLMBackend:
         params = [self._sampling(temperature=r.temperature or 0.0, top_p=r.top_p or 1.0, seed=r.seed,
                                  max_tokens=r.max_new_tokens or self.max_new_tokens) for r in requests]
         outs = self.llm.generate(inputs, params, use_tqdm=False)
-        return [o.outputs[0].text.strip() if o.outputs else "" for o in outs]
+        return [Generation(o.outputs[0].text.strip(), finish_reason=o.outputs[0].finish_reason,
+                           tokens=len(o.outputs[0].token_ids)) if o.outputs else Generation(error="vllm: no output")
+                for o in outs]
 
 
 def image_data_url(image) -> str:
@@ -258,7 +298,7 @@ def to_openai_messages(req: Request) -> list[dict]:
 
 
 @BACKENDS.register("openai")
-class OpenAIBackend:
+class OpenAIBackend(TextsMixin):
     """Any OpenAI-compatible chat endpoint; the key is read from `api_key_env` (may be unset)."""
 
     def __init__(self, model: str, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
@@ -278,17 +318,16 @@ class OpenAIBackend:
         self.temperature = temperature
         self.last_errors: dict[int, str] = {}
 
-    def generate(self, requests: list[Request]) -> list[str]:
-        self.last_errors = {}
+    def generations(self, requests: list[Request]) -> list[Generation]:
         return asyncio.run(self._run(requests))
 
-    async def _run(self, requests: list[Request]) -> list[str]:
+    async def _run(self, requests: list[Request]) -> list[Generation]:
         from openai import AsyncOpenAI
 
         sem = asyncio.Semaphore(self.concurrency)
         async with AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self.timeout,
                                max_retries=self.max_retries) as client:
-            async def one(i: int, req: Request) -> str:
+            async def one(i: int, req: Request) -> Generation:
                 async with sem:
                     try:
                         resp = await client.chat.completions.create(
@@ -297,10 +336,12 @@ class OpenAIBackend:
                             **({"top_p": req.top_p} if req.top_p else {}),
                             **({"seed": req.seed} if req.seed is not None else {}),
                             max_tokens=req.max_new_tokens or self.max_new_tokens)
-                        return (resp.choices[0].message.content or "").strip()
+                        choice = resp.choices[0]
+                        usage = getattr(resp, "usage", None)
+                        return Generation((choice.message.content or "").strip(), finish_reason=choice.finish_reason,
+                                          tokens=getattr(usage, "completion_tokens", None))
                     except Exception as e:  # noqa: BLE001 - any transport/server error becomes a counted failure
-                        self.last_errors[i] = f"{type(e).__name__}: {e}"
-                        logger.warning("openai backend: request %d failed: %s", i, self.last_errors[i])
-                        return ""
+                        logger.warning("openai backend: request %d failed: %s: %s", i, type(e).__name__, e)
+                        return Generation(error=f"{type(e).__name__}: {e}")
 
             return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))

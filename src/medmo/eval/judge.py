@@ -7,18 +7,31 @@ served model (`--judge-model`, `--judge-base-url`, key from an environment varia
 and records the judge model in results.json, because numbers from different judges are
 not comparable.
 
-- async, at most `concurrency` requests in flight;
-- each request has a timeout and is retried with exponential backoff;
-- replies are cached on disk (JSONL, keyed by a hash of judge model + prompt), so a
-  re-run, a resumed run or a run with more samples costs only the new prompts;
-- an endpoint that refuses `max_tokens` or temperature 0 (newer OpenAI models) gets
-  `max_completion_tokens` / its default temperature instead, once, without a failed try;
-- a request that still fails gives verdict None and a reason ("judge_timeout",
-  "judge_error", "judge_unparsable"); the runner keeps the rule-based score for that
-  sample and counts the reason. Nothing raises for a bad endpoint once configured.
+- Reasoning judges work at the defaults. A reasoning model (gpt-5*, o*, Qwen3 thinking)
+  spends its completion budget on hidden thinking before it writes the verdict, so the
+  default budget is 4096 tokens, not a one-word cap; a reply that is empty, unparsable or
+  cut (finish_reason "length", or a <think> block never closed) is asked once more with
+  `retry_max_tokens` and, if still undecided, counted by reason ("judge_empty",
+  "judge_unparsable", "judge_cut"). Only verdicts are cached, never an undecided reply.
+- The budget travels as `max_tokens` or `max_completion_tokens` (`token_param`; "auto"
+  sends max_completion_tokens to OpenAI's own endpoint and to its reasoning models, which
+  refuse max_tokens, and max_tokens elsewhere). An endpoint that rejects the name sent gets
+  the other one, and one that rejects temperature 0 gets its default temperature, without
+  counting a failed try.
+- async, at most `concurrency` requests in flight; a timeout per request and retries with
+  exponential backoff for timeouts, server errors and rate limits; a request the endpoint
+  rejects (400) is not repeated.
+- The cache (JSONL, one verdict per line) is keyed by a hash of everything that changes a
+  reply: prompt template version, judge model, endpoint, temperature, both budgets and
+  the prompt itself. A re-run, a resumed run or a run with more samples asks only new
+  prompts; a run with another budget or temperature asks again.
+- Nothing raises for a bad endpoint once configured: a request that fails gives
+  `Verdict(None, reason)` ("judge_timeout", "judge_error", ...) and the runner keeps the
+  rule-based score for that sample and counts the reason.
 
 Departure from MedEvalKit: its judge prompt asks for a 0/1 score inside free text; medmo
-asks for a single leading yes/no word and reads only that word.
+asks for a single leading yes/no word and reads only that word (after any <think> block,
+and after a leading "Answer:" / "Verdict:").
 """
 from __future__ import annotations
 
@@ -31,8 +44,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from medmo.eval.scoring import strip_think
+
 logger = logging.getLogger(__name__)
 
+TEMPLATE_VERSION = "2"  # bump when PROMPT or the reading of replies changes: cached verdicts are then asked again
 PROMPT = (
     "You are grading an answer to a medical question against the reference answer.\n"
     "Question: {question}\n"
@@ -42,7 +58,9 @@ PROMPT = (
     "extra correct detail are fine; a different or contradicting finding is not)? "
     "Reply with one word: yes or no."
 )
-_VERDICT = re.compile(r"^\W*(yes|no)\b", re.I)
+_VERDICT = re.compile(r"^\W*(?:(?:final\s+)?(?:answer|verdict|judgement|judgment)\W*)?(yes|no)\b", re.I)
+TOKEN_PARAMS = ("auto", "max_tokens", "max_completion_tokens")
+_OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)", re.I)  # models that refuse max_tokens
 
 
 @dataclass
@@ -53,11 +71,13 @@ class JudgeConfig:
     base_url: str | None = None  # OpenAI-compatible base URL, e.g. https://api.openai.com/v1 (or OPENAI_BASE_URL)
     api_key_env: str = "OPENAI_API_KEY"  # environment variable holding the key (never put keys in recipes)
     concurrency: int = 8  # requests in flight at once
-    timeout: float = 60.0  # seconds per request
-    retries: int = 3  # extra attempts after a failure, with exponential backoff
+    timeout: float = 120.0  # seconds per request (a reasoning judge thinks before it answers)
+    retries: int = 3  # extra attempts after a timeout or server error, with exponential backoff
     backoff: float = 1.0  # seconds before the first retry; doubled each time
     temperature: float | None = 0.0  # None: let the endpoint choose (some models reject 0)
-    max_tokens: int = 16  # the verdict is one word; reasoning judges (gpt-5*, o*) need ~2048 for their thinking
+    max_tokens: int = 4096  # completion budget; a reasoning judge spends most of it thinking before the one word
+    retry_max_tokens: int = 16384  # budget of the one retry of an empty, unparsable or cut reply
+    token_param: str = "auto"  # auto | max_tokens | max_completion_tokens: the budget's name in the request
     cache: str | None = None  # cache file; None = judge_cache.jsonl in the run folder
 
     def __post_init__(self):
@@ -65,10 +85,23 @@ class JudgeConfig:
             raise ValueError(f"judge.concurrency must be >= 1, got {self.concurrency}")
         if self.retries < 0 or self.timeout <= 0:
             raise ValueError("judge.retries must be >= 0 and judge.timeout > 0")
+        if self.max_tokens < 1 or self.retry_max_tokens < self.max_tokens:
+            raise ValueError(f"judge.max_tokens must be >= 1 and judge.retry_max_tokens >= it, got "
+                             f"{self.max_tokens} and {self.retry_max_tokens}")
+        if self.token_param not in TOKEN_PARAMS:
+            raise ValueError(f"judge.token_param must be one of {TOKEN_PARAMS}, got {self.token_param!r}")
 
     @property
     def enabled(self) -> bool:
         return bool(self.model)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's decision on one item: `value` None means undecided, `reason` says why."""
+
+    value: bool | None
+    reason: str | None = None
 
 
 def judge_prompt(item: dict) -> str:
@@ -77,13 +110,24 @@ def judge_prompt(item: dict) -> str:
 
 
 def parse_verdict(text: str | None) -> bool | None:
-    """The reply's leading yes/no word; None when it has none ("Yes." -> True, "Nope" -> None)."""
-    m = _VERDICT.match(text or "")
+    """The reply's leading yes/no word after any <think> block; None when it has none."""
+    m = _VERDICT.match(strip_think(text or ""))
     return None if m is None else m.group(1).lower() == "yes"
 
 
+def read_reply(content: str | None, finish_reason: str | None) -> Verdict:
+    """A verdict from one reply; an undecided reply says why (these are retried, never cached)."""
+    text = content or ""
+    if finish_reason == "length" or ("<think>" in text and "</think>" not in text):
+        return Verdict(None, "judge_cut")
+    if not strip_think(text):
+        return Verdict(None, "judge_empty")
+    value = parse_verdict(text)
+    return Verdict(value, None if value is not None else "judge_unparsable")
+
+
 class Judge:
-    """`judge(items) -> verdicts` with `last_errors[index] = reason` for the failed ones."""
+    """`judge(items) -> list[Verdict]`, cached on disk; counts the requests it sends."""
 
     def __init__(self, cfg: JudgeConfig, cache_path: str | Path):
         if not cfg.enabled:
@@ -94,68 +138,72 @@ class Judge:
             raise ValueError("judge needs a base URL: --judge-base-url (e.g. https://api.openai.com/v1) "
                              "or the OPENAI_BASE_URL environment variable")
         self.cache_path = Path(cfg.cache or cache_path)
-        self.cache: dict[str, str] = self._load_cache()
-        self.last_errors: dict[int, str] = {}
+        self.cache: dict[str, bool] = self._load_cache()
         self.requests_sent = 0
-        self._params: dict = {"max_tokens": cfg.max_tokens}
-        if cfg.temperature is not None:
-            self._params["temperature"] = cfg.temperature
+        self._token_param = cfg.token_param if cfg.token_param != "auto" else self._default_token_param()
+        self._send_temperature = cfg.temperature is not None
+        self._adapted: set[str] = set()
+
+    def _default_token_param(self) -> str:
+        official = "api.openai.com" in (self.base_url or "")
+        return "max_completion_tokens" if official or _OPENAI_REASONING.match(self.cfg.model or "") else "max_tokens"
 
     def _key(self, prompt: str) -> str:
-        return hashlib.sha256(f"{self.cfg.model}\n{prompt}".encode()).hexdigest()
+        c = self.cfg
+        parts = [TEMPLATE_VERSION, c.model, self.base_url, c.temperature, c.max_tokens, c.retry_max_tokens, prompt]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
-    def _load_cache(self) -> dict[str, str]:
-        cache: dict[str, str] = {}
+    def _load_cache(self) -> dict[str, bool]:
+        cache: dict[str, bool] = {}
         if self.cache_path.exists():
             for line in self.cache_path.read_text(encoding="utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                    cache[row["key"]] = row["reply"]
+                    if isinstance(row["verdict"], bool):
+                        cache[row["key"]] = row["verdict"]
                 except (ValueError, KeyError, TypeError):
-                    continue  # a line cut by an interrupted run: that prompt is asked again
+                    continue  # a line cut by an interrupted run, or an older cache format: asked again
         return cache
 
-    def judge(self, items: list[dict]) -> list[bool | None]:
-        self.last_errors = {}
+    def judge(self, items: list[dict]) -> list[Verdict]:
         prompts = [judge_prompt(it) for it in items]
         todo = sorted({p for p in prompts if self._key(p) not in self.cache})
+        fresh: dict[str, Verdict] = {}
         if todo:
-            replies = asyncio.run(self._ask_all(todo))
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.cache_path.open("a", encoding="utf-8") as f:
-                for p, reply in zip(todo, replies):
-                    if isinstance(reply, str):  # failures are not cached: a later run asks again
-                        self.cache[self._key(p)] = reply
-                        f.write(json.dumps({"key": self._key(p), "model": self.cfg.model, "reply": reply}) + "\n")
-            failed = {p: r[1] for p, r in zip(todo, replies) if isinstance(r, tuple)}
-        else:
-            failed = {}
-        verdicts: list[bool | None] = []
-        for i, p in enumerate(prompts):
-            if p in failed:
-                self.last_errors[i] = failed[p]
-                verdicts.append(None)
-                continue
-            v = parse_verdict(self.cache[self._key(p)])
-            if v is None:
-                self.last_errors[i] = "judge_unparsable"
-            verdicts.append(v)
-        return verdicts
+            fresh = dict(zip(todo, asyncio.run(self._ask_all(todo))))
+            decided = [(p, v) for p, v in fresh.items() if v.value is not None]
+            if decided:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                with self.cache_path.open("a", encoding="utf-8") as f:
+                    for p, v in decided:
+                        self.cache[self._key(p)] = bool(v.value)
+                        f.write(json.dumps({"key": self._key(p), "model": self.cfg.model, "verdict": v.value}) + "\n")
+        return [Verdict(self.cache[self._key(p)]) if self._key(p) in self.cache else fresh[p] for p in prompts]
 
-    async def _ask_all(self, prompts: list[str]) -> list[str | tuple[None, str]]:
+    async def _ask_all(self, prompts: list[str]) -> list[Verdict]:
         from openai import AsyncOpenAI
 
         sem = asyncio.Semaphore(self.cfg.concurrency)
         key = os.environ.get(self.cfg.api_key_env) or "EMPTY"
         async with AsyncOpenAI(base_url=self.base_url, api_key=key, timeout=self.cfg.timeout,
                                max_retries=0) as client:
-            async def one(prompt: str):
+            async def one(prompt: str) -> Verdict:
                 async with sem:
-                    return await self._ask(client, prompt)
+                    verdict = await self._ask(client, prompt, self.cfg.max_tokens)
+                    if verdict.reason in ("judge_empty", "judge_unparsable", "judge_cut"):
+                        verdict = await self._ask(client, prompt, self.cfg.retry_max_tokens)
+                    return verdict
 
             return list(await asyncio.gather(*(one(p) for p in prompts)))
 
-    async def _ask(self, client, prompt: str) -> str | tuple[None, str]:
+    def _params(self, budget: int) -> dict:
+        params: dict = {self._token_param: budget}
+        if self._send_temperature:
+            params["temperature"] = self.cfg.temperature
+        return params
+
+    async def _ask(self, client, prompt: str, budget: int) -> Verdict:
+        """One reply read as a verdict; transport failures are retried with backoff."""
         import openai
 
         reason = "judge_error"
@@ -164,33 +212,42 @@ class Judge:
             if attempt:
                 await asyncio.sleep(self.cfg.backoff * 2 ** (attempt - 1))
             attempt += 1
-            sent = dict(self._params)
+            sent = self._params(budget)
             try:
                 self.requests_sent += 1
                 resp = await client.chat.completions.create(
                     model=self.cfg.model, messages=[{"role": "user", "content": prompt}], **sent)
-                return resp.choices[0].message.content or ""
             except openai.BadRequestError as e:
-                if sent != self._params or self._adapt(str(e)):  # adapted here or by a concurrent request
+                if sent != self._params(budget) or self._adapt(sent, str(e)):  # adapted here or concurrently
                     attempt -= 1  # a parameter the endpoint refuses is not a failed try
                     continue
-                reason = "judge_error"
                 logger.warning("judge request rejected: %s", e)
-                break  # the same request would be rejected again
+                return Verdict(None, "judge_error")  # the same request would be rejected again
             except openai.APITimeoutError:
                 reason = "judge_timeout"
+                continue
             except (openai.APIError, OSError) as e:
                 reason = "judge_error"
                 logger.debug("judge request failed: %s", e)
+                continue
+            choice = resp.choices[0] if getattr(resp, "choices", None) else None
+            if choice is None or choice.message is None:
+                return Verdict(None, "judge_empty")
+            return read_reply(choice.message.content, choice.finish_reason)
         logger.warning("judge gave up after %d attempt(s) (%s)", attempt, reason)
-        return (None, reason)
+        return Verdict(None, reason)
 
-    def _adapt(self, message: str) -> bool:
-        """Newer OpenAI models refuse `max_tokens` and a non-default temperature: switch once."""
-        if "max_tokens" in message and "max_tokens" in self._params:
-            self._params["max_completion_tokens"] = self._params.pop("max_tokens")
-            return True
-        if "temperature" in message and "temperature" in self._params:
-            del self._params["temperature"]
+    def _adapt(self, sent: dict, message: str) -> bool:
+        """Switch, once each, a budget name or a temperature the endpoint refuses."""
+        names = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+        name = self._token_param
+        if f"'{name}'" in message or f'"{name}"' in message or re.search(rf"\b{name}\b", message):
+            if name not in self._adapted:
+                self._adapted.add(name)
+                self._token_param = names[name]
+                logger.info("judge endpoint refuses %s: sending %s instead", name, self._token_param)
+                return True
+        if "temperature" in message and self._send_temperature and "temperature" in sent:
+            self._send_temperature = False
             return True
         return False

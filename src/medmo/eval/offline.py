@@ -8,7 +8,10 @@ merged numbers equal a single run over all items. `score_predictions` reads unif
 records that carry the model's raw answer in "response" (e.g. outputs saved by another
 harness) and scores them by task, or with a registered benchmark's rules (`--benchmark`);
 the MedSG-Bench protocol (`--grounding-protocol medsg`) reproduces that benchmark's
-published aggregates. Malformed lines and missing responses are counted, not fatal.
+published aggregates. Malformed lines and missing responses are counted, not fatal. With
+a judge (`--judge-model`, `--judge-base-url`) open answers are judged and the judge's
+coverage is reported as in `medmo eval`. The generation budget of saved predictions is
+unknown: cut answers are not counted here.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
-from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, score_sample, summarize
+from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, score_sample, summarize, unit_protocol
 from medmo.eval.samples import SampleLog, read_record_rows
 from medmo.eval.tasks import aggregate_by_task
 from medmo.eval.units import Unit, records_unit, unique_ids
@@ -38,7 +41,7 @@ def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
         headers.append({k: v for k, v in res.items() if k != "benchmarks"})
         units.update(res["benchmarks"])
         latest.update(SampleLog(d / SAMPLES).latest())
-    for key in ("model", "mode", "box_format", "grounding_protocol", "judge_model"):
+    for key in ("model", "protocol", "mode", "box_format", "grounding_protocol", "judge_model", "max_new_tokens"):
         values = {str(h.get(key)) for h in headers}
         if len(values) > 1:
             raise ValueError(f"cannot merge runs with different {key}: {sorted(values)}")
@@ -51,7 +54,8 @@ def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
     for name, meta in units.items():
         aggregate = get_benchmark(name).aggregate if meta.get("kind") == "benchmark" else aggregate_by_task
         summaries[name] = summarize(name, meta.get("kind", "records"), meta.get("family", "mixed"),
-                                    meta.get("version", ""), samples.get(name, []), aggregate)
+                                    meta.get("version", ""), samples.get(name, []), aggregate,
+                                    protocol=meta.get("protocol"))
     header = {**headers[0], "shard": f"merged from {len(dirs)} folder(s)"}
     finish(out, header, summaries, plots)
     return out
@@ -79,9 +83,10 @@ def score_predictions(predictions: str | Path, out: str | Path, *, box_format: s
         s["benchmark"] = unit.name
     (out / SAMPLES).unlink(missing_ok=True)
     SampleLog(out / SAMPLES).extend(samples)
-    header = {"model": f"predictions: {predictions}", "backend": None, "mode": mode, "box_format": box_format,
-              "grounding_protocol": protocol, "judge_model": judge_cfg.model if judge_cfg.enabled else None}
+    header = {"model": f"predictions: {predictions}", "backend": None, "protocol": "default", "mode": mode,
+              "box_format": box_format, "grounding_protocol": protocol,
+              "judge_model": judge_cfg.model if judge_cfg.enabled else None}
     skipped = {"duplicate_id": duplicates} if duplicates else None
     finish(out, header, {unit.name: summarize(unit.name, unit.kind, unit.family, unit.version, samples,
-                                              unit.aggregate, skipped)}, plots)
+                                              unit.aggregate, skipped, unit_protocol(unit, header))}, plots)
     return out

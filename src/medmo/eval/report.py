@@ -8,7 +8,14 @@ keeps fractions. Record sets scored by task get a generic table of their numeric
 
 The comparison table and the plots put the evaluated model next to the MedMO numbers
 stored in paper_results.json (only numbers with a citable source; see that file), on each
-benchmark's headline metric. Plots (matplotlib, Agg backend, no display needed): one bar
+benchmark's headline metric, and say for each row whether the protocols match. The
+paper's protocol is MedEvalKit's: its scoring rules (mode medevalkit), an LLM judge that
+decided at least 95% of the open answers, the paper's item set and layout, complete
+coverage of the published set, and answers not cut below MedEvalKit's 8192-token budget.
+A row that differs in any of these is labelled with what differs ("not comparable: strict
+mode, no judge") and gets no difference column; results.json carries the same verdict per
+benchmark ("vs_paper"). results.md also shows the run's protocol, judge coverage per
+benchmark and the answers cut at the token budget. Plots (matplotlib, Agg backend, no display needed): one bar
 chart per family present (`bars_<family>.png`) and one radar chart across all benchmarks
 with a headline number (`radar.png`, drawn when there are at least 3).
 """
@@ -33,7 +40,8 @@ COLUMNS = {  # family -> [(results key, column title)]
     "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7")],
 }
 HEADLINE = {"vqa": "accuracy", "textqa": "accuracy", "report": "rouge_l", "grounding": "mean_iou"}
-_SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open"}
+_SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open", "cut"}
+PAPER_MAX_NEW_TOKENS = 8192  # MedEvalKit's generation budget
 
 
 @lru_cache(maxsize=1)
@@ -87,10 +95,91 @@ def comparison_rows(results: dict) -> list[tuple[str, str, float, float | None]]
     return rows
 
 
+def _coverage_gap(name: str, res: dict) -> str | None:
+    """Why the evaluated items are not the whole published set, or None when they are."""
+    cov = res.get("coverage")
+    if isinstance(cov, dict) and "complete" in cov:
+        return None if cov["complete"] else str(cov.get("line") or "partial")
+    from medmo.eval.benchmarks import BENCHMARKS
+
+    size = getattr(BENCHMARKS.get(name), "size", None) if name in BENCHMARKS.names() else None
+    if size is None:
+        return "item count unchecked"
+    n = res.get("n", 0)
+    return None if n == size else f"{'partial' if n < size else 'more items'}: {n} of {size}"
+
+
+def protocol_differences(name: str, res: dict) -> list[str]:
+    """How a benchmark's run differs from the paper's protocol; empty when its numbers compare."""
+    p = res.get("protocol")
+    if res.get("kind") == "records":
+        return ["a record set, not the published benchmark"]
+    if not isinstance(p, dict):
+        return ["protocol not recorded"]
+    diffs = []
+    if p.get("mode") != "medevalkit":
+        diffs.append(f"{p.get('mode')} mode")
+    judge = res.get("judge")
+    if judge and not p.get("judge_model"):
+        diffs.append("no judge")
+    elif judge and judge.get("complete") is False:
+        diffs.append(f"judge decided {judge['judged']} of {judge['open']} open items")
+    if p.get("set", "paper") != "paper":
+        diffs.append(str(p["set"]))
+    gap = _coverage_gap(name, res)
+    if gap:
+        diffs.append(gap)
+    budget = p.get("max_new_tokens")
+    if res.get("cut") and isinstance(budget, int) and budget < PAPER_MAX_NEW_TOKENS:
+        diffs.append(f"{res['cut']} answers cut at {budget} tokens (paper: {PAPER_MAX_NEW_TOKENS})")
+    return diffs
+
+
+def mark_comparable(results: dict) -> None:
+    """Set each benchmark's "vs_paper" ("comparable" or "not comparable: ...") where a number is published."""
+    for name, metric, _, published in comparison_rows(results):
+        if published is not None:
+            diffs = protocol_differences(name, results["benchmarks"][name])
+            results["benchmarks"][name]["vs_paper"] = "not comparable: " + ", ".join(diffs) if diffs else "comparable"
+
+
+def _vs_paper(name: str, results: dict) -> str:
+    res = results["benchmarks"][name]
+    if "vs_paper" not in res:
+        diffs = protocol_differences(name, res)
+        return "not comparable: " + ", ".join(diffs) if diffs else "comparable"
+    return res["vs_paper"]
+
+
+def protocol_lines(results: dict) -> list[str]:
+    """The run's protocol, whether it is complete, judge coverage and cut answers."""
+    lines = []
+    if results.get("incomplete"):
+        lines += ["**Incomplete run**: " + "; ".join(f"{b}: {why}" for b, why in results["incomplete"].items()), ""]
+    judged = [(b, r["judge"]) for b, r in results["benchmarks"].items() if isinstance(r.get("judge"), dict)]
+    if judged:
+        rows = [[b, str(j["open"]), str(j["judged"]),
+                 ", ".join(f"{k} {v}" for k, v in j.get("fell_back", {}).items()) or "–", _pct(j["coverage"])]
+                for b, j in judged]
+        lines += ["## Judge coverage (open answers)", "",
+                  *_table(["benchmark", "open", "judged", "fell back to rules", "judged %"], rows), ""]
+    cut = [(b, r) for b, r in results["benchmarks"].items() if r.get("cut")]
+    if cut:
+        rows = [[b, str(r["cut"]), str(r.get("n", 0)), str((r.get("protocol") or {}).get("max_new_tokens", "–"))]
+                for b, r in cut]
+        lines += ["## Answers cut at the token budget", "",
+                  *_table(["benchmark", "cut", "of", "max_new_tokens"], rows),
+                  "", "A cut answer is scored as written; raise --max-new-tokens to let it finish.", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = [f"# Evaluation of `{results.get('model')}`", ""]
-    meta = [f"{k}: `{results[k]}`" for k in ("backend", "suite", "mode", "box_format", "grounding_protocol",
-                                              "judge_model", "shard") if results.get(k) is not None]
+    meta = [f"{k}: `{results[k]}`" for k in ("backend", "suite", "protocol", "mode", "box_format", "grounding_protocol",
+                                              "judge_model", "prompt_version", "max_new_tokens", "shard")
+            if results.get(k) is not None]
+    if "judge_model" in results and results["judge_model"] is None:
+        meta.append("judge_model: none")
     lines += [" · ".join(meta), "", "Numbers are percentages (results.json holds fractions).", ""]
     by_family: dict[str, dict[str, dict]] = {}
     for name, res in results["benchmarks"].items():
@@ -101,10 +190,16 @@ def markdown(results: dict) -> str:
     comp = comparison_rows(results)
     if comp:
         lines += [f"## Compared with published {PAPER_MODEL} numbers", ""]
-        rows = [[b, m, _pct(ours), _pct(pub), f"{100 * (ours - pub):+.1f}" if pub is not None else "–"]
-                for b, m, ours, pub in comp]
-        lines += _table(["benchmark", "metric", "this model", PAPER_MODEL, "Δ"], rows)
-        lines += ["", "Published numbers: see medmo/eval/paper_results.json for sources; – = not published.", ""]
+        rows = []
+        for b, m, ours, pub in comp:
+            verdict = _vs_paper(b, results) if pub is not None else "–"
+            delta = f"{100 * (ours - pub):+.1f}" if pub is not None and verdict == "comparable" else "–"
+            rows.append([b, m, _pct(ours), _pct(pub), delta, verdict])
+        lines += _table(["benchmark", "metric", "this model", PAPER_MODEL, "Δ", "protocol"], rows)
+        lines += ["", "Published numbers: see medmo/eval/paper_results.json for sources; – = not published. "
+                  "Δ is shown only where the protocol matches the paper's (MedEvalKit rules, an LLM judge on open "
+                  "answers, the paper's item sets, complete coverage; `--protocol paper`).", ""]
+    lines += protocol_lines(results)
     lines += breakdowns(results)
     if results.get("skipped"):
         lines += ["## Skipped (data not found)", ""]
@@ -162,7 +257,8 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         for xi, r in zip(x, rows):
             if r[3] is None:
                 ax.text(xi + 0.2, 2, "not\npublished", ha="center", fontsize=6)
-        ax.set_xticks(x, [f"{r[0]}\n{r[1]}" for r in rows], fontsize=8)
+        ax.set_xticks(x, [f"{r[0]}\n{r[1]}" + ("" if r[3] is None or _vs_paper(r[0], results) == "comparable"
+                                               else "\n(not comparable)") for r in rows], fontsize=8)
         ax.set_ylabel("%")
         ax.set_ylim(0, 100)
         ax.set_title(FAMILY_TITLES.get(fam, fam))
@@ -181,9 +277,11 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         pub = [(a, 100 * r[3]) for a, r in zip(angles, comp) if r[3] is not None]
         if pub:
             ax.plot([a for a, _ in pub], [v for _, v in pub], "o", label=f"{PAPER_MODEL} (paper)")
-        ax.set_xticks(angles, [r[0] for r in comp], fontsize=7)
+        ax.set_xticks(angles, [r[0] + ("" if r[3] is None or _vs_paper(r[0], results) == "comparable" else "*")
+                               for r in comp], fontsize=7)
         ax.set_ylim(0, 100)
-        ax.set_title("Headline metric per benchmark (%)", fontsize=10)
+        ax.set_title("Headline metric per benchmark (%)\n* protocol differs from the paper's: see results.md",
+                     fontsize=9)
         ax.legend(loc="lower right", fontsize=7, bbox_to_anchor=(1.15, -0.1))
         fig.tight_layout()
         written.append(out / "radar.png")

@@ -14,6 +14,16 @@ a judge is set, and appended to samples.jsonl chunk by chunk. results.json, resu
 and the plots are then computed from samples.jsonl, so a resumed or merged run reports
 every sample.
 
+Every run records its protocol (results.json "protocol" and each benchmark's
+"protocol": scoring mode, judge model, prompt version, box format, generation budget,
+whether the item set is the paper's) so results.md compares with published numbers only
+where they match (medmo.eval.report). `--protocol paper` selects the paper's protocol in
+one flag: MedEvalKit's scoring rules (mode medevalkit), each benchmark's paper set
+(`paper_options`) and an LLM judge on open answers, which it requires. Judge coverage
+(open items judged, fallen back by reason) and answers cut at the token budget are
+counted per benchmark; a judge that decided under 95% of a benchmark's open items marks
+the run incomplete (results.json "incomplete").
+
 Bad items never stop a run. A sample that cannot be asked (missing or corrupt image,
 malformed row, backend error) is written with "failure" and left out of the metrics; it
 is retried on the next run (fix the image, re-run). A sample that was asked but has an
@@ -27,7 +37,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from tqdm import tqdm
 
@@ -35,12 +45,16 @@ from medmo.config import make_run_dir
 from medmo.data.schema import Record, resolve_image
 from medmo.eval.judge import Judge, JudgeConfig
 from medmo.eval.samples import SampleLog, read_record_rows, sample_key
-from medmo.eval.units import Unit, benchmark_unit, parse_shard, records_unit, select, unique_ids
+from medmo.eval.units import (Unit, benchmark_unit, default_max_new_tokens, parse_shard, records_unit, select,
+                              unique_ids)
 from medmo.model.families import box_format_for, check_box_format
+from medmo.model.prompts import PROMPT_VERSION
 
 logger = logging.getLogger(__name__)
 RESULTS_JSON, RESULTS_MD, SAMPLES = "results.json", "results.md", "samples.jsonl"
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "eval"
+JUDGE_COMPLETE = 0.95  # a judge that decided fewer of a benchmark's open items leaves the run incomplete
+CUT = "cut_at_max_new_tokens"
 
 
 @dataclass
@@ -57,8 +71,9 @@ class EvalConfig:
     shard: str = "0/1"  # i/n: this process evaluates items i, i+n, i+2n, ...
     out: str = "runs/eval"  # run folder (a shard writes to out/shard-i-of-n)
     batch_size: int = 16  # hf backend: sequences per forward pass
-    max_new_tokens: int = 256  # generation budget per answer
-    mode: str = "strict"  # strict | medevalkit (see medmo.eval.scoring)
+    max_new_tokens: int | None = None  # generation budget per answer; None = per benchmark (medmo.eval.units)
+    protocol: Literal["default", "paper"] = "default"  # paper: medevalkit mode, the paper's sets, a judge required
+    mode: str = "strict"  # strict | medevalkit (see medmo.eval.scoring); --protocol paper sets medevalkit
     box_format: str | None = None  # grid | pixels | resized[:F:MIN:MAX]; None = the model family's (medmo.model.families)
     grounding_protocol: str = "set"  # set | medsg (see medmo.eval.grounding)
     dtype: str = "auto"  # hf/vllm weights dtype; auto = bfloat16 on GPUs, float32 on CPU
@@ -84,8 +99,19 @@ class EvalConfig:
             raise ValueError("model is required: a checkpoint folder, a hub id or a served model name")
         if self.backend not in BACKENDS:
             raise ValueError(unknown_name_message("backend", self.backend, BACKENDS.names()))
+        if self.protocol not in ("default", "paper"):
+            raise ValueError(f"protocol must be default or paper, got {self.protocol!r}")
+        if self.protocol == "paper":
+            if not self.judge.enabled:
+                raise ValueError("--protocol paper needs an LLM judge for open answers, as the paper used "
+                                 "(MedEvalKit with gpt-5-mini): give --judge-model M --judge-base-url URL")
+            if self.mode != "medevalkit":
+                logger.info("--protocol paper: scoring with MedEvalKit's rules (mode medevalkit)")
+                self.mode = "medevalkit"
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         check_box_format(self.box_format)
         if self.grounding_protocol not in PROTOCOLS:
             raise ValueError(f"grounding_protocol must be one of {PROTOCOLS}, got {self.grounding_protocol!r}")
@@ -116,7 +142,7 @@ def suite_path(suite: str) -> Path:
 # ---------------------------------------------------------------------------- running
 
 
-def build_request(rec: dict, base_dir: Path | None):
+def build_request(rec: dict, base_dir: Path | None, max_new_tokens: int | None = None):
     """(Request, None) for a record, or (None, (reason, message)) when it cannot be asked."""
     from medmo.eval.backends import Request
     from medmo.imaging import open_image
@@ -131,7 +157,7 @@ def build_request(rec: dict, base_dir: Path | None):
         except (ValueError, OSError) as e:
             return None, ("corrupt_image", str(e))
     try:
-        return Request(prompt_messages(rec["messages"]), images), None
+        return Request(prompt_messages(rec["messages"]), images, max_new_tokens=max_new_tokens), None
     except (ValueError, KeyError, TypeError) as e:
         return None, ("malformed_row", f"{type(e).__name__}: {e}")
 
@@ -155,35 +181,49 @@ def score_sample(unit: Unit, rec: dict, response: str) -> dict:
 
 
 def judge_samples(samples: list[dict], judge: Judge | None) -> None:
-    """Ask the judge about open answers; its verdict replaces the rule score when it has one."""
+    """Ask the judge about open answers; its verdict replaces the rule score when it has one.
+
+    Every open item gets "judge_status": "judged", the reason the judge fell back
+    ("judge_timeout", "judge_empty", ...; also in "issues") or "no_judge"."""
     todo = [s for s in samples if isinstance(s.get("judge"), dict)]
     if judge is not None and todo:
         verdicts = judge.judge([s["judge"] for s in todo])
-        for i, (s, v) in enumerate(zip(todo, verdicts)):
-            s["rule_correct"], s["judge_verdict"] = s.get("correct"), v
-            if v is None:
-                s.setdefault("issues", []).append(judge.last_errors.get(i, "judge_error"))
+        for s, v in zip(todo, verdicts):
+            s["rule_correct"], s["judge_verdict"] = s.get("correct"), v.value
+            if v.value is None:
+                s["judge_status"] = v.reason or "judge_error"
+                s.setdefault("issues", []).append(s["judge_status"])
             else:
-                s["correct"] = v
+                s["correct"], s["judge_status"] = v.value, "judged"
     for s in todo:
+        s.setdefault("judge_status", "no_judge")
         del s["judge"]
 
 
-def _generate(backend, requests: list) -> tuple[list[str], dict[int, str]]:
-    """Responses and per-request errors; a failing batch is retried one by one to isolate the bad item."""
+def _generate(backend, requests: list) -> list:
+    """One Generation per request; a failing batch is retried one by one to isolate the bad item.
+
+    A backend without `generations` (any object with `.generate(requests) -> list[str]`)
+    reports text only: nothing is known about cut answers there."""
+    from medmo.eval.backends import Generation
+
     try:
-        return backend.generate(requests), dict(getattr(backend, "last_errors", {}) or {})
+        if hasattr(backend, "generations"):
+            return backend.generations(requests)
+        return [Generation(text) for text in backend.generate(requests)]
     except Exception as e:  # noqa: BLE001 - e.g. an image the processor rejects; isolate it below
         if len(requests) == 1:
-            return [""], {0: f"{type(e).__name__}: {e}"}
+            return [Generation(error=f"{type(e).__name__}: {e}")]
         logger.warning("batch of %d failed (%s); retrying one at a time", len(requests), e)
-    out, errors = [], {}
-    for i, r in enumerate(requests):
-        texts, errs = _generate(backend, [r])
-        out.append(texts[0])
-        if errs:
-            errors[i] = errs[0]
-    return out, errors
+    return [_generate(backend, [r])[0] for r in requests]
+
+
+def is_cut(gen, budget: int | None) -> bool:
+    """Cut at the token budget: the backend says so, or (when it does not say why it ended) it
+    generated the whole budget."""
+    if gen.finish_reason is not None:
+        return gen.finish_reason == "length"
+    return budget is not None and gen.tokens is not None and gen.tokens >= budget
 
 
 def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: int, progress: tqdm) -> None:
@@ -195,15 +235,23 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
             if rec.get("failure"):
                 samples.append({**rec, "benchmark": unit.name})
                 continue
-            request, failure = build_request(rec, unit.base_dir)
+            request, failure = build_request(rec, unit.base_dir, unit.max_new_tokens)
             if failure:
                 samples.append(_failure(rec, *failure))
             else:
                 requests.append((rec, request))
         if requests:
-            responses, errors = _generate(backend, [q for _, q in requests])
-            for i, ((rec, _), resp) in enumerate(zip(requests, responses)):
-                samples.append(_failure(rec, "backend_error", errors[i]) if i in errors else score_sample(unit, rec, resp))
+            budget = unit.max_new_tokens or getattr(backend, "max_new_tokens", None)
+            for (rec, _), gen in zip(requests, _generate(backend, [q for _, q in requests])):
+                if gen.error:
+                    samples.append(_failure(rec, "backend_error", gen.error))
+                    continue
+                sample = score_sample(unit, rec, gen.text)
+                sample.update({k: v for k, v in (("finish_reason", gen.finish_reason), ("tokens", gen.tokens))
+                               if v is not None})
+                if is_cut(gen, budget) and not sample.get("failure"):
+                    sample.setdefault("issues", []).append(CUT)
+                samples.append(sample)
         judge_samples([s for s in samples if not s.get("failure")], judge)
         for s in samples:
             s["benchmark"] = unit.name
@@ -211,23 +259,70 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
         progress.update(len(rows))
 
 
+def judge_coverage(scored: list[dict], judge_model: str | None) -> dict[str, Any] | None:
+    """Open items (those a judge decides), how many the judge decided, the rest by reason."""
+    status = Counter(s.get("judge_status") or ("judged" if isinstance(s.get("judge_verdict"), bool) else None)
+                     for s in scored)
+    status.pop(None, None)
+    n_open = sum(status.values())
+    if not n_open:
+        return None
+    judged = status.pop("judged", 0)
+    out: dict[str, Any] = {"open": n_open, "judged": judged, "fell_back": dict(sorted(status.items())),
+                           "coverage": judged / n_open}
+    if judge_model:
+        out["complete"] = judged / n_open >= JUDGE_COMPLETE
+    return out
+
+
 def summarize(unit_name: str, kind: str, family: str, version: str, samples: list[dict],
-              aggregate: Callable[[list[dict]], dict], skipped: dict[str, int] | None = None) -> dict[str, Any]:
-    """Metrics over the scored samples plus failure counts by reason."""
+              aggregate: Callable[[list[dict]], dict], skipped: dict[str, int] | None = None,
+              protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metrics over the scored samples, failure counts by reason, answers cut at the token
+    budget, judge coverage and the unit's protocol."""
     scored = [s for s in samples if not s.get("failure")]
     reasons = Counter(s["failure"] for s in samples if s.get("failure"))
     reasons.update(skipped or {})
     reasons.update(issue for s in scored for issue in s.get("issues", []))
     metrics = aggregate(scored) if scored else {"n": 0}
-    return {"kind": kind, "family": family, "version": version, **metrics,
-            "n_failed": sum(1 for s in samples if s.get("failure")), "failures": dict(sorted(reasons.items()))}
+    out = {"kind": kind, "family": family, "version": version, **metrics,
+           "n_failed": sum(1 for s in samples if s.get("failure")), "failures": dict(sorted(reasons.items())),
+           "cut": reasons.get(CUT, 0)}
+    judge = judge_coverage(scored, (protocol or {}).get("judge_model"))
+    if judge:
+        out["judge"] = judge
+    if protocol is not None:
+        out["protocol"] = protocol
+    return out
+
+
+def unit_protocol(unit: Unit, header: dict) -> dict[str, Any]:
+    """What a unit's numbers depend on, beside its metrics: compared with the paper's in results.md."""
+    return {"protocol": header.get("protocol", "default"), "mode": header.get("mode"),
+            "judge_model": header.get("judge_model"), "prompt_version": unit.version or f"p{PROMPT_VERSION}",
+            "box_format": header.get("box_format"), "max_new_tokens": unit.max_new_tokens,
+            "set": unit.paper_set or "paper"}
+
+
+def incomplete(units: dict[str, dict]) -> dict[str, str]:
+    """Benchmarks whose judge decided too few open items: why each makes the run incomplete."""
+    out = {}
+    for name, res in units.items():
+        j = res.get("judge") or {}
+        if j.get("complete") is False:
+            out[name] = (f"judge decided {j['judged']} of {j['open']} open items "
+                         f"({100 * j['coverage']:.1f}% < {100 * JUDGE_COMPLETE:.0f}%)")
+    return out
 
 
 def finish(out: Path, header: dict, units: dict[str, dict], plots: bool) -> dict:
     """Write results.json, results.md and plots; return the results dict."""
-    from medmo.eval.report import write_report
+    from medmo.eval.report import mark_comparable, write_report
 
     results = {**header, "benchmarks": units}
+    if incomplete(units):
+        results["incomplete"] = incomplete(units)
+    mark_comparable(results)
     (out / RESULTS_JSON).write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     write_report(results, out, plots=plots)
     return results
@@ -243,7 +338,8 @@ def check_resumable(out: Path, header: dict, restart: bool = False) -> None:
         old = json.loads(path.read_text())
     except ValueError:
         return
-    diff = [k for k in ("model", "model_fingerprint", "mode", "box_format", "grounding_protocol", "judge_model")
+    diff = [k for k in ("model", "model_fingerprint", "protocol", "mode", "box_format", "grounding_protocol",
+                        "judge_model", "max_new_tokens")
             if k in old and k in header and old[k] != header[k]]
     if diff and restart:
         logger.warning("%s holds results of a different %s: old samples moved to %s.stale, starting over",
@@ -273,7 +369,8 @@ def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, h
             run_unit(u, log, backend, judge, chunk=batch_size * 2, progress=progress)
     samples = log.by_unit()
     summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate,
-                                   {"duplicate_id": u.duplicates} if u.duplicates else None)
+                                   {"duplicate_id": u.duplicates} if u.duplicates else None,
+                                   unit_protocol(u, header))
                  for u in units}
     return finish(out, header, summaries, plots)
 
@@ -281,7 +378,7 @@ def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, h
 def _backend(cfg: EvalConfig):
     from medmo.eval.backends import get_backend
 
-    kw: dict[str, Any] = dict(model=cfg.model, max_new_tokens=cfg.max_new_tokens)
+    kw: dict[str, Any] = dict(model=cfg.model, max_new_tokens=cfg.max_new_tokens or 4096)  # requests carry their own
     if cfg.backend == "openai":
         kw.update(base_url=cfg.base_url, api_key_env=cfg.api_key_env, concurrency=cfg.concurrency)
     else:
@@ -295,9 +392,10 @@ def header_of(cfg: EvalConfig) -> dict:
     from medmo.eval.backends import checkpoint_fingerprint
 
     fingerprint = checkpoint_fingerprint(cfg.model) if cfg.backend != "openai" else None
-    return {"model": cfg.model, "model_fingerprint": fingerprint, "backend": cfg.backend, "suite": cfg.suite, "mode": cfg.mode, "shard": cfg.shard,
-            "box_format": cfg.box_format, "grounding_protocol": cfg.grounding_protocol,
-            "judge_model": cfg.judge.model if cfg.judge.enabled else None}
+    return {"model": cfg.model, "model_fingerprint": fingerprint, "backend": cfg.backend, "suite": cfg.suite,
+            "protocol": cfg.protocol, "mode": cfg.mode, "shard": cfg.shard, "box_format": cfg.box_format,
+            "grounding_protocol": cfg.grounding_protocol, "judge_model": cfg.judge.model if cfg.judge.enabled else None,
+            "prompt_version": PROMPT_VERSION, "max_new_tokens": cfg.max_new_tokens or "per benchmark"}
 
 
 def run(cfg: EvalConfig) -> Path:
@@ -315,11 +413,14 @@ def run(cfg: EvalConfig) -> Path:
     units, skipped = [], {}
     if cfg.records:
         rows = read_record_rows(cfg.records)
-        units.append(records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
-                                  box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol))
+        unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
+                            box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol)
+        unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family)
+        units.append(unit)
     for name in cfg.benchmarks:
         try:
-            units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format))
+            units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format, protocol=cfg.protocol,
+                                        max_new_tokens=cfg.max_new_tokens))
         except (FileNotFoundError, ValueError) as e:
             if not cfg.skip_missing:
                 raise
@@ -341,12 +442,13 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     """Evaluate `records` (scored by task) and return their metrics (contract 3).
 
     `model` is a checkpoint path / hub id for `backend`, or any object with
-    `.generate(list[Request]) -> list[str]` (a backend already built, reused across calls).
+    `.generations(list[Request]) -> list[Generation]` or `.generate(list[Request]) -> list[str]` (a
+    backend already built, reused across calls; it keeps its own token budget).
     Re-running on the same `out_dir` resumes; if the folder holds another checkpoint's run
     (e.g. a stage retrained in place), its samples are moved aside and evaluation restarts.
     """
     rows = [r.to_dict() if isinstance(r, Record) else dict(r) for r in records]
-    if hasattr(model, "generate"):
+    if hasattr(model, "generations") or hasattr(model, "generate"):
         gen, model_name = model, str(getattr(model, "name", type(model).__name__))
     else:
         from medmo.eval.backends import get_backend
@@ -358,7 +460,7 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
     unit = records_unit(name, rows, base_dir=base_dir, mode=mode, box_format=box_format)
     header = {"model": model_name, "model_fingerprint": getattr(gen, "fingerprint", None), "backend": backend,
-              "mode": mode, "box_format": box_format,
+              "protocol": "default", "mode": mode, "box_format": box_format,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}
     return evaluate_units([unit], out, gen, judge_obj, header, batch_size, plots=plots,
                           restart_on_change=True)["benchmarks"][name]

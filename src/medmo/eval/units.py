@@ -4,6 +4,23 @@ A `Unit` is one row of results: its records (as dicts), how one response is scor
 how scored samples are aggregated. A registered benchmark brings its own rules
 (medmo.eval.benchmarks); a file of unified records is scored by task (medmo.eval.tasks).
 `select` applies --limit then --shard, so shards of a limited run add up to that run.
+
+Generation budget per answer (`max_new_tokens`, when the run does not set one): large
+enough that a reasoning model (Qwen3-VL Thinking, MedMO's reasoning variants, o-series
+behind the openai backend) finishes thinking before it answers; a non-reasoning model
+stops at its end-of-turn token long before, so the budget costs nothing there. A cut
+answer is counted per benchmark ("cut_at_max_new_tokens") either way.
+- vqa, grounding: 4096: closed/open questions and boxes need short thinking.
+- textqa, report: 8192, MedEvalKit's own value for every benchmark: exam questions
+  (MedQA, MedXpertQA, SuperGPQA) draw long chains of thought, and a report is written
+  after thinking about the whole image.
+- mmmu_med, medxpertqa_mm: 8192: exam-style multimodal reasoning, as textqa.
+Departure from MedEvalKit: it uses 8192 everywhere; medmo halves it where answers are
+short, because an hf batch runs until its longest row ends and a looping answer in a
+batch of short ones would otherwise cost 8192 steps.
+
+`--protocol paper` loads each benchmark with its `paper_options` (e.g. MMMU-Med in MMMU's
+own layout with the first image); a unit remembers whether its set is the paper's.
 """
 from __future__ import annotations
 
@@ -15,6 +32,13 @@ from typing import Callable
 from medmo.eval.tasks import aggregate_by_task, family_of, score_by_task
 
 logger = logging.getLogger(__name__)
+MAX_NEW_TOKENS = {"vqa": 4096, "grounding": 4096, "textqa": 8192, "report": 8192, "mixed": 8192}
+MAX_NEW_TOKENS_OF = {"mmmu_med": 8192, "medxpertqa_mm": 8192}  # benchmarks that differ from their family
+
+
+def default_max_new_tokens(name: str, family: str) -> int:
+    """The generation budget of a benchmark (or a record set of `family`) when the run sets none."""
+    return MAX_NEW_TOKENS_OF.get(name, MAX_NEW_TOKENS.get(family, MAX_NEW_TOKENS["mixed"]))
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -40,17 +64,22 @@ class Unit:
     version: str = ""
     base_dir: Path | None = None
     duplicates: int = 0  # records skipped because their id repeats an earlier one
+    max_new_tokens: int | None = None  # generation budget per answer; None = the backend's own
+    paper_set: str | None = None  # None: the paper's item set and layout; else how this set differs
 
 
 def records_unit(name: str, rows: list[dict], *, base_dir=None, mode="strict", box_format="grid",
-                 protocol="set") -> Unit:
+                 protocol="set", max_new_tokens: int | None = None) -> Unit:
     ok = [r for r in rows if not r.get("failure")]
     return Unit(name=name, kind="records", family=family_of(ok) if ok else "mixed", records=rows,
                 score=lambda s, resp: score_by_task(s, resp, mode=mode, box_format=box_format, protocol=protocol),
-                aggregate=aggregate_by_task, base_dir=Path(base_dir) if base_dir else None)
+                aggregate=aggregate_by_task, base_dir=Path(base_dir) if base_dir else None,
+                max_new_tokens=max_new_tokens, paper_set="a record set, not a published benchmark")
 
 
-def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | None) -> Unit:
+def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | None, *, protocol: str = "default",
+                   max_new_tokens: int | None = None) -> Unit:
+    """A registered benchmark's unit; `protocol="paper"` loads it with the paper's options."""
     from medmo.eval.benchmarks import get_benchmark
 
     bench = get_benchmark(name)
@@ -58,7 +87,12 @@ def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | Non
     if data is not None:
         root = Path(data)
         path = root / bench.default_data if bench.default_data and (root / bench.default_data).exists() else root
-    rows = [r.to_dict() for r in bench.load(path)]
+    options = dict(bench.paper_options) if protocol == "paper" else {}
+    rows = [r.to_dict() for r in bench.load(path, **options)]
+    differs = None
+    if bench.paper_options and protocol != "paper":
+        differs = "not the paper's layout (" + ", ".join(f"{k}={v}" for k, v in bench.paper_options.items()) + \
+                  " under --protocol paper)"
 
     def score(sample: dict, response: str) -> dict:
         if box_format is not None:  # the user's --box-format reaches the benchmark's scorer through the sample
@@ -66,7 +100,8 @@ def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | Non
         return bench.score(sample, response, mode)
 
     return Unit(name=name, kind="benchmark", family=bench.family, records=rows, score=score,
-                aggregate=bench.aggregate, version=bench.version, base_dir=path)
+                aggregate=bench.aggregate, version=bench.version, base_dir=path,
+                max_new_tokens=max_new_tokens or default_max_new_tokens(name, bench.family), paper_set=differs)
 
 
 def select(rows: list[dict], limit: int | None, shard: str) -> list[dict]:

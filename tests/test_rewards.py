@@ -1,10 +1,18 @@
-"""Reward terms on hand-made cases (one comment per case), and the recipe weights."""
+"""Reward terms on hand-made cases (one comment per case), adversarial completions under the
+8B recipe's weights, and real SFT targets (MedSG-188K) that must earn full credit."""
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from medmo.train.rewards import (REWARDS, accuracy_reward, build_rewards, completion_text, factuality_reward,
-                                 format_reward, giou_reward, label_reward)
+from medmo.model.prompts import GROUND_TARGET, REPORT
+from medmo.train.rewards import (REWARDS, accuracy_reward, box_matches, build_rewards, completion_text,
+                                 content_overlap, factuality_reward, format_reward, giou_reward, label_reward,
+                                 think_format_reward)
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDSG_TRAIN = ROOT.parent / "shared" / "data" / "medsg_bench" / "Task8_mini.json"
 
 # 100x100 image: grid coordinates are 10x the pixels.
 ONE = {"boxes": [{"bbox": [10, 10, 50, 50], "label": "cell"}], "image_size": [100, 100]}
@@ -15,34 +23,50 @@ GIOU_CASES = [
     ("cell <box>[[100, 100, 500, 500]]</box>", ONE, 1.0),  # exact box
     ("cell <box>[[100, 100, 500, 500], [600, 600, 900, 900]]</box>", ONE, 0.5),  # one extra box halves it
     ("cell <box>[[600, 600, 900, 900], [100, 100, 300, 300]]</box>", TWO, 1.0),  # order does not matter
+    ("c <box>[[100, 100, 300, 300]]</box>", TWO, 0.5),  # one of two found exactly, the other missed
+    ("c <box>[[200, 200, 600, 600]]</box>", ONE, 0.0),  # near miss, IoU 9/23 = 0.39 < 0.5: nothing
+    ("c <box>[[550, 550, 950, 950]]</box>", ONE, 0.0),  # disjoint (unthresholded GIoU paid ~0.4 here)
+    ("c <box>[[0, 0, 1000, 1000]]</box>", ONE, 0.0),  # whole image on a 16%-of-image box: IoU 0.16
+    ("c <box>[[500, 100, 900, 500]]</box>", ONE, 0.0),  # the neighbour, touching but not overlapping
     ("there is a cell", ONE, 0.0),  # no box at all
     ("", ONE, 0.0),  # empty answer
+    ("<think>cell <box>[[100, 100, 500, 500]]</box></think>", ONE, 0.0),  # a box inside the reasoning
+    ("<think>hm</think>cell <box>[[100, 100, 500, 500]]</box>", ONE, 1.0),  # the box after the reasoning
     ("cell <box>[[100, 100, 500, 500]]</box>", {"text": "yes", "closed": True}, None),  # not grounding: skipped
     ("nothing", {"boxes": [], "image_size": [100, 100]}, 1.0),  # nothing to find, nothing found
+    ("c <box>[[1, 1, 2, 2]]</box>", {"boxes": [{"bbox": [500, 500, 600, 600]}], "image_size": [100, 100]}, None),  # gt off the image: skipped
 ]
 
 
 @pytest.mark.parametrize("text,answer,expected", GIOU_CASES)
 def test_giou_reward(text, answer, expected):
-    assert giou_reward([text], answer=[answer]) == [expected]
+    got = giou_reward([text], answer=[answer])[0]
+    assert got == (None if expected is None else pytest.approx(expected))
 
 
-def test_giou_of_a_shifted_box():
-    # pred [20,20,60,60] vs gt [10,10,50,50] (pixels): IoU 900/2300, hull 50x50 = union + 200,
-    # GIoU = 9/23 - 200/2500, mapped to (GIoU + 1) / 2
-    expected = (9 / 23 - 200 / 2500 + 1) / 2
-    assert giou_reward(["c <box>[[200, 200, 600, 600]]</box>"], answer=[ONE]) == [pytest.approx(expected)]
-
-
-def test_giou_partial_and_disjoint_values():
-    # one of two gt boxes found exactly, the other missed: (1 + 0) / 2
-    assert giou_reward(["c <box>[[100, 100, 300, 300]]</box>"], answer=[TWO]) == [pytest.approx(0.5)]
-    # disjoint box: GIoU = -(hull - union) / hull < 0, mapped into (0, 0.5)
-    r = giou_reward(["c <box>[[550, 550, 950, 950]]</box>"], answer=[ONE])[0]
-    assert 0.0 < r < 0.5
-    # box spam: 10 copies of the right box score 1/10
-    spam = "c <box>[" + ", ".join(["[100, 100, 500, 500]"] * 10) + "]</box>"
+def test_giou_inside_a_hit_is_the_pairs_giou_and_spam_divides():
+    # pred [12,10,52,50] vs gt [10,10,50,50] (pixels): IoU 38/42 >= 0.5, hull 42x40 = union: GIoU = IoU
+    assert giou_reward(["c <box>[[120, 100, 520, 500]]</box>"], answer=[ONE]) == [pytest.approx(1520 / 1680)]
+    spam = "c <box>[" + ", ".join(["[100, 100, 500, 500]"] * 10) + "]</box>"  # 10 copies of the right box
     assert giou_reward([spam], answer=[ONE]) == [pytest.approx(0.1)]
+
+
+@pytest.mark.parametrize("threshold,expected", [(0.3, 9 / 23 - 200 / 2500), (0.5, 0.0)])
+def test_iou_threshold_is_the_recipes(threshold, expected):
+    # the near miss of GIOU_CASES (IoU 0.39) pays its GIoU under a 0.3 threshold, nothing under 0.5
+    (giou, _), _ = build_rewards({"giou": 1.0, "label": 0.5}, iou_threshold=threshold)
+    assert giou(["cell <box>[[200, 200, 600, 600]]</box>"], answer=[ONE]) == [pytest.approx(expected)]
+    with pytest.raises(ValueError, match="reward_iou_threshold"):
+        build_rewards({"giou": 1.0}, iou_threshold=0.0)
+
+
+def test_box_matches_keeps_a_hit_away_from_a_miss():
+    from medmo.boxes import Box
+
+    gt = [Box(0, 0, 10, 10), Box(20, 0, 30, 10)]
+    # a whole-row box overlaps both a little; the exact second box must get the second truth
+    pairs = box_matches([Box(0, 0, 30, 10), Box(20, 0, 30, 10)], gt)
+    assert pairs == [(1, 1, 1.0)]
 
 
 def test_image_size_column_wins_and_answer_may_be_json():
@@ -58,11 +82,23 @@ def test_conversational_completions():
     assert giou_reward([conv], answer=[ONE]) == [1.0]
 
 
+def test_box_counts_are_logged_through_trls_log_metric():
+    logged = []
+    comps = ["c <box>[[100, 100, 500, 500], [0, 0, 1000, 1000]]</box>", "c", "yes"]
+    giou_reward(comps, answer=[ONE, TWO, {"text": "yes", "closed": True}],
+                log_metric=lambda name, value: logged.append((name, value)))
+    # two grounding samples: predicted (2 + 0) / 2, true (1 + 2) / 2, matched (1 + 0) / 2
+    assert logged == [("boxes/predicted", 1.0), ("boxes/true", 1.5), ("boxes/matched", 0.5)]
+
+
 LABEL_CASES = [
     ("cell <box>[[100, 100, 300, 300]]</box> nodule <box>[[600, 600, 900, 900]]</box>", TWO, 1.0),  # both right
     ("cell <box>[[100, 100, 300, 300], [600, 600, 900, 900]]</box>", TWO, 0.5),  # second label wrong
-    ("Nodule <box>[[600, 600, 900, 900]]</box>", TWO, 0.5),  # right label, case-insensitive; one box missing
-    ("no boxes", TWO, 0.0),  # nothing predicted
+    ("Nodules <box>[[600, 600, 900, 900]]</box>", TWO, 0.5),  # case and plural ignored; one box missing
+    ("It's in the second image. nodule <box>[[600, 600, 900, 900]]</box>", TWO, 0.5),  # MedSG's SFT sentence first
+    ("nodule <box>[[0, 0, 1000, 1000]]</box>", TWO, 0.0),  # right word on a box that misses: no credit
+    ("nodule <box>[[400, 400, 700, 700]]</box>", TWO, 0.0),  # right word, near miss (IoU 0.06): no credit
+    ("no boxes, but cell and nodule", TWO, 0.0),  # labels without boxes
     ("c <box>[[1, 1, 2, 2]]</box>", {"boxes": [{"bbox": [0, 0, 5, 5]}], "image_size": [10, 10]}, None),  # unlabelled gt
 ]
 
@@ -72,15 +108,37 @@ def test_label_reward(text, answer, expected):
     assert label_reward([text], answer=[answer]) == [expected]
 
 
+@pytest.mark.skipif(not MEDSG_TRAIN.exists(), reason="needs ../shared/data/medsg_bench")
+def test_supervised_targets_earn_full_box_label_and_format_credit():
+    # the exact SFT format ("It's in the third image. RightVentricle <box>[[...]]</box>") on real
+    # MedSG-188K items: GRPO must not push the model away from what SFT taught
+    from medmo.data.sources import Drops
+    from medmo.data.sources.medsg_bench import convert
+
+    records = list(convert(MEDSG_TRAIN, Drops()))
+    targets, answers = [r.messages[-1]["content"] for r in records], [r.answer for r in records]
+    assert len(records) > 100 and all(t.startswith("It's in the") for t in targets)
+    assert min(giou_reward(targets, answer=answers)) > 0.95  # only the 0-1000 grid's rounding
+    assert set(label_reward(targets, answer=answers)) == {1.0}
+    assert set(format_reward(targets, answer=answers, task=["grounding"] * len(targets))) == {1.0}
+
+
 MCQ = {"choices": {"A": "CT", "B": "MRI", "C": "X-ray"}, "letter": "B"}
+YES = {"text": "yes", "closed": True}
 ACCURACY_CASES = [
-    ("yes", {"text": "yes", "closed": True}, "vqa", 1.0),  # closed yes/no
-    ("No, it is not.", {"text": "yes", "closed": True}, "vqa", 0.0),  # wrong polarity
+    ("yes", YES, "vqa", 1.0),  # closed yes/no
+    ("No, it is not.", YES, "vqa", 0.0),  # wrong polarity
     ("normal", {"text": "no", "closed": True}, "vqa", 0.0),  # "no" is not found inside "normal"
+    ("yes or no", YES, "vqa", 0.0),  # a hedge (scored "yes" before)
+    ("Yes, there is a small effusion.", YES, "vqa", 1.0),  # yes with an explanation
     ("3", {"text": "3", "closed": True}, "vqa", 1.0),  # a count
     ("B", MCQ, "mcq", 1.0),  # the letter
+    ("B\n\nBecause MRI shows soft tissue best.", MCQ, "mcq", 1.0),  # the letter, then reasons
     ("The answer is (B) MRI", MCQ, "mcq", 1.0),  # letter in a sentence
+    ("A, B", MCQ, "mcq", 0.0),  # several letters
     ("A", MCQ, "mcq", 0.0),  # wrong letter
+    ("<think>B</think>A", MCQ, "mcq", 0.0),  # the letter after the reasoning counts
+    ("B", MCQ, "retrieval", 1.0),  # retrieval is multiple choice
     ("pleural effusion", {"text": "pleural effusion", "closed": False}, "vqa", None),  # open: not verifiable
     ("cell <box>[[1, 2, 3, 4]]</box>", ONE, "grounding", None),  # other tasks: skipped
 ]
@@ -97,8 +155,11 @@ FORMAT_CASES = [
     ("The cell is at <box>[[1, 2, 3, 4]]</box> I think", "grounding", ONE, 0.0),  # trailing chatter
     ('[{"bbox_2d": [1, 2, 3, 4]}]', "grounding", ONE, 0.0),  # another syntax: parseable but not MedMO's
     ("cell <box>[[1, 2, 3]]</box>", "grounding", ONE, 0.0),  # three coordinates
-    ("yes", "vqa", {"text": "yes", "closed": True}, 1.0),  # short closed answer
-    ("yes\nbecause the image shows a cell in the upper left", "vqa", {"text": "yes", "closed": True}, 0.0),  # 2 lines
+    ("cell <box>[[5, 5, 5, 9]]</box>", "grounding", ONE, 0.0),  # zero-area box
+    ("cell <box>[[-500, -500, 2000, 2000]]</box>", "grounding", ONE, 0.0),  # off the 0-1000 grid
+    ("<think>cell <box>[[1, 2, 3, 4]]</box></think>", "grounding", ONE, 0.0),  # the box only inside the reasoning
+    ("yes", "vqa", YES, 1.0),  # short closed answer
+    ("yes\nbecause the image shows a cell in the upper left", "vqa", YES, 0.0),  # 2 lines
     ("B", "mcq", MCQ, 1.0),  # a letter
     ("", "mcq", MCQ, 0.0),  # empty
     ("The lungs are clear.", "report", {"findings": "clear"}, 1.0),  # any non-empty report
@@ -111,31 +172,201 @@ def test_format_reward(text, task, answer, expected):
     assert format_reward([text], answer=[answer], task=[task]) == [expected]
 
 
-REPORT = {"findings": "Small left pleural effusion. No pneumothorax.", "impression": "Effusion."}
-FACTUALITY_CASES = [
-    ("Left pleural effusion. No pneumothorax.", REPORT, 1.0),  # same findings, different words
-    # effusion negated, and the labeler then calls it "No Finding": 1 of 3 observations agree
-    ("No pleural effusion. No pneumothorax.", REPORT, 1 / 3),
-    ("Pleural effusion. Large pneumothorax.", REPORT, 0.5),  # pneumothorax flipped to positive
-    ("Pleural effusion. No pneumothorax. Cardiomegaly.", REPORT, 2 / 3),  # one extra positive finding
-    ("", {"findings": "", "impression": ""}, None),  # no reference text: skipped
+THINK_CASES = [
+    ("<think>The effusion blunts the left angle.</think>yes", "vqa", YES, 1.0),  # think, then the answer
+    ("<think>Left upper zone.</think>cell <box>[[1, 2, 3, 4]]</box>", "grounding", ONE, 1.0),  # then boxes
+    ("yes", "vqa", YES, 0.0),  # no reasoning
+    ("<think>  </think>yes", "vqa", YES, 0.0),  # empty reasoning
+    ("<think>reasons</think>", "vqa", YES, 0.0),  # no answer after it
+    ("<think>reasons", "vqa", YES, 0.0),  # never closed
+    ("<think>a</think><think>b</think>yes", "vqa", YES, 0.0),  # two blocks
+    ("yes<think>a</think>yes", "vqa", YES, 0.0),  # not first
+    ("<think>reasons</think>yes, and here is a long explanation of it", "vqa", YES, 0.0),  # answer not in shape
+    ("<think>reasons</think>cell <box>[[1, 2, 3, 4]]</box> I think", "grounding", ONE, 0.0),  # boxes not in shape
+    ("<think>reasons</think>a free open answer", "vqa", {"text": "x", "closed": False}, 1.0),  # open: non-empty
 ]
 
 
-@pytest.mark.parametrize("text,answer,expected", FACTUALITY_CASES)
-def test_factuality_reward(text, answer, expected):
-    got = factuality_reward([text], answer=[answer], task=["report"])[0]
+@pytest.mark.parametrize("text,task,answer,expected", THINK_CASES)
+def test_think_format_reward(text, task, answer, expected):
+    assert think_format_reward([text], answer=[answer], task=[task]) == [expected]
+
+
+CXR = {"findings": "Small left pleural effusion. No pneumothorax.", "impression": "Effusion."}
+CXR_NORMAL = {"text": "No acute cardiopulmonary process."}
+LIVER = {"findings": "A 2.3 cm hypodense lesion in hepatic segment VII. No biliary ductal dilatation.",
+         "impression": "Hepatic lesion, likely hemangioma."}
+CHEST, CT = ("mimic_cxr", "xray"), ("medtrinity", "ct")
+FACTUALITY_CASES = [
+    ("Left pleural effusion. No pneumothorax.", CXR, CHEST, 1.0),  # same findings, different words
+    ("No pleural effusion. No pneumothorax.", CXR, CHEST, 0.5),  # effusion negated: 1 of 2 agree
+    ("Pleural effusion. Large pneumothorax.", CXR, CHEST, 0.5),  # pneumothorax flipped to positive
+    ("Pleural effusion. No pneumothorax. Cardiomegaly.", CXR, CHEST, 2 / 3),  # one extra positive finding
+    ("Pleural effusion.", CXR, CHEST, 0.5),  # pneumothorax not stated
+    ("No acute cardiopulmonary process.", CXR_NORMAL, CHEST, 1.0),  # normal study, same words
+    ("Lungs are clear. No effusion or pneumothorax.", CXR_NORMAL, CHEST, 1.0),  # normal, stated otherwise
+    ("asdf qwerty", CXR_NORMAL, CHEST, 0.0),  # junk (1.0 before: read as "No Finding")
+    ("x", CXR_NORMAL, CHEST, 0.0),  # one letter (1.0 before)
+    ("No change.", CXR_NORMAL, CHEST, 0.0),  # states nothing
+    ("No change in the left pleural effusion. No pneumothorax.", CXR, CHEST, 1.0),  # a persisting effusion is positive
+    ("Hypodense lesion in hepatic segment VII, likely hemangioma. No biliary ductal dilatation.", LIVER, CT, 20 / 23),
+    # ^ a CT report is not read with the chest labeler (it was "Lung Lesion"): content words, here 10 of
+    #   the reference's 13 (it says "2.3" and repeats "hepatic lesion"), none wrong: F1 20/23
+    ("Hypodense hepatic lesion.", LIVER, CT, 6 / 16),  # 3 of 13 words, precision 1
+    ("No hepatic lesion. Biliary ductal dilatation.", LIVER, CT, 0.0),  # negations flipped: "no_hepatic" != "hepatic"
+    ("asdf qwerty", LIVER, CT, 0.0),  # junk
+    ("Left pleural effusion. No pneumothorax.", CXR, (None, None), 0.8),  # no source/modality: content words, 4 of 6
+    ("", {"findings": "", "impression": ""}, CHEST, None),  # no reference text: skipped
+]
+
+
+@pytest.mark.parametrize("text,answer,origin,expected", FACTUALITY_CASES)
+def test_factuality_reward(text, answer, origin, expected):
+    got = factuality_reward([text], answer=[answer], task=["report"], source=[origin[0]], modality=[origin[1]])[0]
     assert got == (None if expected is None else pytest.approx(expected))
 
 
+def test_content_overlap_ignores_the_prompt_and_clips_repeats():
+    ref = "Findings: Hypodense hepatic lesion in segment VII. Impression: Hemangioma."
+    prompt = "Describe the hepatic lesion in this CT."
+    assert content_overlap(ref, "Describe the hepatic lesion in this CT.", prompt) == 0.0  # copying the prompt
+    honest = content_overlap(ref, "Hypodense lesion in segment VII, a hemangioma.", prompt)
+    repeated = content_overlap(ref, "hypodense " * 20 + "hemangioma " * 20, prompt)
+    assert honest == pytest.approx(1.0) and repeated < 0.2  # counts clipped to the reference's
+    assert content_overlap("Findings: Impression:", "anything") is None  # nothing to compare with
+
+
 def test_factuality_skips_other_tasks():
-    assert factuality_reward(["yes"], answer=[{"text": "yes", "closed": True}], task=["vqa"]) == [None]
+    assert factuality_reward(["yes"], answer=[YES], task=["vqa"]) == [None]
 
 
-def test_build_rewards_and_did_you_mean():
+# ------------------------------------------------------------------ adversarial completions
+# Every hack a policy could find, as (what it tries, answer, task, columns, honest, hack): under
+# the 8B recipe's weights the hack's total reward must not exceed the honest answer's. Where
+# the "honest" column is a weaker answer (one exact box), the row shows that the junk added to
+# it never raises its reward. Image 1000x1000 px, so grid = pixels.
+RECIPE = yaml.safe_load((ROOT / "recipes" / "medmo-8b" / "stage4_grpo.yaml").read_text())
+THREE = {"boxes": [{"bbox": [100, 100, 140, 140], "label": "lesion"}, {"bbox": [300, 300, 340, 350], "label": "lesion"},
+                   {"bbox": [600, 600, 660, 640], "label": "lesion"}], "image_size": [1000, 1000]}
+SMALL = {"boxes": [{"bbox": [450, 450, 500, 500], "label": "nodule"}], "image_size": [1000, 1000]}
+Q_GROUND = {"prompts": [[{"role": "user", "content": [{"type": "image"}, {"type": "text",
+                                                      "text": GROUND_TARGET.format(target="nodule")}]}]]}
+Q_REPORT = {"prompts": [[{"role": "user", "content": [{"type": "text", "text": "Indication: evaluate for pneumonia. "
+                                                      + REPORT}]}]], "source": ["mimic_cxr"], "modality": ["xray"]}
+Q_CT = {"prompts": [[{"role": "user", "content": [{"type": "text", "text": REPORT}]}]],
+        "source": ["medtrinity"], "modality": ["ct"]}
+HONEST3 = "lesion <box>[[100, 100, 140, 140], [300, 300, 340, 350], [600, 600, 660, 640]]</box>"
+EXACT1 = "lesion <box>[[100, 100, 140, 140]]</box>"
+WHOLE = "[0, 0, 1000, 1000]"
+NODULE = "nodule <box>[[450, 450, 500, 500]]</box>"
+MCQ4 = {"choices": {"A": "CT", "B": "MRI", "C": "X-ray", "D": "PET"}, "letter": "B"}
+LIVER_HONEST = "A 2.3 cm hypodense lesion in hepatic segment VII, likely hemangioma. No biliary ductal dilatation."
+ADVERSARIAL = [
+    # --- grounding: the issue's hacks (before: 0.60, 1.27, 1.10 against 3 true boxes)
+    ("exact box + two whole-image boxes", THREE, "grounding", {}, EXACT1,
+     f"lesion <box>[[100, 100, 140, 140], {WHOLE}, {WHOLE}]</box>"),
+    ("three whole-image boxes", THREE, "grounding", {}, HONEST3, f"lesion <box>[{WHOLE}, {WHOLE}, {WHOLE}]</box>"),
+    ("one whole-image box on a small lesion", SMALL, "grounding", {}, NODULE, f"nodule <box>[{WHOLE}]</box>"),
+    ("a box beside the lesion, not on it", SMALL, "grounding", {}, NODULE, "nodule <box>[[500, 450, 550, 500]]</box>"),
+    ("near miss (IoU 0.33)", SMALL, "grounding", {}, NODULE, "nodule <box>[[465, 465, 515, 515]]</box>"),
+    ("a matched but sloppy box keeps full label credit?", SMALL, "grounding", {}, NODULE,
+     "nodule <box>[[400, 400, 600, 600]]</box>"),
+    # --- grounding: our own
+    ("box spam: a 5x5 grid of boxes", SMALL, "grounding", {}, NODULE,
+     "nodule <box>[" + ", ".join(f"[{x}, {y}, {x + 200}, {y + 200}]" for x in range(0, 1000, 200)
+                                 for y in range(0, 1000, 200)) + "]</box>"),
+    ("duplicated exact box", SMALL, "grounding", {}, NODULE, "nodule <box>[[450, 450, 500, 500], [450, 450, 500, 500]]</box>"),
+    ("duplicated group", SMALL, "grounding", {}, NODULE, NODULE + " " + NODULE),
+    ("exact box, wrong label", SMALL, "grounding", {}, NODULE, "mass <box>[[450, 450, 500, 500]]</box>"),
+    ("label repeated before the box", SMALL, "grounding", {}, NODULE, "nodule nodule nodule <box>[[450, 450, 500, 500]]</box>"),
+    ("label-only text", SMALL, "grounding", {}, NODULE, "nodule"),
+    ("prompt echo", SMALL, "grounding", Q_GROUND, NODULE, GROUND_TARGET.format(target="nodule")),
+    ("empty", SMALL, "grounding", {}, NODULE, ""),
+    ("very long text after the box", SMALL, "grounding", {}, NODULE, NODULE + " because" + " the lesion" * 500),
+    ("box only inside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>"),
+    ("exact box in <think>, junk after", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>nodule <box>[{WHOLE}]</box>"),
+    ("answer inside and outside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>{NODULE}"),
+    ("unclosed <think> with the box", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}"),
+    ("coordinates far off the grid", SMALL, "grounding", {}, NODULE, "nodule <box>[[-9000, -9000, 9000, 9000]]</box>"),
+    ("zero-area box at the lesion", SMALL, "grounding", {}, NODULE, "nodule <box>[[475, 475, 475, 475]]</box>"),
+    ("another box syntax (JSON)", SMALL, "grounding", {}, NODULE, '[{"bbox_2d": [450, 450, 500, 500], "label": "nodule"}]'),
+    # --- closed VQA and multiple choice: hedges
+    ("yes or no", YES, "vqa", {}, "yes", "yes or no"),
+    ("yes/no", YES, "vqa", {}, "yes", "Yes/no"),
+    ("either yes or no", YES, "vqa", {}, "yes", "either yes or no"),
+    ("yes and no", YES, "vqa", {}, "yes", "yes and no"),
+    ("no, yes", YES, "vqa", {}, "yes", "no, yes"),
+    ("yes repeated at length", YES, "vqa", {}, "yes", "yes " * 300),
+    ("question echo", YES, "vqa", {}, "yes", "Is there a pleural effusion?\nPlease output 'yes' or 'no'(no extra output)."),
+    ("answer only in <think>", YES, "vqa", {}, "yes", "<think>yes</think>"),
+    ("hedge after <think>", YES, "vqa", {}, "yes", "<think>yes</think>yes or no"),
+    ("empty", YES, "vqa", {}, "yes", ""),
+    ("two letters", MCQ4, "mcq", {}, "B", "A, B"),
+    ("letters with or", MCQ4, "mcq", {}, "B", "B or C"),
+    ("every letter", MCQ4, "mcq", {}, "B", "A B C D"),
+    ("every letter, glued", MCQ4, "mcq", {}, "B", "ABCD"),
+    ("every letter, one per line", MCQ4, "mcq", {}, "B", "A\nB\nC\nD"),
+    ("hedge after 'the answer is'", MCQ4, "mcq", {}, "B", "The answer is B or C."),
+    ("every option's text", MCQ4, "mcq", {}, "B", "CT, MRI, X-ray, PET"),
+    ("letter with a long explanation", MCQ4, "mcq", {}, "B", "B\n\nBecause" + " MRI shows soft tissue" * 100),
+    # --- reports
+    ("junk report", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "asdf qwerty"),
+    ("one letter", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "x"),
+    ("'no change'", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "No change."),
+    ("report copying the indication", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
+     "Evaluate for pneumonia."),
+    ("report copying the prompt", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", REPORT),
+    ("every observation positive", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
+     "Cardiomegaly, edema, consolidation, pneumonia, atelectasis, pneumothorax, pleural effusion, fracture, nodule."),
+    ("every observation hedged", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
+     "Possible effusion. Possible pneumothorax. Possible pneumonia."),
+    ("both polarities", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
+     "Effusion. No effusion. Pneumothorax. No pneumothorax."),
+    ("repeated finding", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", "Effusion. " * 50),
+    ("CT: junk", LIVER, "report", Q_CT, LIVER_HONEST, "asdf qwerty"),
+    ("CT: copying the prompt", LIVER, "report", Q_CT, LIVER_HONEST, REPORT),
+    ("CT: repeated words", LIVER, "report", Q_CT, LIVER_HONEST, "hepatic lesion " * 40),
+    ("CT: medical vocabulary dump", LIVER, "report", Q_CT, LIVER_HONEST,
+     " ".join(["hypodense hyperdense hepatic renal splenic lesion mass cyst hemangioma metastasis segment VII VIII "
+               "biliary ductal dilatation enhancement calcification"] * 5)),
+    ("CT: negations flipped", LIVER, "report", Q_CT, LIVER_HONEST,
+     "No hypodense lesion in hepatic segment VII. Biliary ductal dilatation."),
+    ("CT: honest report plus a long tail", LIVER, "report", Q_CT, LIVER_HONEST,
+     LIVER_HONEST + " The spleen, pancreas and kidneys are described" * 40),
+]
+
+
+def total_reward(text: str, answer: dict, task: str, columns: dict) -> float:
+    funcs, weights = build_rewards(RECIPE["rewards"], RECIPE["reward_iou_threshold"])
+    kwargs = {"answer": [answer], "task": [task], **columns}
+    return sum(w * (f([text], **kwargs)[0] or 0.0) for f, w in zip(funcs, weights))
+
+
+@pytest.mark.parametrize("what,answer,task,columns,honest,hack", ADVERSARIAL, ids=[row[0] for row in ADVERSARIAL])
+def test_no_hack_out_scores_the_honest_answer(what, answer, task, columns, honest, hack):
+    assert total_reward(hack, answer, task, columns) <= total_reward(honest, answer, task, columns) + 1e-9
+
+
+ISSUE_NUMBERS = [
+    # (completion against 3 true boxes, total under the 8B weights; the issue measured 0.60 / 1.27 / 1.10)
+    (EXACT1, 1 / 3 + 0.5 / 3 + 0.1),  # one exact box: a third of giou and label, plus format
+    (f"lesion <box>[[100, 100, 140, 140], {WHOLE}, {WHOLE}]</box>", 1 / 3 + 0.5 / 3 + 0.1),  # padding adds nothing
+    (f"lesion <box>[{WHOLE}, {WHOLE}, {WHOLE}]</box>", 0.1),  # whole-image boxes: format only
+    (HONEST3, 1.6),  # all three: giou 1 + label 0.5 + format 0.1
+]
+
+
+@pytest.mark.parametrize("text,expected", ISSUE_NUMBERS)
+def test_the_issues_padding_numbers(text, expected):
+    assert total_reward(text, THREE, "grounding", {}) == pytest.approx(expected)
+
+
+def test_build_rewards_names_thresholds_and_did_you_mean():
     funcs, weights = build_rewards({"giou": 1.0, "accuracy": 0.5, "format": 0.1})
-    assert funcs == [giou_reward, accuracy_reward, format_reward] and weights == [1.0, 0.5, 0.1]
-    assert set(REWARDS.names()) == {"giou", "label", "accuracy", "factuality", "format"}
+    assert [f.__name__ for f in funcs] == ["giou_reward", "accuracy_reward", "format_reward"]  # TRL logs these
+    assert funcs[0].func is giou_reward and funcs[0].keywords == {"iou_threshold": 0.5}
+    assert funcs[1:] == [accuracy_reward, format_reward] and weights == [1.0, 0.5, 0.1]
+    assert set(REWARDS.names()) == {"giou", "label", "accuracy", "factuality", "format", "think_format"}
     with pytest.raises(ValueError, match="Did you mean 'giou'"):
         build_rewards({"gIoU": 1.0})
     with pytest.raises(ValueError, match="at least one term"):
@@ -144,11 +375,12 @@ def test_build_rewards_and_did_you_mean():
 
 def test_rewards_return_one_value_per_completion():
     # a mixed batch, as GRPO sends it: every term answers every completion (None where it does not apply)
-    comps = ["cell <box>[[100, 100, 500, 500]]</box>", "yes", "B"]
-    answers = [ONE, {"text": "yes", "closed": True}, MCQ]
-    tasks = ["grounding", "vqa", "mcq"]
+    comps = ["cell <box>[[100, 100, 500, 500]]</box>", "yes", "B", "Effusion."]
+    answers = [ONE, YES, MCQ, CXR]
+    tasks = ["grounding", "vqa", "mcq", "report"]
     for name in REWARDS.names():
-        out = REWARDS.get(name)(comps, answer=answers, task=tasks, image_size=[None] * 3)
-        assert len(out) == 3, name
-    assert giou_reward(comps, answer=answers, task=tasks) == [1.0, None, None]
-    assert accuracy_reward(comps, answer=answers, task=tasks) == [None, 1.0, 1.0]
+        out = REWARDS.get(name)(comps, answer=answers, task=tasks, image_size=[None] * 4, source=[None] * 4,
+                                modality=[None] * 4, prompts=[None] * 4, log_metric=lambda *a: None)
+        assert len(out) == 4, name
+    assert giou_reward(comps, answer=answers, task=tasks) == [1.0, None, None, None]
+    assert accuracy_reward(comps, answer=answers, task=tasks) == [None, 1.0, 1.0, None]

@@ -155,7 +155,9 @@ _QWEN2 = re.compile(
     rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*<\|box_(?:end|start)\|>"
 )
 _PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
-_MEDMO = re.compile(r"([^<>\n\[\]]*?)\s*<box>(.*?)</box>", re.S)
+# a label starts at the text's start or after a markup character: anchoring it there keeps the scan
+# linear (unanchored, every position of a long completion was tried to its end)
+_MEDMO = re.compile(r"(?:^|(?<=[<>\n\[\]]))([^<>\n\[\]]*?)\s*<box>(.*?)</box>", re.S)
 _REF = re.compile(r"<\|object_ref_start\|>(.*?)<\|object_ref_end\|>", re.S)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 # The label is the phrase right before `<box>`: what follows the last sentence or clause

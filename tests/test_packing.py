@@ -280,3 +280,34 @@ def test_measuring_in_several_processes_gives_the_same_plan(tiny, tmp_path):
     parallel = plan_for(base, processor, 200, num_proc=2)
     assert parallel.lengths == serial.lengths and parallel.packs == serial.packs
     assert parallel.unreadable == serial.unreadable == [0]
+
+
+def test_packed_run_logs_real_token_counts(tiny_dir, tmp_path):
+    """TRL's num_tokens counts rows of a packed batch (position ids [4, B, L]); medmo logs the
+    real tokens of the samples each step trained on, read back from the run's id trace."""
+    from medmo.data.synthetic import write_cell_set
+    from medmo.model.load import load_processor
+    from medmo.train.callbacks import read_log
+    from medmo.train.sft import SFTCollator, SFTConfig, run
+
+    records = write_cell_set(tmp_path, "cells", 6, n_vqa=4, image_size=96)
+    out = tmp_path / "run"
+    cfg = SFTConfig(model=str(tiny_dir), data=[str(records)], output_dir=str(out), packing=True, max_length=200,
+                    per_device_train_batch_size=2, max_steps=2, logging_steps=1, warmup_steps=0, save_steps=100,
+                    trace_ids=True)
+    run(cfg)
+    rows = [r for r in read_log(out / "log.jsonl") if "loss" in r]
+    batches = [json.loads(line)["ids"] for line in (out / "sample_ids.rank0.jsonl").read_text().splitlines()][:2]
+    base = {json.loads(line)["id"]: json.loads(line) for line in records.read_text().splitlines()}
+    collator = SFTCollator(load_processor(tiny_dir))
+    tokens, trained = [], []
+    for ids in batches:  # each sample alone, unpadded: its real and its assistant tokens
+        alone = [collator([{"id": i, "messages": base[i]["messages"],
+                            "images": [str(tmp_path / p) for p in base[i]["images"]]}]) for i in ids]
+        tokens.append(sum(int(b["attention_mask"].sum()) for b in alone))
+        trained.append(sum(int((b["labels"] != -100).sum()) for b in alone))
+    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["num_tokens"] for r in rows] == [tokens[0], tokens[0] + tokens[1]]
+    assert [r["num_trained_tokens"] for r in rows] == [trained[0], trained[0] + trained[1]]
+    assert [r["tokens_per_step"] for r in rows] == tokens and [r["trained_tokens_per_step"] for r in rows] == trained
+    assert rows[0]["num_tokens"] > 10 * cfg.per_device_train_batch_size  # not a count of rows

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from medmo.config import load_config
 from medmo.data.synthetic import write_cell_set
@@ -84,7 +85,8 @@ def test_one_step_trains_the_chosen_modules_then_resumes(tiny_dir, cells, tmp_pa
     out = tmp_path / "run"
     cfg = SFTConfig(model=str(tiny_dir), data=[str(cells)], output_dir=str(out), max_steps=1,
                     per_device_train_batch_size=2, learning_rate=1e-3, merger_lr=1e-2, train_merger=False,
-                    warmup_steps=0, save_steps=1, logging_steps=1, min_pixels=4096, max_pixels=4096)
+                    warmup_steps=0, save_steps=1, logging_steps=1, min_pixels=4096, max_pixels=4096,
+                    attn_implementation="auto")
     assert run(cfg) == out
     before, after = load_model(tiny_dir), load_model(out)
     changed = {n for (n, p), (_, q) in zip(before.named_parameters(), after.named_parameters()) if not torch.equal(p, q)}
@@ -97,8 +99,13 @@ def test_one_step_trains_the_chosen_modules_then_resumes(tiny_dir, cells, tmp_pa
     run(cfg)
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
-    steps = [r["step"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
-    assert steps == [1, 2]
+    rows = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[1]["num_tokens"] == rows[0]["num_tokens"] + rows[1]["tokens_per_step"]  # totals survive the resume
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
+    if not torch.cuda.is_available():
+        assert resolved["attn_implementation"] == "sdpa"  # "auto" without CUDA
+    assert resolved["trainable_parameters"]["merger"] == 0 and resolved["trainable_parameters"]["llm"] > 0
 
 
 def test_per_module_learning_rates_reach_the_optimizer(tiny_dir, cells, tmp_path):
@@ -136,3 +143,33 @@ def test_recipe_keys_reach_the_trl_arguments(cells, tmp_path):
     args = trl_args(cfg, tmp_path)
     assert (args.ddp_timeout, args.save_steps, args.max_grad_norm) == (60, 7, 0.5)
     assert args.remove_unused_columns is False  # the collator needs the raw rows
+
+
+def test_attn_implementation_auto_resolves_in_one_place():
+    from medmo.model.load import resolve_attn_implementation
+
+    assert resolve_attn_implementation("auto", device="cpu") == "sdpa"  # flash-attention needs CUDA
+    if not torch.cuda.is_available():
+        assert resolve_attn_implementation("auto") == "sdpa"
+    assert resolve_attn_implementation("eager") == "eager" and resolve_attn_implementation(None) is None
+    with pytest.raises(ValueError, match="per_device_train_batch_size: 1"):  # auto may pick flash on GPUs
+        SFTConfig(model="m", data=["d.jsonl"], packing=True, max_length=512, attn_implementation="auto",
+                  per_device_train_batch_size=2)
+
+
+def test_skips_made_in_dataloader_workers_reach_the_log(tiny_dir, tmp_path):
+    """Two worker processes run the collator; its skips travel with the batches to log.jsonl,
+    beside the build-time skips of the training set."""
+    records = write_cell_set(tmp_path, "train", 4, n_vqa=2, image_size=64)
+    lines = records.read_text().splitlines()
+    (tmp_path / json.loads(lines[0])["images"][0]).write_bytes(b"not a png")  # found only when decoded
+    lines.append(json.dumps({**json.loads(lines[1]), "id": "gone", "images": ["images/nowhere.png"]}))
+    records.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    cfg = SFTConfig(model=str(tiny_dir), data=[str(records)], output_dir=str(out), per_device_train_batch_size=2,
+                    dataloader_num_workers=2, logging_steps=1, warmup_steps=0, save_steps=100, max_pixels=4096)
+    run(cfg)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped/unreadable image"] == 1  # counted in a worker process
+    assert rows[-1]["skipped/missing image"] == 1  # counted while building the set
+    assert rows[-1]["num_trained_tokens"] > 0

@@ -46,6 +46,17 @@ def _cmd_train(args) -> int:
     if args.prepare:
         print(json.dumps(prepare_recipe(args.recipe, args.overrides), indent=2))
         return 0
+    if args.rehearse:
+        from medmo.config import load_config
+        from medmo.rehearse import RehearseConfig, run
+
+        if not args.data_root:
+            raise ValueError("--rehearse needs --data-root DIR: the raw releases, one folder per source")
+        print(run(load_config(RehearseConfig, None, args.overrides, recipe=args.recipe, data_root=args.data_root,
+                              out=args.out)))
+        return 0
+    if args.data_root or args.out:
+        raise ValueError("--data-root and --out go with --rehearse; a training run's folder is the recipe's output_dir")
     print(run_recipe(args.recipe, args.overrides))
     return 0
 
@@ -219,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", action="store_true",
                    help="only build the training sets and packing plans in the run folders (no model, no GPU) "
                         "and print their sizes, skips and packing fill; training then reuses them")
+    p.add_argument("--rehearse", action="store_true",
+                   help="run the recipe as shipped on the tiny model on CPU, a few steps per stage, on the raw "
+                        "releases under --data-root (converted, mixed, trained, exported, evaluated); key=value "
+                        "overrides then set RehearseConfig fields (steps, samples, eval_limit, ...)")
+    p.add_argument("--data-root", dest="data_root", default=None,
+                   help="--rehearse: raw releases, one folder per source (e.g. ../shared/data)")
+    p.add_argument("--out", default=None, help="--rehearse: run folder (default runs/rehearse/<recipe name>)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="a training run -> a Hugging Face checkpoint (LoRA merged) with a model card")

@@ -44,6 +44,17 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     return from_dict(cls, data, where=str(path) if path else cls.__name__)
 
 
+def relative_to_recipe(path: str, recipe: str | Path) -> str:
+    """A path written in a recipe (`recipes/data/stage1_mix.yaml`), found from the working
+    directory, else from the folders above the recipe file (so recipes run from anywhere)."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    for folder in Path(recipe).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return path
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like key=value (e.g. max_steps=10 or model.lr=1e-4)")

@@ -49,17 +49,24 @@ def recipe_kind(path: str | Path) -> str:
     return kind
 
 
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), **extra):
+    """A recipe file -> its validated config; the paths it names (a pipeline's stages, a stage's
+    mixture) are found from the working directory, else from the folders above the recipe."""
+    from medmo.config import load_config, relative_to_recipe
+
+    cfg = load_config(RUNNERS.get(recipe_kind(path)).config, path, overrides, **extra)
+    if hasattr(cfg, "stages"):
+        cfg.stages = [relative_to_recipe(s, path) for s in cfg.stages]
+    if getattr(cfg, "mixture", None):
+        cfg.mixture = relative_to_recipe(cfg.mixture, path)
+    return cfg
+
+
 def run_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Load, validate and run a recipe; returns its run folder."""
-    from medmo.config import load_config
-
-    runner = RUNNERS.get(recipe_kind(path))
-    return runner.run(load_config(runner.config, path, overrides))
+    return RUNNERS.get(recipe_kind(path)).run(load_recipe(path, overrides))
 
 
 def prepare_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict | list[dict]:
     """Build a recipe's training sets (and packing plans) without loading a model; their summary."""
-    from medmo.config import load_config
-
-    runner = RUNNERS.get(recipe_kind(path))
-    return runner.prepare(load_config(runner.config, path, overrides))
+    return RUNNERS.get(recipe_kind(path)).prepare(load_recipe(path, overrides))

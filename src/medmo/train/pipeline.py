@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medmo.config import load_config, make_run_dir
+from medmo.config import make_run_dir
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
     `model` is chained at run time; here each stage gets a placeholder equal to the
     previous stage's run folder, so the configs saved with each run are the real ones.
     """
-    from medmo.train import recipe_kind, RUNNERS
+    from medmo.train import load_recipe, recipe_kind
 
     out = []
     previous = cfg.model
@@ -62,8 +62,7 @@ def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
         extra = {"output_dir": str(Path(cfg.output_dir) / name)}
         if previous is not None:
             extra["model"] = previous
-        stage_cfg = load_config(RUNNERS.get(kind).config, path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])],
-                                **extra)
+        stage_cfg = load_recipe(path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])], **extra)
         out.append((kind, stage_cfg))
         previous = stage_cfg.output_dir
     return out

@@ -73,6 +73,81 @@ def test_load_counts_on_real_files(data_root):
         assert len(get_benchmark(name).load(bench_data(data_root, name))) == n, name
 
 
+def test_eval_list_prints_every_benchmark_with_its_card(capsys):
+    from medmo.cli import main
+
+    assert main(["eval", "--list"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert set(benchmark_names()) <= set(rows)
+    assert rows["slake"][1:4] == ["vqa", "2094", "accuracy"] and rows["vqa_rad"][1:3] == ["vqa", "451"]
+    assert rows["iu_xray"][2] == "296" and rows["mmlu_med"][2] == "1871?"  # '?': not every subject checked here
+    assert rows["iu_xray_r2gen"][3] == "rouge_l" and rows["nih_chestxray14"][3] == "mean_iou"
+
+
+# (benchmark, loaded items kept, coverage line): real files, cut or whole
+COVERAGE_CASES = [
+    ("slake", None, "complete: 2094 of 2094"),
+    ("slake", lambda r: r.meta["lang"] == "en", "partial: 1061 of 2094 (missing langs: zh)"),
+    ("slake_en", None, "complete: 1061 of 1061"),
+    ("vqa_rad", None, "complete: 451 of 451"),
+    ("pubmedqa", None, "complete: 500 of 500"),
+    ("mmlu_med", None,  # the MedAgents file has 6 of MedEvalKit's 9 subjects
+     "partial: 1089 of 1871 (missing subjects: nutrition, virology, high_school_biology)"),
+    ("medxpertqa_text", None, "partial: 244 of 2450"),  # the shared sample
+    ("medqa", lambda r: int(r.id.rsplit("/", 1)[-1]) < 100, "partial: 100 of 1273"),
+]
+
+
+@pytest.mark.parametrize("name,kept,line", COVERAGE_CASES)
+def test_coverage_of_real_files(data_root, name, kept, line):
+    from medmo.eval.benchmarks import coverage
+
+    records = [r for r in get_benchmark(name).load(bench_data(data_root, name)) if kept is None or kept(r)]
+    cov = coverage(name, records)
+    assert cov.line == line and cov.complete == line.startswith("complete")
+    assert cov.to_dict()["evaluated"] == len(records) and cov.to_dict()["expected"] == get_benchmark(name).size
+
+
+def test_coverage_flags_more_items_and_unconfirmed_populations():
+    from medmo.eval.benchmarks import coverage
+
+    def sample(i, **meta):
+        return {"id": str(i), "meta": meta}
+
+    cov = coverage("pubmedqa", [sample(i, not_comparable="ids not confirmed") for i in range(1000)])
+    assert not cov.complete and cov.line == ("partial: 1000 of 500 (ids not confirmed; "
+                                             "500 more items than the published set)")
+    assert not coverage("pubmedqa", [sample(i, not_comparable="x") for i in range(500)]).complete
+    unchecked = coverage("bacteria", [sample(0)])
+    assert not unchecked.complete and unchecked.line.startswith("unchecked: 1 items")
+
+
+def test_every_benchmark_declares_its_card():
+    for name in benchmark_names():
+        b = get_benchmark(name)
+        assert b.size_checked, f"{name}: say how its size was checked, or why not"
+        assert b.size is not None or b.size_checked.startswith("unverified"), name
+        for key, parts in b.subsets.items():  # declared parts add up (checked at registration too)
+            assert sum(parts.values()) == b.size, (name, key)
+    with pytest.raises(ValueError, match="add up to 3, not its size 4"):
+        from medmo.eval.benchmarks import Benchmark
+
+        Benchmark(name="x", family="vqa", load=list, score=dict, aggregate=dict, size=4, subsets={"k": {"a": 1, "b": 2}})
+
+
+def test_mmmu_med_paper_layout_is_an_option_of_load(data_root):
+    bench = get_benchmark("mmmu_med")
+    assert bench.paper_options == {"layout": "mmmu"}
+    generic = bench.load(bench_data(data_root, "mmmu_med"))
+    paper = bench.load(bench_data(data_root, "mmmu_med"), **bench.paper_options)
+    assert [r.id for r in paper] == [r.id for r in generic]
+    assert all(len(r.images) <= 1 and "\n(A) " in r.prompt for r in paper if r.task == "mcq")
+    assert not any("\n(A) " in r.prompt for r in generic)
+    for r in paper:  # the reference still scores correct in both modes
+        for mode in ("strict", "medevalkit"):
+            assert bench.score(r.to_dict(), r.answer.get("letter") or r.answer["text"], mode)["correct"]
+
+
 def test_medqa_benchmark_refuses_the_five_option_file(shared_data):
     with pytest.raises(ValueError, match="4-option"):
         get_benchmark("medqa").load(shared_data / "medqa" / "5options")

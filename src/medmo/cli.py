@@ -177,6 +177,11 @@ def _cmd_eval(args) -> int:
     if args.eval_command == "merge":
         print(merge(args.dirs, args.out or f"{args.dirs[0].rstrip('/')}/../merged", plots=not args.no_plots))
         return 0
+    if args.list:
+        from medmo.eval.benchmarks import catalogue
+
+        print("\n".join(catalogue()))
+        return 0
     given = {k: getattr(args, k) for k in _EVAL_FIELDS if getattr(args, k) is not None}
     if args.benchmark:
         given["benchmarks"] = [b for item in args.benchmark for b in item.split(",") if b]
@@ -356,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="checkpoint folder or hub id (hf/vllm), or served model name (openai)")
     p.add_argument("--suite", help="suite name in recipes/eval (vqa, textqa, report, grounding, all) or a YAML path")
     p.add_argument("--benchmark", action="append", help="registered benchmark name(s), repeatable or comma-separated")
+    p.add_argument("--list", action="store_true",
+                   help="list every benchmark: family, published item count, headline metric, licence, source")
     p.add_argument("--records", help="a .jsonl/.parquet of unified records, scored by task (images relative to it)")
     p.add_argument("--data", help="the benchmark's data folder, or a root holding one folder per benchmark")
     p.add_argument("--limit", type=int, help="first N items of each benchmark")

@@ -9,4 +9,5 @@ responses; ground truth in pixels of the item's `size` image).
 """
 from medmo.eval.benchmarks._grounding import register_medsg
 
-register_medsg("multi_view", "find in another view the structure boxed in one view")
+register_medsg("multi_view", "find in another view the structure boxed in one view",
+               size_checked="unverified: no MedSG-Bench multi_view data in shared/data")

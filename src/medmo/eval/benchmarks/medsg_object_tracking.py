@@ -9,4 +9,5 @@ responses; ground truth in pixels of the 336x336 image).
 """
 from medmo.eval.benchmarks._grounding import register_medsg
 
-register_medsg("object_tracking", "follow a boxed object through an image sequence")
+register_medsg("object_tracking", "follow a boxed object through an image sequence",
+               size_checked="unverified: no MedSG-Bench object_tracking data in shared/data")

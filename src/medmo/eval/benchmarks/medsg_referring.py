@@ -9,4 +9,6 @@ responses; ground truth in pixels of the 336x336 image).
 """
 from medmo.eval.benchmarks._grounding import register_medsg
 
-register_medsg("referring", "box the region a phrase names, in one of several images")
+register_medsg("referring", "box the region a phrase names, in one of several images",
+               size=1482, size_checked="shared/data/medsg_bench/qwen2_5_vl_referring_0410_135934.json "
+                                       "(a reproduction's outputs on the 1,482 referring test items)")

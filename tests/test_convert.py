@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,98 @@ def test_splits_can_share_a_folder(toy, tmp_path):
     run(ConvertConfig(source="toy", raw=str(toy), out=str(out)))
     assert [p.name for p in shard_files(out)] == ["toy-00000.jsonl", "toy-train-00000.jsonl"]
     assert (out / "report-train.json").exists() and (out / "report.json").exists()
+
+
+# ------------------------------------------------ atomic output: a kill never costs the old one
+
+
+def _consistent(out: Path) -> dict:
+    """The folder's report and shards agree (every listed shard, exactly the records it counts)."""
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(p.name for p in shard_files(out)) == sorted(report["shards"])
+    assert sum(1 for _ in iter_records(out)) == report["kept"]
+    return report
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no clean-up (not an Exception, so no handler sees it)."""
+
+
+def _kill_at_rename(monkeypatch, n: int) -> None:
+    """The n-th os.rename of the swap is where the process dies."""
+    import medmo.data.shards as shards
+
+    calls, real = [], os.rename
+
+    def rename(src, dst):
+        calls.append(src)
+        if len(calls) == n:
+            raise _Killed()
+        real(src, dst)
+
+    monkeypatch.setattr(shards.os, "rename", rename)
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_a_kill_during_the_swap_keeps_the_previous_output(toy, tmp_path, monkeypatch, kill_at):
+    out = tmp_path / "out"
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=2))
+    before = _bytes(out)
+    assert _consistent(out)["kept"] == 8 and len(before) == 5  # 4 shards + report
+    _kill_at_rename(monkeypatch, kill_at)
+    with pytest.raises(_Killed):
+        run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=5))
+    monkeypatch.undo()
+    # 1: killed before anything moved; 2: killed with the old output moved aside, the new one not yet in:
+    # the next reader (or run) renames the old one back
+    assert out.exists() == (kill_at == 1)
+    assert shard_files(out) and _consistent(out)["shards"] == ["toy-00000.jsonl", "toy-00001.jsonl", "toy-00002.jsonl", "toy-00003.jsonl"]
+    assert _bytes(out) == before
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=5))  # the next run completes normally
+    assert _consistent(out)["shards"] == ["toy-00000.jsonl", "toy-00001.jsonl"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging or old folder left
+
+
+def test_a_run_that_fails_midway_leaves_the_previous_output(toy, tmp_path, monkeypatch):
+    from medmo.data import shards
+
+    out = tmp_path / "out"
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=2))
+    before = _bytes(out)
+    real_write = shards.ShardWriter.write
+
+    def write(self, record):
+        if self.count == 5:
+            raise _Killed()
+        real_write(self, record)
+
+    monkeypatch.setattr(shards.ShardWriter, "write", write)
+    with pytest.raises(_Killed):
+        run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=2))
+    assert _bytes(out) == before and _consistent(out)["kept"] == 8
+
+
+def test_a_failed_conversion_keeps_the_previous_output_and_reports_beside_it(toy, tmp_path):
+    out = tmp_path / "out"
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out)))
+    before = _bytes(out)
+    (tmp_path / "bad.json").write_text(json.dumps([["x"], ["y"]]))
+    with pytest.raises(ValueError, match="all 2 items dropped.*report.failed.json"):
+        run(ConvertConfig(source="toy", raw=str(tmp_path / "bad.json"), out=str(out)))
+    assert json.loads((out / "report.failed.json").read_text())["dropped"]["total"] == 2
+    assert {k: v for k, v in _bytes(out).items() if k != "report.failed.json"} == before
+
+
+def test_mix_is_swapped_in_atomically(toy, tmp_path, monkeypatch):
+    from medmo.data.mixture import MixSource, MixtureConfig
+    from medmo.data.mixture import run as mix
+
+    src = run(ConvertConfig(source="toy", raw=str(toy), out=str(tmp_path / "conv")))
+    cfg = MixtureConfig(name="m", out=str(tmp_path / "mix"), sources=[MixSource("toy", str(src))], shard_size=3)
+    out = mix(cfg)
+    before = _bytes(out)
+    _kill_at_rename(monkeypatch, 2)
+    with pytest.raises(_Killed):
+        mix(MixtureConfig(name="m", out=str(tmp_path / "mix"), sources=[MixSource("toy", str(src))], shard_size=5))
+    monkeypatch.undo()
+    assert sum(1 for _ in iter_records(out)) == 8 and _bytes(out) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -190,3 +191,101 @@ def test_every_hostile_kind_is_exercised_for_every_file_kind():
     kinds = {(c.fmt, bool(c.image_field)) for c, _ in PAIRS}
     assert {("json", True), ("json", False), ("jsonl", True), ("jsonl", False), ("csv", True), ("csv", False)} <= kinds
     assert {k for _, k in PAIRS} == set(HOSTILE)
+
+
+# ------------------------------------------------------------- images, files and errors
+
+
+def _vqa_rad_release(tmp_path: Path, shared_data: Path, n: int = 3) -> tuple[Path, list[dict]]:
+    """A VQA-RAD release of `n` questions on distinct images, images copied."""
+    rows, seen = [], set()
+    for r in read_rows(shared_data / "vqa_rad" / "testset.json"):
+        if r["image_name"] not in seen:
+            seen.add(r["image_name"])
+            rows.append(r)
+        if len(rows) == n:
+            break
+    root = tmp_path / "vqa_rad"
+    (root / "images").mkdir(parents=True)
+    for r in rows:
+        (root / "images" / r["image_name"]).write_bytes((shared_data / "vqa_rad" / "images" / r["image_name"]).read_bytes())
+    (root / "testset.json").write_text(json.dumps(rows))
+    return root, rows
+
+
+def test_undecodable_images_and_paths_out_of_the_release(tmp_path, shared_data):
+    root, rows = _vqa_rad_release(tmp_path, shared_data)
+    (root / "images" / rows[1]["image_name"]).write_bytes(b"\x1f\x8b\x08\x00" + b"junk" * 64)  # gzip magic, not gzip
+    secret = tmp_path / "outside.jpg"
+    secret.write_bytes((root / "images" / rows[0]["image_name"]).read_bytes())
+    (root / "images" / rows[2]["image_name"]).unlink()
+    (root / "images" / rows[2]["image_name"]).symlink_to(secret)  # a symlink pointing out of the release
+    report, records = _convert(tmp_path, Case("vqa_rad", "json", "", None, "", ""), root)
+    assert report["kept"] == 2 and report["dropped"]["by_reason"] == {"image_outside_release": 1}
+    out = run(ConvertConfig(source="vqa_rad", raw=str(root), out=str(tmp_path / "d"), check_images="decode"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["dropped"]["by_reason"] == {"image_unreadable": 1, "image_outside_release": 1}
+    assert rows[1]["image_name"] in report["dropped"]["examples"]["image_unreadable"][0]
+    allowed = run(ConvertConfig(source="vqa_rad", raw=str(root), out=str(tmp_path / "a"), allow_outside_images=True))
+    assert json.loads((allowed / "report.json").read_text())["kept"] == 3  # the flag keeps them
+
+
+def test_the_error_wrapper_keeps_the_original_exception(tmp_path, shared_data):
+    # a wrong release whose file is not UTF-8: UnicodeDecodeError takes 5 arguments, so type(e)(msg) would fail
+    root = tmp_path / "pubmedqa"
+    root.mkdir()
+    shutil.copy(shared_data / "pubmedqa" / "ori_pqal.json", root)
+    (root / "test_ground_truth.json").write_bytes(b'{"123": "yes\xff"}')
+    with pytest.raises(ValueError, match="(?s)^pubmedqa: 'utf-8' codec can't decode.*expects") as err:
+        run(ConvertConfig(source="pubmedqa", raw=str(root), out=str(tmp_path / "o")))
+    assert isinstance(err.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_csv_field_over_the_size_limit_spoils_only_its_row(tmp_path):
+    case = next(c for c in CASES if c.source == "pmc_vqa")
+    row, columns = _template(case, Path("."))
+    huge = _with(row, Question="why? " * 40_000)  # 200 KB: over the csv module's 128 KB field limit
+    report, records = _convert(tmp_path, case, _release(tmp_path, case, [row, huge, row], columns))
+    assert report["kept"] == 2 and report["dropped"]["by_reason"] == {"malformed_csv_row": 1}
+    assert len(report["dropped"]["examples"]["malformed_csv_row"][0]) < 400  # examples stay short
+
+
+def test_a_line_separator_inside_a_jsonl_string_is_not_a_line_break(tmp_path, shared_data):
+    case = next(c for c in CASES if c.source == "medmcqa")
+    row, columns = _template(case, shared_data)
+    line = json.dumps(_with(row, question=row["question"] + "\u2028 and\u2029 more"), ensure_ascii=False).encode()
+    report, records = _convert(tmp_path, case, _release(tmp_path, case, [row, line], columns))
+    assert report["kept"] == 2 and "\u2028 and\u2029 more" in records[1]["messages"][0]["content"]
+
+
+def test_first_examples_of_each_reason_are_logged(tmp_path, shared_data, caplog):
+    case = next(c for c in CASES if c.source == "slake")
+    row, columns = _template(case, shared_data)
+    bad = [_with(row, img_name=k) for k in range(8)]  # 8 rows with an integer path
+    report, _ = _convert(tmp_path, case, _release(tmp_path, case, [row, *bad], columns))
+    assert report["dropped"]["by_reason"] == {"bad_field_type": 8}
+    logged = [r.getMessage() for r in caplog.records if "bad_field_type" in r.getMessage()]
+    assert any("test.json[1]" in m for m in logged) and not any("test.json[8]" in m for m in logged)
+
+
+def test_a_record_with_a_lone_surrogate_is_counted_not_written(tmp_path):
+    """The last line of defence: a converter that lets a lone surrogate through (no `keep`)."""
+    from medmo.data.schema import Record
+    from medmo.data.sources import SOURCES, Source
+
+    def convert(raw, drops, split=None):
+        for i, q in enumerate(["fine?", "bad \ud800?"]):
+            yield Record(id=f"s/train/{i}", source="s", split="train", task="vqa", modality="ct", images=[],
+                         messages=[{"role": "user", "content": q}, {"role": "assistant", "content": "yes"}],
+                         answer={"text": "yes", "closed": True})
+
+    SOURCES.add("surrogate_toy", Source("surrogate_toy", convert, ("vqa",), "ct", "toy"))
+    try:
+        (tmp_path / "raw").mkdir()
+        out = run(ConvertConfig(source="surrogate_toy", raw=str(tmp_path / "raw"), out=str(tmp_path / "o")))
+    finally:
+        SOURCES._items.pop("surrogate_toy")
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 1 and report["dropped"]["by_reason"] == {"bad_encoding": 1}
+    assert "s/train/1" in report["dropped"]["examples"]["bad_encoding"][0]
+    assert (out / "surrogate_toy-00000.jsonl").read_text(encoding="utf-8").count("\n") == 1

@@ -219,7 +219,7 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
 
 def shard_files(path: str | Path) -> list[Path]:
     """The record files of a folder (sorted), or the file itself."""
-    path = Path(path)
+    path = recover_folder(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; expected a .jsonl/.parquet record file or a folder of "
                                 "them (the output of `medmo data convert` or `medmo data mix`)")

@@ -374,3 +374,27 @@ def test_paper_protocol_loads_each_benchmark_with_its_paper_options(monkeypatch)
     paper = benchmark_unit("medqa", None, "medevalkit", None, protocol="paper")
     assert seen == [{}, {"layout": "mmmu"}]
     assert paper.paper_set is None and "layout=mmmu" in default.paper_set
+
+
+@pytest.mark.slow  # opens all 451 VQA-RAD images (~20 s on 2 cores)
+def test_paper_protocol_run_is_compared_and_a_partial_one_is_labelled(shared_data, tmp_path, monkeypatch):
+    """End to end: --protocol paper on all of VQA-RAD with a judge compares with the paper; --limit does not."""
+    import medmo.eval.runner as runner
+    from medmo.eval.benchmarks import get_benchmark
+
+    answers = {r.messages[0]["content"].replace("<image>", ""): r.answer["text"]
+               for r in get_benchmark("vqa_rad").load(shared_data / "vqa_rad")}
+    monkeypatch.setattr(runner, "_backend", lambda cfg: Scripted(answers))
+    with FakeOpenAI(lambda body: "Yes.") as fake:
+        judge = {"model": "j", "base_url": fake.base_url}
+        full = run(EvalConfig(model="m", benchmarks=["vqa_rad"], data=str(shared_data), protocol="paper",
+                              judge=judge, out=str(tmp_path / "full"), plots=False))
+        part = run(EvalConfig(model="m", benchmarks=["vqa_rad"], data=str(shared_data), protocol="paper",
+                              judge=judge, limit=8, out=str(tmp_path / "part"), plots=False))
+    rad = json.loads((full / "results.json").read_text())["benchmarks"]["vqa_rad"]
+    assert rad["coverage"]["line"] == "complete: 451 of 451" and rad["protocol"]["mode"] == "medevalkit"
+    assert rad["vs_paper"] == "comparable"
+    assert "| vqa_rad | accuracy |" in (full / "results.md").read_text()
+    rad = json.loads((part / "results.json").read_text())["benchmarks"]["vqa_rad"]
+    assert rad["vs_paper"] == "not comparable: partial: 8 of 451"
+    assert "| not comparable: partial: 8 of 451 |" in (part / "results.md").read_text()

@@ -152,10 +152,14 @@ def _vs_paper(name: str, results: dict) -> str:
 
 
 def protocol_lines(results: dict) -> list[str]:
-    """The run's protocol, whether it is complete, judge coverage and cut answers."""
+    """Whether the run is complete, item coverage, judge coverage and cut answers."""
     lines = []
     if results.get("incomplete"):
         lines += ["**Incomplete run**: " + "; ".join(f"{b}: {why}" for b, why in results["incomplete"].items()), ""]
+    covered = [[b, str(r["coverage"].get("line", "–"))] for b, r in results["benchmarks"].items()
+               if isinstance(r.get("coverage"), dict)]
+    if covered:
+        lines += ["## Items evaluated against the published sets", "", *_table(["benchmark", "coverage"], covered), ""]
     judged = [(b, r["judge"]) for b, r in results["benchmarks"].items() if isinstance(r.get("judge"), dict)]
     if judged:
         rows = [[b, str(j["open"]), str(j["judged"]),

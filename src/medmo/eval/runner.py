@@ -279,7 +279,8 @@ def summarize(unit_name: str, kind: str, family: str, version: str, samples: lis
               aggregate: Callable[[list[dict]], dict], skipped: dict[str, int] | None = None,
               protocol: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics over the scored samples, failure counts by reason, answers cut at the token
-    budget, judge coverage and the unit's protocol."""
+    budget, judge coverage, the unit's protocol and (benchmarks) how much of the published
+    set the scored samples cover (medmo.eval.benchmarks.coverage)."""
     scored = [s for s in samples if not s.get("failure")]
     reasons = Counter(s["failure"] for s in samples if s.get("failure"))
     reasons.update(skipped or {})
@@ -288,6 +289,10 @@ def summarize(unit_name: str, kind: str, family: str, version: str, samples: lis
     out = {"kind": kind, "family": family, "version": version, **metrics,
            "n_failed": sum(1 for s in samples if s.get("failure")), "failures": dict(sorted(reasons.items())),
            "cut": reasons.get(CUT, 0)}
+    if kind == "benchmark":
+        from medmo.eval.benchmarks import coverage
+
+        out["coverage"] = coverage(unit_name, scored).to_dict()
     judge = judge_coverage(scored, (protocol or {}).get("judge_model"))
     if judge:
         out["judge"] = judge

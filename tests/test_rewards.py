@@ -241,10 +241,11 @@ def test_factuality_skips_other_tasks():
 
 
 # ------------------------------------------------------------------ adversarial completions
-# Every hack a policy could find, as (what it tries, answer, task, columns, honest, hack): under
-# the 8B recipe's weights the hack's total reward must not exceed the honest answer's. Where
-# the "honest" column is a weaker answer (one exact box), the row shows that the junk added to
-# it never raises its reward. Image 1000x1000 px, so grid = pixels.
+# Every hack a policy could find, as (what it tries, answer, task, columns, honest, hack, cap):
+# under the 8B recipe's weights the hack's total reward must not exceed the honest answer's,
+# nor `cap`, what the hack got right (usually the format credit alone; "was" = the rewards
+# before issue 10). Where the "honest" column is a weaker answer (one exact box), the row shows
+# that the junk added to it never raises its reward. Image 1000x1000 px, so grid = pixels.
 RECIPE = yaml.safe_load((ROOT / "recipes" / "medmo-8b" / "stage4_grpo.yaml").read_text())
 THREE = {"boxes": [{"bbox": [100, 100, 140, 140], "label": "lesion"}, {"bbox": [300, 300, 340, 350], "label": "lesion"},
                    {"bbox": [600, 600, 660, 640], "label": "lesion"}], "image_size": [1000, 1000]}
@@ -261,78 +262,84 @@ WHOLE = "[0, 0, 1000, 1000]"
 NODULE = "nodule <box>[[450, 450, 500, 500]]</box>"
 MCQ4 = {"choices": {"A": "CT", "B": "MRI", "C": "X-ray", "D": "PET"}, "letter": "B"}
 LIVER_HONEST = "A 2.3 cm hypodense lesion in hepatic segment VII, likely hemangioma. No biliary ductal dilatation."
+F = 0.1  # the 8B recipe's format weight: what a well-shaped but wrong answer may keep
 ADVERSARIAL = [
     # --- grounding: the issue's hacks (before: 0.60, 1.27, 1.10 against 3 true boxes)
     ("exact box + two whole-image boxes", THREE, "grounding", {}, EXACT1,
-     f"lesion <box>[[100, 100, 140, 140], {WHOLE}, {WHOLE}]</box>"),
-    ("three whole-image boxes", THREE, "grounding", {}, HONEST3, f"lesion <box>[{WHOLE}, {WHOLE}, {WHOLE}]</box>"),
-    ("one whole-image box on a small lesion", SMALL, "grounding", {}, NODULE, f"nodule <box>[{WHOLE}]</box>"),
-    ("a box beside the lesion, not on it", SMALL, "grounding", {}, NODULE, "nodule <box>[[500, 450, 550, 500]]</box>"),
-    ("near miss (IoU 0.33)", SMALL, "grounding", {}, NODULE, "nodule <box>[[465, 465, 515, 515]]</box>"),
-    ("a matched but sloppy box keeps full label credit?", SMALL, "grounding", {}, NODULE,
-     "nodule <box>[[400, 400, 600, 600]]</box>"),
+     f"lesion <box>[[100, 100, 140, 140], {WHOLE}, {WHOLE}]</box>", 1 / 3 + 0.5 / 3 + F),  # = one exact box (was 1.27)
+    ("three whole-image boxes", THREE, "grounding", {}, HONEST3, f"lesion <box>[{WHOLE}, {WHOLE}, {WHOLE}]</box>", F),  # was 1.10
+    ("one whole-image box on a small lesion", SMALL, "grounding", {}, NODULE, f"nodule <box>[{WHOLE}]</box>", F),  # was 1.10
+    ("a box beside the lesion, not on it", SMALL, "grounding", {}, NODULE, "nodule <box>[[500, 450, 550, 500]]</box>", F),
+    ("near miss (IoU 0.33)", SMALL, "grounding", {}, NODULE, "nodule <box>[[465, 465, 515, 515]]</box>", F),  # was 1.21
+    ("a sloppy box with the right label", SMALL, "grounding", {}, NODULE, "nodule <box>[[400, 400, 600, 600]]</box>", F),
     # --- grounding: our own
     ("box spam: a 5x5 grid of boxes", SMALL, "grounding", {}, NODULE,
      "nodule <box>[" + ", ".join(f"[{x}, {y}, {x + 200}, {y + 200}]" for x in range(0, 1000, 200)
-                                 for y in range(0, 1000, 200)) + "]</box>"),
-    ("duplicated exact box", SMALL, "grounding", {}, NODULE, "nodule <box>[[450, 450, 500, 500], [450, 450, 500, 500]]</box>"),
-    ("duplicated group", SMALL, "grounding", {}, NODULE, NODULE + " " + NODULE),
-    ("exact box, wrong label", SMALL, "grounding", {}, NODULE, "mass <box>[[450, 450, 500, 500]]</box>"),
-    ("label repeated before the box", SMALL, "grounding", {}, NODULE, "nodule nodule nodule <box>[[450, 450, 500, 500]]</box>"),
-    ("label-only text", SMALL, "grounding", {}, NODULE, "nodule"),
-    ("prompt echo", SMALL, "grounding", Q_GROUND, NODULE, GROUND_TARGET.format(target="nodule")),
-    ("empty", SMALL, "grounding", {}, NODULE, ""),
-    ("very long text after the box", SMALL, "grounding", {}, NODULE, NODULE + " because" + " the lesion" * 500),
-    ("box only inside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>"),
-    ("exact box in <think>, junk after", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>nodule <box>[{WHOLE}]</box>"),
-    ("answer inside and outside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>{NODULE}"),
-    ("unclosed <think> with the box", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}"),
-    ("coordinates far off the grid", SMALL, "grounding", {}, NODULE, "nodule <box>[[-9000, -9000, 9000, 9000]]</box>"),
-    ("zero-area box at the lesion", SMALL, "grounding", {}, NODULE, "nodule <box>[[475, 475, 475, 475]]</box>"),
-    ("another box syntax (JSON)", SMALL, "grounding", {}, NODULE, '[{"bbox_2d": [450, 450, 500, 500], "label": "nodule"}]'),
-    # --- closed VQA and multiple choice: hedges
-    ("yes or no", YES, "vqa", {}, "yes", "yes or no"),
-    ("yes/no", YES, "vqa", {}, "yes", "Yes/no"),
-    ("either yes or no", YES, "vqa", {}, "yes", "either yes or no"),
-    ("yes and no", YES, "vqa", {}, "yes", "yes and no"),
-    ("no, yes", YES, "vqa", {}, "yes", "no, yes"),
-    ("yes repeated at length", YES, "vqa", {}, "yes", "yes " * 300),
-    ("question echo", YES, "vqa", {}, "yes", "Is there a pleural effusion?\nPlease output 'yes' or 'no'(no extra output)."),
-    ("answer only in <think>", YES, "vqa", {}, "yes", "<think>yes</think>"),
-    ("hedge after <think>", YES, "vqa", {}, "yes", "<think>yes</think>yes or no"),
-    ("empty", YES, "vqa", {}, "yes", ""),
-    ("two letters", MCQ4, "mcq", {}, "B", "A, B"),
-    ("letters with or", MCQ4, "mcq", {}, "B", "B or C"),
-    ("every letter", MCQ4, "mcq", {}, "B", "A B C D"),
-    ("every letter, glued", MCQ4, "mcq", {}, "B", "ABCD"),
-    ("every letter, one per line", MCQ4, "mcq", {}, "B", "A\nB\nC\nD"),
-    ("hedge after 'the answer is'", MCQ4, "mcq", {}, "B", "The answer is B or C."),
-    ("every option's text", MCQ4, "mcq", {}, "B", "CT, MRI, X-ray, PET"),
-    ("letter with a long explanation", MCQ4, "mcq", {}, "B", "B\n\nBecause" + " MRI shows soft tissue" * 100),
-    # --- reports
-    ("junk report", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "asdf qwerty"),
-    ("one letter", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "x"),
-    ("'no change'", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "No change."),
+                                 for y in range(0, 1000, 200)) + "]</box>", F),
+    ("duplicated exact box", SMALL, "grounding", {}, NODULE,
+     "nodule <box>[[450, 450, 500, 500], [450, 450, 500, 500]]</box>", 1 / 2 + 0.5 / 2 + F),  # the copy halves it
+    ("duplicated group", SMALL, "grounding", {}, NODULE, NODULE + " " + NODULE, 1 / 2 + 0.5 / 2 + F),
+    ("exact box, wrong label", SMALL, "grounding", {}, NODULE, "mass <box>[[450, 450, 500, 500]]</box>", 1 + F),
+    ("label repeated before the box", SMALL, "grounding", {}, NODULE,
+     "nodule nodule nodule <box>[[450, 450, 500, 500]]</box>", 1 + F),  # not the label: no label credit
+    ("label-only text", SMALL, "grounding", {}, NODULE, "nodule", 0.0),
+    ("prompt echo", SMALL, "grounding", Q_GROUND, NODULE, GROUND_TARGET.format(target="nodule"), 0.0),
+    ("empty", SMALL, "grounding", {}, NODULE, "", 0.0),
+    ("very long text after the box", SMALL, "grounding", {}, NODULE, NODULE + " because" + " the lesion" * 500, 1.5),
+    ("box only inside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>", 0.0),  # was 1.50
+    ("exact box in <think>, junk after", SMALL, "grounding", {}, NODULE,
+     f"<think>{NODULE}</think>nodule <box>[{WHOLE}]</box>", F),
+    ("answer inside and outside <think>", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}</think>{NODULE}", 1.6),  # = honest
+    ("unclosed <think> with the box", SMALL, "grounding", {}, NODULE, f"<think>{NODULE}", 0.0),  # was 1.50
+    ("coordinates far off the grid", SMALL, "grounding", {}, NODULE, "nodule <box>[[-9000, -9000, 9000, 9000]]</box>", 0.0),
+    ("zero-area box at the lesion", SMALL, "grounding", {}, NODULE, "nodule <box>[[475, 475, 475, 475]]</box>", 0.0),
+    ("another box syntax (JSON)", SMALL, "grounding", {}, NODULE,
+     '[{"bbox_2d": [450, 450, 500, 500], "label": "nodule"}]', 1.5),  # right boxes, not the taught format
+    # --- closed VQA and multiple choice: hedges keep at most the format credit
+    ("yes or no", YES, "vqa", {}, "yes", "yes or no", F),
+    ("yes/no", YES, "vqa", {}, "yes", "Yes/no", F),
+    ("either yes or no", YES, "vqa", {}, "yes", "either yes or no", F),
+    ("yes and no", YES, "vqa", {}, "yes", "yes and no", F),
+    ("no, yes", YES, "vqa", {}, "yes", "no, yes", F),
+    ("yes repeated at length", YES, "vqa", {}, "yes", "yes " * 300, 1.0),  # it says yes; the format term objects
+    ("question echo", YES, "vqa", {}, "yes", "Is there a pleural effusion?\nPlease output 'yes' or 'no'(no extra output).", 0.0),
+    ("answer only in <think>", YES, "vqa", {}, "yes", "<think>yes</think>", 0.0),
+    ("hedge after <think>", YES, "vqa", {}, "yes", "<think>yes</think>yes or no", F),
+    ("empty", YES, "vqa", {}, "yes", "", 0.0),
+    ("two letters", MCQ4, "mcq", {}, "B", "A, B", F),
+    ("letters with or", MCQ4, "mcq", {}, "B", "B or C", F),
+    ("every letter", MCQ4, "mcq", {}, "B", "A B C D", F),
+    ("every letter, glued", MCQ4, "mcq", {}, "B", "ABCD", F),
+    ("every letter, one per line", MCQ4, "mcq", {}, "B", "A\nB\nC\nD", 0.0),
+    ("hedge after 'the answer is'", MCQ4, "mcq", {}, "B", "The answer is B or C.", F),
+    ("every option's text", MCQ4, "mcq", {}, "B", "CT, MRI, X-ray, PET", F),
+    ("letter with a long explanation", MCQ4, "mcq", {}, "B", "B\n\nBecause" + " MRI shows soft tissue" * 100, 1.0),
+    # --- reports: what states nothing keeps at most the format credit
+    ("junk report", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "asdf qwerty", F),  # was 1.10
+    ("one letter", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "x", F),  # was 1.10
+    ("'no change'", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "No change.", F),  # was 1.10
     ("report copying the indication", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
-     "Evaluate for pneumonia."),
-    ("report copying the prompt", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", REPORT),
+     "Evaluate for pneumonia.", F),
+    ("report copying the prompt", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", REPORT, F),
     ("every observation positive", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
-     "Cardiomegaly, edema, consolidation, pneumonia, atelectasis, pneumothorax, pleural effusion, fracture, nodule."),
+     "Cardiomegaly, edema, consolidation, pneumonia, atelectasis, pneumothorax, pleural effusion, fracture, nodule.",
+     1 / 9 + F),  # 1 of 9 stated observations agrees
     ("every observation hedged", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
-     "Possible effusion. Possible pneumothorax. Possible pneumonia."),
+     "Possible effusion. Possible pneumothorax. Possible pneumonia.", F),
     ("both polarities", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.",
-     "Effusion. No effusion. Pneumothorax. No pneumothorax."),
-    ("repeated finding", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", "Effusion. " * 50),
-    ("CT: junk", LIVER, "report", Q_CT, LIVER_HONEST, "asdf qwerty"),
-    ("CT: copying the prompt", LIVER, "report", Q_CT, LIVER_HONEST, REPORT),
-    ("CT: repeated words", LIVER, "report", Q_CT, LIVER_HONEST, "hepatic lesion " * 40),
+     "Effusion. No effusion. Pneumothorax. No pneumothorax.", 0.5 + F),  # positive wins: pneumothorax is wrong
+    ("repeated finding", CXR, "report", Q_REPORT, "Small left pleural effusion. No pneumothorax.", "Effusion. " * 50,
+     0.5 + F),  # repeating adds nothing
+    ("CT: junk", LIVER, "report", Q_CT, LIVER_HONEST, "asdf qwerty", F),  # was 1.10 (no pathology word: "No Finding")
+    ("CT: copying the prompt", LIVER, "report", Q_CT, LIVER_HONEST, REPORT, F),
+    ("CT: repeated words", LIVER, "report", Q_CT, LIVER_HONEST, "hepatic lesion " * 40, 0.3),  # was 1.10
     ("CT: medical vocabulary dump", LIVER, "report", Q_CT, LIVER_HONEST,
      " ".join(["hypodense hyperdense hepatic renal splenic lesion mass cyst hemangioma metastasis segment VII VIII "
-               "biliary ductal dilatation enhancement calcification"] * 5)),
+               "biliary ductal dilatation enhancement calcification"] * 5), 0.3),  # was 1.10
     ("CT: negations flipped", LIVER, "report", Q_CT, LIVER_HONEST,
-     "No hypodense lesion in hepatic segment VII. Biliary ductal dilatation."),
+     "No hypodense lesion in hepatic segment VII. Biliary ductal dilatation.", F),
     ("CT: honest report plus a long tail", LIVER, "report", Q_CT, LIVER_HONEST,
-     LIVER_HONEST + " The spleen, pancreas and kidneys are described" * 40),
+     LIVER_HONEST + " The spleen, pancreas and kidneys are described" * 40, 0.3),  # was 1.10
 ]
 
 
@@ -342,9 +349,11 @@ def total_reward(text: str, answer: dict, task: str, columns: dict) -> float:
     return sum(w * (f([text], **kwargs)[0] or 0.0) for f, w in zip(funcs, weights))
 
 
-@pytest.mark.parametrize("what,answer,task,columns,honest,hack", ADVERSARIAL, ids=[row[0] for row in ADVERSARIAL])
-def test_no_hack_out_scores_the_honest_answer(what, answer, task, columns, honest, hack):
-    assert total_reward(hack, answer, task, columns) <= total_reward(honest, answer, task, columns) + 1e-9
+@pytest.mark.parametrize("what,answer,task,columns,honest,hack,cap", ADVERSARIAL, ids=[row[0] for row in ADVERSARIAL])
+def test_no_hack_out_scores_the_honest_answer(what, answer, task, columns, honest, hack, cap):
+    got = total_reward(hack, answer, task, columns)
+    assert got <= total_reward(honest, answer, task, columns) + 1e-9
+    assert got <= cap + 1e-9, f"{what}: {got:.3f} > {cap:.3f}"  # and it keeps no more than what it got right
 
 
 ISSUE_NUMBERS = [
@@ -384,3 +393,17 @@ def test_rewards_return_one_value_per_completion():
         assert len(out) == 4, name
     assert giou_reward(comps, answer=answers, task=tasks) == [1.0, None, None, None]
     assert accuracy_reward(comps, answer=answers, task=tasks) == [None, 1.0, 1.0, None]
+
+
+@pytest.mark.parametrize("text", [
+    "<think>cell <box>[[100, 100, 500, 500]]</box></think>",  # the right box only in the reasoning
+    "<think>cell <box>[[100, 100, 500, 500]]</box></think>cell <box>[[0, 0, 1000, 1000]]</box>",  # junk after it
+    "<think>hm</think>cell <box>[[100, 100, 500, 500]]</box>",  # the right box after the reasoning
+])
+def test_scorers_and_rewards_read_the_same_answer(text):
+    # strict scoring, grounding scoring and the rewards all drop the think block (scoring.strip_think)
+    from medmo.eval.grounding import score_grounding
+
+    hit = score_grounding(ONE, text)["score"] == 1.0
+    assert giou_reward([text], answer=[ONE]) == [1.0 if hit else 0.0]
+    assert hit is text.endswith("500]]</box>")

@@ -1,6 +1,7 @@
 """Grounding scoring: one response against one record's boxes, and the benchmark aggregate.
 
-Per sample: boxes are parsed from the response with `medmo.boxes.parse_boxes` (every
+Per sample: boxes are parsed from the response after its `<think>` block (scoring.strip_think,
+as the GRPO rewards read it) with `medmo.boxes.parse_boxes` (every
 syntax models emit; grid or pixel coordinates per `box_format`, one of
 medmo.model.families' formats: grid, pixels, or resized:F:MIN:MAX for pixels of the
 processor's resized input), matched one to one to
@@ -27,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from medmo.boxes import Box, iou, parse_boxes, set_iou
+from medmo.eval.scoring import strip_think
 from medmo.model.families import pixel_space
 
 THRESHOLDS = (0.3, 0.5, 0.7)
@@ -70,7 +72,7 @@ def score_grounding(answer: dict[str, Any], response: str, box_format: str = "gr
     if protocol == "medsg":
         return _score_medsg(gt, w, h, response, box_format)
     fmt, input_size = pixel_space(box_format, w, h)
-    pred = parse_boxes(response, w, h, box_format=fmt, input_size=input_size)
+    pred = parse_boxes(strip_think(response or ""), w, h, box_format=fmt, input_size=input_size)
     parse_failure = not pred and bool(gt)
     score = 0.0 if parse_failure else set_iou(pred, gt)
     return {"parsed": [[round(v, 2) for v in b.as_list()] for b in pred], "score": float(score),

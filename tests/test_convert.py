@@ -246,3 +246,26 @@ def test_mix_is_swapped_in_atomically(toy, tmp_path, monkeypatch):
         mix(MixtureConfig(name="m", out=str(tmp_path / "mix"), sources=[MixSource("toy", str(src))], shard_size=5))
     monkeypatch.undo()
     assert sum(1 for _ in iter_records(out)) == 8 and _bytes(out) == before
+
+
+def test_a_relative_out_names_embedded_images_where_they_end_up(tmp_path, shared_data, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jpg = sorted((shared_data / "vqa_rad" / "images").glob("*.jpg"))[0]
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"image": {"bytes": jpg.read_bytes(), "path": jpg.name},
+                                          "question": "normal?", "answer": "yes"}]),
+                   tmp_path / "hf" / "data" / "test-00000-of-00001.parquet")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # the second run replaces the first, carrying its images over
+        run(ConvertConfig(source="vqa_rad", raw="hf", out="o", check_images="exists"))
+    (rec, _), = iter_records(tmp_path / "o")
+    assert Path(rec["images"][0]).parent == tmp_path / "o" / "images" and Path(rec["images"][0]).is_file()
+
+
+def test_out_must_not_be_a_file(toy, tmp_path):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is a file"):
+        run(ConvertConfig(source="toy", raw=str(toy), out=str(tmp_path / "notes.txt")))
+    assert (tmp_path / "notes.txt").read_text() == "keep me"

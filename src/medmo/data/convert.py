@@ -130,7 +130,7 @@ def run(cfg: ConvertConfig) -> Path:
     raw = Path(cfg.raw).expanduser()
     if not raw.exists():
         raise FileNotFoundError(f"--raw {raw} does not exist. {cfg.source} expects:\n{expected_input(src)}")
-    out = Path(cfg.out)
+    out = Path(os.path.abspath(cfg.out))  # records name their images under it: absolute, like every image path
     report_name = f"report-{cfg.split}.json" if cfg.split else "report.json"
     prefix = f"{cfg.source}-{cfg.split}" if cfg.split else cfg.source
     ours = re.compile(rf"{re.escape(prefix)}-\d{{5}}\.(jsonl|parquet)|{re.escape(report_name)}|config\.yaml|\.staging-.*")

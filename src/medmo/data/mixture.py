@@ -200,7 +200,7 @@ def run(cfg: MixtureConfig) -> Path:
                for s, c, t in zip(cfg.sources, counts, takes)]
     mixed = buffer_shuffle(interleave(streams, takes, random.Random(f"{cfg.seed}:merge")), cfg.shuffle_buffer,
                            random.Random(f"{cfg.seed}:shuffle"))
-    out = Path(cfg.out)
+    out = Path(os.path.abspath(cfg.out))  # records name their images under it: absolute, like every image path
     with replace_folder(out, carry=lambda name: name == "images") as new:  # resized images are a cache
         make_run_dir(new, cfg)
         resizer = Resizer(new / "images", cfg.max_pixels, cfg.min_pixels) if cfg.resize_images else None

@@ -142,7 +142,9 @@ def replace_folder(out: str | Path, carry: Callable[[str], bool]) -> Iterator[Pa
 
     `carry(name)` says which top-level entries of the old `out` the new one starts with (as
     hard links: never write into a carried file in place, replace it)."""
-    out = recover_folder(out)
+    out = recover_folder(os.path.abspath(out))  # absolute: "." or "data/x" must name a folder with a parent
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; the output must be a folder (new or one this command wrote)")
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in _siblings(out, "new") + _siblings(out, "old"):
         shutil.rmtree(stale, ignore_errors=True)  # left by killed runs (an old one waiting aside was restored above)

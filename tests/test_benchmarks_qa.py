@@ -218,6 +218,17 @@ def test_tiny_model_run_scores_each_benchmark(tiny_run, name):
     assert 0.0 <= res["accuracy"] <= 1.0
     assert res["version"] == get_benchmark(name).version
     assert "parse_failures" in res
+    size = get_benchmark(name).size  # two items of a published set: partial, whatever the score
+    cov = res["coverage"]
+    assert cov["evaluated"] == 2 and cov["expected"] == size and cov["complete"] is False
+    assert cov["line"].startswith(f"partial: 2 of {size}" if size else "unchecked: 2 items")
+
+
+def test_tiny_model_results_md_says_partial(tiny_run):
+    _, out = tiny_run
+    md = (out / "results.md").read_text()
+    assert "| slake | partial: 2 of 2094 (missing langs: zh) |" in md
+    assert "| vqa_rad | partial: 2 of 451 |" in md
 
 
 def test_tiny_model_samples_keep_prompt_response_and_verdict(tiny_run):

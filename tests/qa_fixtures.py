@@ -42,10 +42,20 @@ def path_vqa(root: Path) -> Path:
     return root
 
 
+def _pmc_vqa_csv(root: Path, images: str, cols: list[str], rows: list[list[str]]) -> Path:
+    """test_2.csv with `cols` and `rows` under root, and a PNG per row's Figure_path in root/images."""
+    (root / images).mkdir(parents=True, exist_ok=True)
+    with (root / "test_2.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    for r in rows:
+        (root / images / r[cols.index("Figure_path")]).write_bytes(png_bytes())
+    return root
+
+
 def pmc_vqa(root: Path) -> Path:
     """PMC-VQA release: test_2.csv (Choice values "A:text", Answer_label) + images/."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "images").mkdir(exist_ok=True)
     cols = ["Figure_path", "Question", "Answer", "Choice A", "Choice B", "Choice C", "Choice D", "Answer_label", "split"]
     rows = [
         ["PMC1_F1.jpg", "What imaging modality was used?", "CT", "A:MRI ", "B:CT ", "C:Ultrasound ", "D:PET ", "B", "test"],
@@ -53,20 +63,12 @@ def pmc_vqa(root: Path) -> Path:
         ["PMC3_F2.jpg", "What stain was used?", "H&E", "A:H&E", "B:PAS", "C:Giemsa", "D:Trichrome", "", "test"],
         ["PMC4_F1.jpg", "What is shown?", "Bone", "A:Skin", "B:Nerve", "C:Fat", "D:Muscle", "Z", "test"],  # bad letter
     ]
-    with (root / "test_2.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        w.writerows(rows)
-    for r in rows:
-        (root / "images" / r[0]).write_bytes(png_bytes())
-    return root
+    return _pmc_vqa_csv(root, "images", cols, rows)
 
 
 def pmc_vqa_medevalkit(root: Path) -> Path:
     """PMC-VQA as MedEvalKit reads it (RadGenome/PMC-VQA test_2.csv): index, Figure_path,
     Caption, Question, Choice A..D, Answer, split; Answer a bare letter, no Answer_label."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "figures").mkdir(exist_ok=True)
     cols = ["index", "Figure_path", "Caption", "Question", "Choice A", "Choice B", "Choice C", "Choice D", "Answer", "split"]
     rows = [
         ["0", "PMC9_F1.jpg", "A CT.", "What modality?", " A:MRI", " B:CT", " C:PET", " D:US", "B", "test"],  # bare letter
@@ -74,13 +76,7 @@ def pmc_vqa_medevalkit(root: Path) -> Path:
         ["2", "PMC9_F3.jpg", "", "Which side?", "A:Left", "B:Right", "", "", "(A)", "test"],  # two options, (A)
         ["3", "PMC9_F4.jpg", "", "What size?", "A:1 cm", "B:2 cm", "C:3 cm", "D:4 cm", "E", "test"],  # not an option
     ]
-    with (root / "test_2.csv").open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        w.writerows(rows)
-    for r in rows:
-        (root / "figures" / r[1]).write_bytes(png_bytes())
-    return root
+    return _pmc_vqa_csv(root, "figures", cols, rows)
 
 
 def omnimedvqa(root: Path) -> Path:

@@ -2,13 +2,14 @@ import torch
 from PIL import Image
 
 from medmo.model.chat import to_conversation
-from medmo.model.load import load, check_checkpoint
+from medmo.model.load import check_checkpoint, load, resolve_dtype
 import pytest
 
 
 def test_tiny_loads_like_a_hub_checkpoint_and_runs(tiny_dir):
-    model, processor = load(tiny_dir)
+    model, processor = load(tiny_dir)  # through AutoModelForImageTextToText, dtype "auto"
     assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+    assert model.dtype == torch.float32  # auto on CPU (bfloat16 only on a CUDA device that supports it)
     assert model.config.vision_config.deepstack_visual_indexes == [1, 2, 3]
     assert 2e6 < sum(p.numel() for p in model.parameters()) < 2e7
     conv = to_conversation([{"role": "user", "content": "<image>Detect and localize all cells in the image."}])
@@ -28,6 +29,13 @@ def test_tokenizer_splits_digits_and_keeps_box_tags(tiny_dir):
     toks = processor.tokenizer.tokenize("cell <box>[[120, 45, 300, 999]]</box>")
     assert "<box>" in toks and "</box>" in toks
     assert all(len(t) == 1 for t in toks if t.isdigit())
+
+
+def test_dtype_auto_is_float32_off_cuda():
+    assert resolve_dtype("auto", "cpu") is torch.float32
+    assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
+    with pytest.raises(ValueError, match="float32"):
+        resolve_dtype("fp8")
 
 
 def test_not_a_checkpoint_says_how_to_fix(tmp_path):

@@ -99,3 +99,45 @@ def test_cli_rejects_what_is_neither_option_nor_override(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("isolate,env,cuda,want", [
+    (None, {}, False, False),                  # one CPU process: stages share it (demo, tests, --rehearse)
+    (None, {"WORLD_SIZE": "2"}, False, True),  # accelerate launch: a fresh process group per stage
+    (None, {}, True, True),                    # GPUs: DeepSpeed / vLLM state never outlives its stage
+    (False, {"WORLD_SIZE": "2"}, True, False),  # the recipe key wins
+    (True, {}, False, True),
+])
+def test_when_stages_run_in_fresh_processes(isolate, env, cuda, want, monkeypatch):
+    import torch
+
+    from medmo.train.pipeline import isolated
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert isolated(PipelineConfig(stages=["a/stage1.yaml"], isolate=isolate)) is want
+
+
+@pytest.mark.slow
+def test_isolated_stages_run_in_their_own_processes_and_a_failure_resumes(tiny_dir, tmp_path):
+    import os
+
+    data = write_cell_set(tmp_path / "data", "train", 4, image_size=64)
+    recipe = _two_stage_recipe(tmp_path, tiny_dir, data)
+    cfg = yaml.safe_load(recipe.read_text())
+    cfg["isolate"] = True
+    cfg["stage_overrides"]["stage4_grpo"].append("data=[/no/such/records.jsonl]")  # stage 2 fails
+    recipe.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError, match="stage stage4_grpo exited with code 2.*run the same command again"):
+        run_recipe(recipe)
+    assert (tmp_path / "runs" / "stage1_sft" / "config.json").exists()  # the finished stage is kept
+    cfg["stage_overrides"]["stage4_grpo"].pop()
+    recipe.write_text(yaml.safe_dump(cfg))
+    root = run_recipe(recipe)
+    stages = json.loads((root / "stages.json").read_text())
+    assert [(s["stage"], s["process"]) for s in stages] == [("stage1_sft", "fresh"), ("stage4_grpo", "fresh")]
+    assert stages[0]["pid"] is None  # finished on the first run: skipped, not retrained
+    assert stages[1]["pid"] not in (None, os.getpid())
+    assert (tmp_path / "runs" / "stage4_grpo" / "config.json").exists()

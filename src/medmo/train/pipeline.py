@@ -9,11 +9,21 @@ stage i-1's run folder (the first stage uses the pipeline's `model`, or its own 
 A stage whose run folder already holds a final model (config.json) is skipped, and an
 interrupted stage resumes from its last checkpoint, so re-running a pipeline continues it.
 `medmo train pipeline.yaml --prepare` builds every stage's training set ahead of time.
+
+On GPUs and under `accelerate launch` (`isolate`, by default) each stage runs in a fresh
+`python -m medmo train STAGE` process: three DeepSpeed SFT stages and a vLLM-colocated GRPO
+stage in one process would share one DeepSpeed engine's leftovers, one process group and
+whatever GPU memory vLLM and the allocator keep. A failed stage stops the pipeline with its
+exit code, and the same command resumes it. On one CPU process (the demo, the tests,
+`--rehearse`) stages run in this process, which saves the start-up of each.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +42,7 @@ class PipelineConfig:
     output_dir: str = "runs/pipeline"  # stage runs go to output_dir/<stage recipe name>/
     overrides: list[str] = field(default_factory=list)  # key=value applied to every stage
     stage_overrides: dict[str, list[str]] = field(default_factory=dict)  # {stage recipe name: [key=value, ...]}
+    isolate: bool | None = None  # each stage in a fresh process; None: when distributed (WORLD_SIZE > 1) or on CUDA
 
     def __post_init__(self):
         if self.trainer != "pipeline":
@@ -68,21 +79,53 @@ def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
     return out
 
 
+def isolated(cfg: PipelineConfig) -> bool:
+    """Whether stages run in fresh processes (see the module docstring)."""
+    if cfg.isolate is not None:
+        return cfg.isolate
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or torch.cuda.is_available()
+
+
+def run_isolated(path: str, cfg: PipelineConfig, stage_cfg) -> int:
+    """`python -m medmo train STAGE key=value ...` in a child that inherits this process's
+    environment (accelerate's RANK, WORLD_SIZE, MASTER_ADDR/PORT, DeepSpeed/FSDP settings), so
+    under `accelerate launch` each rank's child joins a new process group for this stage.
+    Returns the child's pid."""
+    name = Path(path).stem
+    overrides = [*cfg.overrides, *cfg.stage_overrides.get(name, []), f"output_dir={stage_cfg.output_dir}",
+                 f"model={stage_cfg.model}"]
+    child = subprocess.Popen([sys.executable, "-m", "medmo", "train", path, *overrides])
+    rc = child.wait()
+    if rc != 0:
+        raise ValueError(f"stage {name} exited with code {rc} (its log is above); run the same command again to "
+                           f"resume it from its last checkpoint in {stage_cfg.output_dir}")
+    return child.pid
+
+
 def run(cfg: PipelineConfig) -> Path:
     """Run the stages in order; returns output_dir, which lists them in stages.json."""
     from medmo.train import RUNNERS
 
     stages = stage_configs(cfg)
     root = make_run_dir(cfg.output_dir, cfg)
+    fresh = isolated(cfg)
     done = []
-    for kind, stage_cfg in stages:
+    for path, (kind, stage_cfg) in zip(cfg.stages, stages):
         run_dir = Path(stage_cfg.output_dir)
+        pid = None
         if (run_dir / "config.json").exists():
             logger.info("stage %s already finished (%s): skipped", run_dir.name, run_dir)
+        elif fresh:
+            logger.info("stage %s (%s) from %s, in a fresh process", run_dir.name, kind, stage_cfg.model)
+            pid = run_isolated(path, cfg, stage_cfg)
         else:
             logger.info("stage %s (%s) from %s", run_dir.name, kind, stage_cfg.model)
             run_dir = RUNNERS.get(kind).run(stage_cfg)
-        done.append({"stage": run_dir.name, "kind": kind, "model": stage_cfg.model, "run_dir": str(run_dir)})
+            pid = os.getpid()
+        done.append({"stage": run_dir.name, "kind": kind, "model": stage_cfg.model, "run_dir": str(run_dir),
+                     "process": "fresh" if fresh else "same", "pid": pid})
         (root / "stages.json").write_text(json.dumps(done, indent=2))
     return root
 

@@ -100,3 +100,12 @@ def test_rule_chexpert_f1_corpus():
     assert lenient["rule_chexpert_f1_micro14"] > out["rule_chexpert_f1_micro14"]
     with pytest.raises(ValueError):
         rule_chexpert_f1(["a"], [])
+
+
+def test_docstring_examples():
+    import doctest
+
+    import medmo.eval.chexpert
+
+    result = doctest.testmod(medmo.eval.chexpert)
+    assert result.attempted >= 2 and result.failed == 0

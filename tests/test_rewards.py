@@ -407,3 +407,13 @@ def test_scorers_and_rewards_read_the_same_answer(text):
     hit = score_grounding(ONE, text)["score"] == 1.0
     assert giou_reward([text], answer=[ONE]) == [1.0 if hit else 0.0]
     assert hit is text.endswith("500]]</box>")
+
+
+def test_docstring_examples():
+    # the reward functions' doctests are part of the suite (pytest here runs without --doctest-modules)
+    import doctest
+
+    import medmo.train.rewards
+
+    result = doctest.testmod(medmo.train.rewards)
+    assert result.attempted > 10 and result.failed == 0

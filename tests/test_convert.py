@@ -231,6 +231,8 @@ def test_a_failed_conversion_keeps_the_previous_output_and_reports_beside_it(toy
         run(ConvertConfig(source="toy", raw=str(tmp_path / "bad.json"), out=str(out)))
     assert json.loads((out / "report.failed.json").read_text())["dropped"]["total"] == 2
     assert {k: v for k, v in _bytes(out).items() if k != "report.failed.json"} == before
+    run(ConvertConfig(source="toy", raw=str(toy), out=str(out)))
+    assert _bytes(out) == before  # a later good run leaves no stale failure report
 
 
 def test_mix_is_swapped_in_atomically(toy, tmp_path, monkeypatch):

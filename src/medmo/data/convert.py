@@ -86,13 +86,32 @@ def expected_input(src: Source) -> str:
 
 
 class ImageCheck:
-    """Drop reasons for a record's images, with a bounded cache: VQA sets ask many questions of one image."""
+    """Drop reasons for a record's images, with bounded caches: VQA sets ask many questions of one image.
 
-    def __init__(self, mode: str, cache_size: int = 8192):
-        self.mode = mode
+    A path with a NUL byte is "bad_path"; one that resolves (symlinks followed) outside every
+    folder of `roots` is "image_outside_release" (roots None: anywhere is fine); then, by
+    `mode`, a missing file ("exists") or one medmo.imaging cannot open ("decode").
+    """
+
+    def __init__(self, mode: str, roots: tuple[str, ...] | None = None, cache_size: int = 8192):
+        self.mode, self.roots = mode, roots
         self.reason = lru_cache(maxsize=cache_size)(self._check)  # path -> drop reason or None
+        self._real_dir = lru_cache(maxsize=cache_size)(os.path.realpath)  # images share a few folders
+
+    def _outside(self, path: str) -> bool:
+        head, tail = os.path.split(path)
+        real = os.path.join(self._real_dir(head), tail)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        return not any(real == r or real.startswith(r + os.sep) for r in self.roots)
 
     def _check(self, path: str) -> str | None:
+        if "\x00" in path:
+            return "bad_path"
+        if self.roots is not None and self._outside(path):
+            return "image_outside_release"
+        if self.mode == "none":
+            return None
         if not os.path.isfile(path):
             return "image_missing"
         if self.mode == "decode":
@@ -103,17 +122,6 @@ class ImageCheck:
             except Exception:  # noqa: BLE001 - any decoder failure (zlib.error, MemoryError, ...) is one bad image
                 return "image_unreadable"
         return None
-
-
-def image_reason(path: str, roots: tuple[str, ...] | None) -> str | None:
-    """"bad_path" for a path no file system accepts, "image_outside_release" for one that
-    resolves (symlinks followed) outside every folder of `roots` (None: anywhere is fine)."""
-    if "\x00" in path:
-        return "bad_path"
-    if roots is None:
-        return None
-    real = os.path.realpath(path)
-    return None if any(real == r or real.startswith(r + os.sep) for r in roots) else "image_outside_release"
 
 
 def with_context(e: Exception, msg: str) -> Exception:
@@ -133,7 +141,8 @@ def run(cfg: ConvertConfig) -> Path:
     out = Path(os.path.abspath(cfg.out))  # records name their images under it: absolute, like every image path
     report_name = f"report-{cfg.split}.json" if cfg.split else "report.json"
     prefix = f"{cfg.source}-{cfg.split}" if cfg.split else cfg.source
-    ours = re.compile(rf"{re.escape(prefix)}-\d{{5}}\.(jsonl|parquet)|{re.escape(report_name)}|config\.yaml|\.staging-.*")
+    ours = re.compile(rf"{re.escape(prefix)}-\d{{5}}\.(jsonl|parquet)|{re.escape(Path(report_name).stem)}(\.failed)?\.json"
+                      r"|config\.yaml|\.staging-.*")
     with replace_folder(out, carry=lambda name: not ours.fullmatch(name)) as new:
         make_run_dir(new, cfg)
         writer, drops, by_split, by_task = _convert(cfg, src, raw, new, out, prefix)
@@ -171,10 +180,10 @@ def _convert(cfg: ConvertConfig, src: Source, raw: Path, new: Path, out: Path, p
     drops = Drops()
     by_split: Counter = Counter()
     by_task: Counter = Counter()
-    check = ImageCheck(cfg.check_images) if cfg.check_images != "none" else None
     images = Path(cfg.image_dir) if cfg.image_dir else new / "images"
     roots = None if cfg.allow_outside_images else tuple(
         os.path.realpath(p) for p in (raw if raw.is_dir() else raw.parent, images))
+    check = ImageCheck(cfg.check_images, roots)
     try:
         kwargs = {"split": cfg.split}
         if "image_dir" in inspect.signature(src.convert).parameters:
@@ -188,8 +197,7 @@ def _convert(cfg: ConvertConfig, src: Source, raw: Path, new: Path, out: Path, p
                     d = dict(rec)
                     validate_record(d)
                 d["images"] = [os.path.abspath(p) for p in d.get("images") or []]
-                bad = next(((r, p) for p in d["images"] if (r := image_reason(p, roots) or
-                                                             (check.reason(p) if check else None))), None)
+                bad = next(((r, p) for p in d["images"] if (r := check.reason(p))), None)
                 if bad:
                     drops.add(bad[0], f"{d['id']}: {bad[1]}")
                     continue

@@ -84,7 +84,11 @@ STRICT = [
     ("vqa", NO, "No, no abnormality is seen.", "no", True),  # a second "no" in the explanation
     ("vqa", YES, "Yes, no other abnormality is seen.", "yes", True),  # "no" starting the explanation
     ("vqa", YES, "Yes\n\nThe left lung shows an opacity.", "yes", True),  # blank line, reasons
+    ("vqa", YES, "Yes. No.", None, False),  # both, as two sentences
+    ("vqa", YES, "no yes", None, False),  # both, one after the other
+    ("mcq", MCQ, "Option B or option C", None, False),  # hedge between named options
     ("vqa", LEFT, "left, right", "left right", False),  # a hedge between two closed answers
+    ("vqa", LEFT, "Left. Right.", "left right", False),  # ... as two sentences
     ("vqa", LEFT, "Left, in the upper lobe.", "left in upper lobe", True),  # first clause, an explanation after it
 ]
 

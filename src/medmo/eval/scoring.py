@@ -205,9 +205,9 @@ def reference_polarity(reference: str) -> str | None:
     return None
 
 
-# A hedge: "yes or no", "yes/no", "no, yes"; a bare comma only when the other word ends the answer,
-# so "Yes, no abnormality is seen" stays "yes".
-_YES_NO_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[/|&]\s*|,\s*(?=(?:yes|no)\s*[.!?]*\s*$))"
+# A hedge: "yes or no", "yes/no", "no, yes", "Yes. No."; a comma, period or space only when the
+# other word ends the answer, so "Yes, no abnormality is seen" stays "yes".
+_YES_NO_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[/|&]\s*|[,.;!?]*\s*(?=(?:yes|no)\s*[.!?]*\s*$))"
                            r"(?:(?:maybe|possibly|perhaps|probably)\s+)?(yes|no)\b")
 _LETTER_ALONE = re.compile(r"^[(\[]?([A-Za-z])[)\]]?[.:)]?$")
 # A leading letter: "B", "(B) text", "B) text", "B. text", "B: text", "B, because", "B\n\nBecause",
@@ -299,8 +299,8 @@ def _score_strict(task: str, answer: dict, response: str, question: str) -> dict
     if answer.get("closed"):
         ref = normalize(reference)
         head, sep, rest = (re.split(r"([,.;\n，。])", final, maxsplit=1) + ["", ""])[:3]
-        # "left, right" is a hedge, not "left" with an explanation after it
-        first = normalize(head) if not (sep in ",，" and len(rest.split()) < 3) else ""
+        # "left, right" or "Left. Right." is a hedge, not "left" with an explanation after it
+        first = normalize(head) if len(rest.split()) >= 3 else ""
         parsed = normalize(final) or None
         return {"parsed": parsed, "correct": bool(ref) and ref in (normalize(final), first), "closed": True}
     p, r, f1 = token_prf(final, reference)

@@ -200,7 +200,7 @@ def test_a_kill_during_the_swap_keeps_the_previous_output(toy, tmp_path, monkeyp
     assert _bytes(out) == before
     run(ConvertConfig(source="toy", raw=str(toy), out=str(out), shard_size=5))  # the next run completes normally
     assert _consistent(out)["shards"] == ["toy-00000.jsonl", "toy-00001.jsonl"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging or old folder left
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".out.lock"]  # no staging, no old folder
 
 
 def test_a_run_that_fails_midway_leaves_the_previous_output(toy, tmp_path, monkeypatch):
@@ -271,3 +271,43 @@ def test_out_must_not_be_a_file(toy, tmp_path):
     with pytest.raises(FileExistsError, match="is a file"):
         run(ConvertConfig(source="toy", raw=str(toy), out=str(tmp_path / "notes.txt")))
     assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_runs_writing_one_folder_take_turns(tmp_path, monkeypatch):
+    """Two splits converted at once: the second waits for the first and keeps its output."""
+    import fcntl
+    import threading
+
+    from medmo.data import shards
+
+    inside, go, waiting = threading.Event(), threading.Event(), threading.Event()
+    real_flock = fcntl.flock
+
+    def flock(f, op):
+        if not op & fcntl.LOCK_NB and threading.current_thread().name == "second":
+            waiting.set()  # the non-blocking try failed: it is about to wait
+        return real_flock(f, op)
+
+    monkeypatch.setattr(shards.fcntl, "flock", flock)
+    out = tmp_path / "out"
+
+    def first():
+        with shards.replace_folder(out, carry=lambda name: True) as new:
+            inside.set()
+            go.wait()
+            (new / "train.jsonl").write_text("{}\n")
+
+    def second():
+        with shards.replace_folder(out, carry=lambda name: True) as new:
+            (new / "test.jsonl").write_text("{}\n")
+
+    a = threading.Thread(target=first)
+    a.start()
+    inside.wait()
+    b = threading.Thread(target=second, name="second")
+    b.start()
+    assert waiting.wait(60)
+    go.set()
+    a.join()
+    b.join()
+    assert sorted(p.name for p in out.iterdir()) == ["test.jsonl", "train.jsonl"]

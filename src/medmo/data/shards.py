@@ -15,13 +15,16 @@ not rewrite, so other splits and stored images carry over for free) and swaps it
 renaming: the old folder moves aside to `.<name>.old-<pid>`, the new one takes its name,
 then the old one is deleted. A kill at any moment leaves either the old folder or the new
 one complete; a kill between the two renames leaves the old one aside, and the next run
-(or reader through `recover_folder`) renames it back.
+(or reader through `recover_folder`) renames it back. Runs writing the same folder (two
+splits converted at once) take turns on a lock file `.<name>.lock`, so neither loses the
+other's output.
 
 `heal_jsonl` cuts an append-only JSONL log (eval samples, training log) back to its last
 complete line, so a line torn by a kill never merges with the next record.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -142,12 +145,25 @@ def replace_folder(out: str | Path, carry: Callable[[str], bool]) -> Iterator[Pa
 
     `carry(name)` says which top-level entries of the old `out` the new one starts with (as
     hard links: never write into a carried file in place, replace it)."""
-    out = recover_folder(os.path.abspath(out))  # absolute: "." or "data/x" must name a folder with a parent
+    out = Path(os.path.abspath(out))  # absolute: "." or "data/x" must name a folder with a parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / f".{out.name}.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("%s: another run is writing this folder; waiting for it to finish", out)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _replace_locked(recover_folder(out), carry) as new:
+            yield new
+
+
+@contextmanager
+def _replace_locked(out: Path, carry: Callable[[str], bool]) -> Iterator[Path]:
+    """replace_folder's work, under its lock."""
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file; the output must be a folder (new or one this command wrote)")
-    out.parent.mkdir(parents=True, exist_ok=True)
     for stale in _siblings(out, "new") + _siblings(out, "old"):
-        shutil.rmtree(stale, ignore_errors=True)  # left by killed runs (an old one waiting aside was restored above)
+        shutil.rmtree(stale, ignore_errors=True)  # left by killed runs (recover_folder restored one left aside)
     new = out.parent / f".{out.name}.new-{os.getpid()}"
     new.mkdir()
     try:

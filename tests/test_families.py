@@ -115,7 +115,7 @@ def test_family_builds_offline_and_evaluates_end_to_end(arch, tmp_path, shared_d
     assert main(["tiny", "--arch", arch, "--out", str(ckpt)]) == 0
     model, processor = load(ckpt)  # AutoModelForImageTextToText / AutoProcessor, as a hub checkpoint loads
     assert type(model).__name__ == CLASSES[arch] and model.config.model_type == arch
-    assert str(model.dtype) == "torch.float32"  # dtype auto on CPU
+    assert str(model.dtype) == "torch.float32"
 
     out = tmp_path / "vqa"
     assert main(["eval", "--model", str(ckpt), "--benchmark", "vqa_rad", "--data", str(shared_data / "vqa_rad"),

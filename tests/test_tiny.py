@@ -9,7 +9,7 @@ import pytest
 def test_tiny_loads_like_a_hub_checkpoint_and_runs(tiny_dir):
     model, processor = load(tiny_dir)  # through AutoModelForImageTextToText, dtype "auto"
     assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
-    assert model.dtype == torch.float32  # auto on CPU (bfloat16 only on a CUDA device that supports it)
+    assert model.dtype == torch.float32  # "auto" with no device: the checkpoint's own (saved in float32)
     assert model.config.vision_config.deepstack_visual_indexes == [1, 2, 3]
     assert 2e6 < sum(p.numel() for p in model.parameters()) < 2e7
     conv = to_conversation([{"role": "user", "content": "<image>Detect and localize all cells in the image."}])
@@ -33,6 +33,7 @@ def test_tokenizer_splits_digits_and_keeps_box_tags(tiny_dir):
 
 def test_dtype_auto_is_float32_off_cuda():
     assert resolve_dtype("auto", "cpu") is torch.float32
+    assert resolve_dtype("auto") == "auto"  # no device (export): the checkpoint's own dtype
     assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
     with pytest.raises(ValueError, match="float32"):
         resolve_dtype("fp8")

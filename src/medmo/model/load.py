@@ -10,7 +10,8 @@ cross-sample blocks; SDPA computes them). LoRA is applied by the training stage
 (Qwen3-VL and its MoE, Qwen2.5-VL / Lingshu, InternVL3, Gemma 3 / MedGemma,
 LLaVA-OneVision) takes this path; `medmo tiny --arch` builds one of
 each. dtype "auto" is bfloat16 on a CUDA device that supports it and float32 otherwise
-(an 8B model in float32 needs ~35 GB; on CPU bfloat16 matmuls are slow). A local folder
+(an 8B model in float32 needs ~35 GB; on CPU bfloat16 matmuls are slow); loaded with no
+device at all (`medmo export`), "auto" keeps the checkpoint's own dtype. A local folder
 that is not a checkpoint fails with a message naming the missing file; hub ids are
 passed to `from_pretrained` unchanged (tests use local paths).
 """
@@ -37,14 +38,17 @@ class LoraConfig:
 
 
 def resolve_dtype(name: str, device: str | None = None):
-    """A torch dtype; "auto" is bfloat16 on a CUDA device that supports it (None: CUDA when available)."""
+    """A dtype for `from_pretrained`. "auto" for a device: bfloat16 on a CUDA device that supports
+    it, else float32; "auto" with no device (export): "auto", the checkpoint's own dtype."""
     import torch
 
     if name not in DTYPES:
         raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)}")
     if name != "auto":
         return getattr(torch, name)
-    cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
+    if device is None:
+        return "auto"
+    cuda = torch.cuda.is_available() and (device == "auto" or str(device).startswith("cuda"))
     return torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
 
 

@@ -96,6 +96,10 @@ LABEL_CASES = [
     ("cell <box>[[100, 100, 300, 300], [600, 600, 900, 900]]</box>", TWO, 0.5),  # second label wrong
     ("Nodules <box>[[600, 600, 900, 900]]</box>", TWO, 0.5),  # case and plural ignored; one box missing
     ("It's in the second image. nodule <box>[[600, 600, 900, 900]]</box>", TWO, 0.5),  # MedSG's SFT sentence first
+    ("Cells <box>[[100, 100, 300, 300]]</box>", {**TWO, "boxes": [{**TWO["boxes"][0], "label": "BloodCell"}]}, 0.0),
+    # ^ a different label
+    ("blood cell <box>[[100, 100, 300, 300]]</box>", {**TWO, "boxes": [{**TWO["boxes"][0], "label": "BloodCell"}]}, 1.0),
+    # ^ MedSG's camel-case label written as words
     ("nodule <box>[[0, 0, 1000, 1000]]</box>", TWO, 0.0),  # right word on a box that misses: no credit
     ("nodule <box>[[400, 400, 700, 700]]</box>", TWO, 0.0),  # right word, near miss (IoU 0.06): no credit
     ("no boxes, but cell and nodule", TWO, 0.0),  # labels without boxes

@@ -202,9 +202,10 @@ def giou_reward(completions: list, answer: list | None = None, image_size: list 
 
 
 def _norm_label(label: str | None) -> str:
-    """Lower case, alphanumerics, a plural 's' dropped: "Nodules" == "nodule"."""
+    """Lower case, alphanumerics, a plural 's' dropped, no spaces: "Nodules" == "nodule",
+    "right ventricle" == "RightVentricle" (MedSG writes labels in camel case)."""
     words = re.sub(r"[^a-z0-9]+", " ", (label or "").lower()).split()
-    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")) else w
+    return "".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")) else w
                     for w in words)
 
 

@@ -289,3 +289,10 @@ def test_a_record_with_a_lone_surrogate_is_counted_not_written(tmp_path):
     assert report["kept"] == 1 and report["dropped"]["by_reason"] == {"bad_encoding": 1}
     assert "s/train/1" in report["dropped"]["examples"]["bad_encoding"][0]
     assert (out / "surrogate_toy-00000.jsonl").read_text(encoding="utf-8").count("\n") == 1
+
+
+@pytest.mark.parametrize("content", [b"5", b'"a string"', b"null"])
+def test_a_json_release_that_is_not_a_list_or_object_is_a_clear_error(tmp_path, content):
+    (tmp_path / "test.json").write_bytes(content)
+    with pytest.raises(ValueError, match="expected a JSON list of rows or an object keyed by id"):
+        run(ConvertConfig(source="slake", raw=str(tmp_path), out=str(tmp_path / "o")))

@@ -80,8 +80,10 @@ def read_rows(path: Path, split: str | None = None) -> Iterator[dict[str, Any]]:
         if isinstance(data, dict):
             for key, row in data.items():
                 yield {"_key": key, **row} if isinstance(row, dict) else {"_key": key, "_value": row}
-        else:
+        elif isinstance(data, list):
             yield from data
+        else:
+            raise ValueError(f"{path}: expected a JSON list of rows or an object keyed by id, not a {type(data).__name__}")
     elif suffix == ".jsonl":
         yield from jsonl_rows(path)
     elif suffix in (".csv", ".tsv"):

@@ -135,3 +135,16 @@ def test_cli_with_overrides(tmp_path, sources):
     assert main(["data", "mix", str(recipe), "total=7", "format=parquet"]) == 0
     assert count_records(tmp_path / "o") == 7
     assert main(["data", "mix", str(recipe), "totl=7"]) == 2
+
+
+def test_resize_counts_undecodable_and_missing_images(tmp_path):
+    (tmp_path / "g").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "g" / "ok.png")
+    (tmp_path / "g" / "junk.png").write_bytes(b"\x1f\x8b\x08\x00" + b"junk" * 64)  # gzip magic, not gzip
+    recs = [vqa(f"g/{i}", "What is shown?", "x", [name], source="g")
+            for i, name in enumerate(["ok.png", "junk.png", "gone.png"])]
+    write_folder(tmp_path / "g", recs)
+    out = _mix(tmp_path, [{"name": "g", "path": str(tmp_path / "g")}], resize_images=True)
+    report = json.loads((out / "mixture.json").read_text())
+    assert report["total"] == 1
+    assert report["dropped"]["by_reason"] == {"image_unreadable": 1, "image_missing": 1}

@@ -245,9 +245,9 @@ class Resizer:
             dst = self.folder / key[:2] / f"{key}.png"
             try:
                 sizes.append(self._sizes(p, dst))
-            except (ValueError, FileNotFoundError) as e:
+            except Exception as e:  # noqa: BLE001 - any decoder failure (zlib.error on gzip-magic junk, ...)
                 self.drops.add("image_missing" if isinstance(e, FileNotFoundError) else "image_unreadable",
-                               f"{d['id']}: {p}")
+                               f"{d['id']}: {p}: {type(e).__name__}")
                 return False
             new_paths.append(str(dst))
         answer = d.get("answer") or {}

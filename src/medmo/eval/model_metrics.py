@@ -41,6 +41,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from medmo.eval.chexpert import FIVE
+
 logger = logging.getLogger(__name__)
 
 ENV = "MEDMO_REPORT_MODELS"
@@ -95,7 +97,6 @@ CHEXBERT_OBSERVATIONS = (  # the order of CheXbert's heads
     "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices",
     "No Finding",
 )
-FIVE = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 # head output class -> medmo.eval.chexpert's label convention (1 positive, 0 negative, -1 uncertain, None blank)
 _CLASS_LABEL = (None, 1, 0, -1)
 

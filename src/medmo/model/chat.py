@@ -1,7 +1,9 @@
-"""Unified-record messages -> the chat format Qwen3-VL's processor expects.
+"""Unified-record messages -> the chat format every family's processor expects.
 
-Records carry `<image>` placeholders in their text (DESIGN.md); the processor's chat
-template wants content lists with {"type": "image"} entries. `to_conversation` turns one
+Records carry `<image>` placeholders in their text (DESIGN.md); each processor's own chat
+template (Qwen3-VL, Qwen2.5-VL, InternVL, Gemma 3, LLaVA-OneVision: medmo.model.load)
+wants content lists with {"type": "image"} entries and renders them as its family's
+image marker. `to_conversation` turns one
 into the other; images themselves are opened by `medmo.imaging.open_image` and passed to
 the processor separately, in placeholder order.
 """

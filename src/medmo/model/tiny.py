@@ -1,8 +1,9 @@
 """A tiny Qwen3-VL, built offline: same classes and code path as the 8B model.
 
 `build_tiny(out_dir)` writes a checkpoint folder that loads with
-`AutoProcessor.from_pretrained` / `Qwen3VLForConditionalGeneration.from_pretrained`
-exactly like a hub checkpoint:
+`AutoProcessor.from_pretrained` / `AutoModelForImageTextToText.from_pretrained`
+exactly like a hub checkpoint (`build_tiny(out_dir, arch=...)` builds another family's,
+medmo.model.tiny_families, on the same tokenizer builder):
 
 - a byte-level BPE tokenizer (Qwen2's pre-tokenizer: digits split one by one) trained on
   a small built-in corpus of medical prompt and answer text, with Qwen's special tokens

@@ -172,6 +172,23 @@ def test_pubmedqa_test_split_from_any_copy(shared_data, tmp_path):
     assert official_test_ids([("1", "yes"), ("2", "no")]) is None and official_test_ids([("1", "unsure")]) is None
 
 
+def test_pubmedqa_medevalkits_copy(tmp_path):
+    # openlifescienceai/pubmedqa, as MedEvalKit's loader reads it: its own "test" split, fields under "data"
+    rows = [{"id": "p1", "data": {"Question": "Does X cause Y?", "Context": ["Background.", "Results."],
+                                  "Options": {"A": "yes", "B": "no", "C": "maybe"}, "Correct Option": "B"}},
+            {"id": "p2", "data": {"Question": "Q2", "Context": ["C."], "Options": {"A": "yes", "B": "no", "C": "maybe"},
+                                  "Correct Option": "D"}},  # names no option
+            {"id": "p3", "data": "not a dict"}]
+    qa_fixtures.write_parquet(rows[:2], tmp_path / "olsai" / "data" / "test-00000-of-00001.parquet")
+    qa_fixtures.write_parquet([{"id": "t", "data": rows[0]["data"]}], tmp_path / "olsai" / "data" / "train-00000-of-00001.parquet")
+    records, drops = convert("pubmedqa", tmp_path / "olsai")
+    assert [r.id for r in records] == ["pubmedqa/test/p1"] and drops.counts == {"bad_label": 1}
+    assert records[0].answer["letter"] == "B" and records[0].prompt.startswith("Context: Background.\nResults.\n")
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    _, drops = convert("pubmedqa", tmp_path / "rows.jsonl")
+    assert drops.counts == {"bad_label": 1, "malformed_row": 1}
+
+
 def test_mmmu_med_mmmu_layout_first_image_only(tmp_path):
     from medmo.model.prompts import mmmu_prompt
 

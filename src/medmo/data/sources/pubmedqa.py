@@ -9,6 +9,12 @@ Release formats read:
   question, context {contexts, labels, meshes}, long_answer, final_decision; one
   "train" split of all 1,000 labelled items). Split "test" selects the official 500
   (below); "train" / "all" read the 1,000.
+- Hugging Face `openlifescienceai/pubmedqa`, the copy MedEvalKit loads: a "test" split of
+  the 500, each row {"data": {"Question", "Context" [..], "Options" {A, B, C},
+  "Correct Option"}} (the fields MedEvalKit's loader reads; no PMID is read from it). Its
+  own test split is taken as the official one.
+The GitHub copy's `medagents/test.jsonl` style (question = abstract + question) is not
+read: its prompt could not be MedEvalKit's "Context: ..." layout.
 The official test split (500 PMIDs, what MedEvalKit's openlifescienceai/pubmedqa copy and
 published tables use) is test_ground_truth.json. Without that file it is re-derived the
 way the PubMedQA repository made it (preprocess/split_dataset.py, "pqal"): a Python
@@ -34,7 +40,7 @@ from typing import Iterator
 
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._qa import keep, mcq_record, read_rows
+from medmo.data.sources._qa import hf_parquet_files, keep, mcq_record, read_rows
 
 CHOICES = {"A": "yes", "B": "no", "C": "maybe"}
 _LETTER = {v: k for k, v in CHOICES.items()}
@@ -103,7 +109,11 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
                 yield _record(pmid, split, row["QUESTION"], row["CONTEXTS"], decision,
                               {"year": row.get("YEAR"), "long_answer": row.get("LONG_ANSWER"), **_flag(flag)})
         return
-    rows = list(read_rows(raw, "train" if split in ("test", "all") else split))
+    own_test = split == "test" and (raw.is_file() or bool(hf_parquet_files(raw, "test")))
+    rows = list(read_rows(raw, "test" if own_test else "train" if split in ("test", "all") else split))
+    if rows and isinstance(rows[0].get("data"), dict):
+        yield from _openlifescienceai(rows, drops, split)
+        return
     wanted, flag = None, None
     if split == "test":
         wanted = official_test_ids([(str(r.get("pubid")), r.get("final_decision")) for r in rows])
@@ -120,6 +130,23 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
             ctx = row["context"]["contexts"] if isinstance(row["context"], dict) else list(row["context"])
             yield _record(str(row.get("pubid", i)), split, row["question"], ctx, row["final_decision"],
                           {"long_answer": row.get("long_answer"), **_flag(flag)})
+
+
+def _openlifescienceai(rows: list[dict], drops: Drops, split: str) -> Iterator[Record]:
+    for i, row in enumerate(rows):
+        with drops.guard(f"row {i}"):
+            data = row["data"]
+            if not isinstance(data, dict):
+                drops.add("malformed_row", f"row {i}")
+                continue
+            if not keep(data, drops, f"row {i}", ("Question", "Context", "Options", "Correct Option")):
+                continue
+            decision = str(data["Options"].get(data["Correct Option"], "")).strip().lower()
+            if decision not in _LETTER:
+                drops.add("bad_label", f"row {i}: {data['Correct Option']!r}")
+                continue
+            ctx = [data["Context"]] if isinstance(data["Context"], str) else list(data["Context"])
+            yield _record(str(row.get("id", i)), split, data["Question"], ctx, decision, {})
 
 
 def _flag(reason: str | None) -> dict:

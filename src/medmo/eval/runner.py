@@ -260,7 +260,10 @@ def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: in
 
 
 def judge_coverage(scored: list[dict], judge_model: str | None) -> dict[str, Any] | None:
-    """Open items (those a judge decides), how many the judge decided, the rest by reason."""
+    """Open items a judge must decide, how many it decided, the rest by reason ("no_judge" without one).
+
+    Which items need a judge is the scorer's call: in medevalkit mode every open answer
+    (and report), in strict mode the open answers that are not an exact match."""
     status = Counter(s.get("judge_status") or ("judged" if isinstance(s.get("judge_verdict"), bool) else None)
                      for s in scored)
     status.pop(None, None)

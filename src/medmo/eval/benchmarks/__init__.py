@@ -13,7 +13,7 @@ reads for `medmo eval --list`, coverage checks and reports):
         size=451,             # items in the published evaluation set (None: no fixed set)
         subsets={"lang": {"en": 1061, "zh": 1033}},  # meta key -> {value: items}, when it has parts
         url="https://...", licence="CC0", metric="accuracy",
-        size_checked="shared/data/vqa_rad/testset.json",  # how `size` was verified, or why not
+        size_checked="shared/data/vqa_rad/testset.json",  # where `size` was checked; "unverified: why" if not
         paper_options={},     # load() options of the paper's protocol (mmmu_med: {"layout": "mmmu"})
     ))
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from medmo.data.schema import Record

@@ -27,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from medmo.eval.benchmarks import HEADLINE  # family -> headline metric, one table for --list and reports
+
 logger = logging.getLogger(__name__)
 
 PAPER_MODEL = "MedMO-8B-Next"
@@ -39,7 +41,6 @@ COLUMNS = {  # family -> [(results key, column title)]
                ("ratescore", "RaTEScore"), ("sembscore", "SembScore")],
     "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7")],
 }
-HEADLINE = {"vqa": "accuracy", "textqa": "accuracy", "report": "rouge_l", "grounding": "mean_iou"}
 _SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open", "cut"}
 PAPER_MAX_NEW_TOKENS = 8192  # MedEvalKit's generation budget
 
@@ -120,7 +121,7 @@ def protocol_differences(name: str, res: dict) -> list[str]:
     if p.get("mode") != "medevalkit":
         diffs.append(f"{p.get('mode')} mode")
     judge = res.get("judge")
-    if judge and not p.get("judge_model"):
+    if (judge or res.get("n_open")) and not p.get("judge_model"):  # n_open: samples written before judge coverage
         diffs.append("no judge")
     elif judge and judge.get("complete") is False:
         diffs.append(f"judge decided {judge['judged']} of {judge['open']} open items")

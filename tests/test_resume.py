@@ -201,3 +201,28 @@ def test_resumed_eval_heals_a_torn_samples_file(tmp_path):
     assert backend.requests == 3 and res["n"] == 5 and res["accuracy"] == 1.0
     healed = [json.loads(line) for line in log.read_text().splitlines()]  # every line is whole JSON
     assert sorted(s["id"] for s in healed) == [f"q{i}" for i in range(5)]  # the right count, no duplicate
+
+
+def test_eval_reads_hostile_record_lines_and_logs_every_sample(tmp_path):
+    from medmo.eval.runner import evaluate_records
+    from medmo.eval.samples import read_record_rows
+
+    class Echo:
+        def generate(self, requests):
+            return ["yes"] * len(requests)
+
+    def vqa(i, question):
+        return {"id": f"q{i}", "source": "t", "split": "test", "task": "vqa", "images": [],
+                "messages": [{"role": "user", "content": question}], "answer": {"text": "yes", "closed": True}}
+
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(json.dumps(vqa(0, "plain?")).encode() + b"\n"
+                     + json.dumps(vqa(1, "line\u2028separator?"), ensure_ascii=False).encode() + b"\n"
+                     + b'{"id": "q2", "bad": "\xff"}\n'                               # not UTF-8
+                     + json.dumps(vqa(3, "lone \ud800 surrogate?")).encode() + b"\n")  # a \ud800 escape
+    rows = read_record_rows(path)
+    assert [r["id"] for r in rows] == ["q0", "q1", "r.jsonl:3", "q3"]
+    res = evaluate_records(Echo(), rows, tmp_path / "run")
+    assert res["n_failed"] == 1 and res["failures"] == {"malformed_row": 1} and res["accuracy"] == 1.0
+    lines = (tmp_path / "run" / "samples.jsonl").read_bytes().decode("utf-8").split("\n")  # not splitlines: U+2028
+    assert sorted(json.loads(x)["id"] for x in lines if x.strip()) == ["q0", "q1", "q3", "r.jsonl:3"]

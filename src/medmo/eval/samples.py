@@ -57,9 +57,9 @@ class SampleLog:
         if not self._healed:
             heal_jsonl(self.path)
             self._healed = True
-        with self.path.open("a", encoding="utf-8") as f:
+        with self.path.open("ab") as f:
             for s in samples:
-                f.write(json.dumps(s, ensure_ascii=False, default=str) + "\n")
+                f.write(_line(s))
                 key = sample_key(s["benchmark"], s)
                 self._latest[key] = s
                 if not s.get("failure"):
@@ -76,6 +76,15 @@ class SampleLog:
         return dict(out)
 
 
+def _line(sample: dict) -> bytes:
+    """One JSON line, readable UTF-8; a lone surrogate (a "\\ud800" escape in the input)
+    cannot be UTF-8, so such a sample is written with \\u escapes instead (same value on reading)."""
+    try:
+        return (json.dumps(sample, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(sample, default=str) + "\n").encode("ascii")
+
+
 def _malformed(path: Path, line: int, error: str) -> dict:
     return {"id": f"{path.name}:{line}", "task": None, "failure": "malformed_row", "error": error}
 
@@ -90,7 +99,7 @@ def read_record_rows(path: str | Path, need_response: bool = False) -> list[dict
 
         raw = [(i, json.dumps(d, default=str)) for i, d in enumerate(iter_parquet(path), 1)]
     else:
-        raw = list(enumerate(path.read_text(encoding="utf-8").splitlines(), 1))
+        raw = list(enumerate(path.read_bytes().split(b"\n"), 1))  # bytes: a bad one spoils its line only
     rows = []
     for i, line in raw:
         if not line.strip():
@@ -102,7 +111,7 @@ def read_record_rows(path: str | Path, need_response: bool = False) -> list[dict
             validate_record(d)
             if need_response and not isinstance(d.get("response"), str):
                 raise ValueError('no "response" string (the model\'s raw answer) on this line')
-        except (ValueError, TypeError, AttributeError) as e:
+        except (ValueError, TypeError, AttributeError, RecursionError) as e:
             logger.warning("%s:%d: malformed row skipped: %s", path, i, e)
             rows.append(_malformed(path, i, str(e)))
             continue

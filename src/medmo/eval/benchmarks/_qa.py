@@ -3,7 +3,7 @@ underscore keeps it out of the registry).
 
 `register_qa` turns a data source plus a few choices (split, filter, subgroup keys) into a
 registered `Benchmark`: `load` runs the source's converter (records already carry the
-MedEvalKit prompt, see medmo.data.sources._qa), `score` calls medmo.eval.scoring in the
+prompt, MedEvalKit's wording; medmo.model.prompts lists where it differs), `score` calls medmo.eval.scoring in the
 requested mode, and `aggregate` reports accuracy, closed/open accuracy, parse failures and
 per-subgroup accuracy. The benchmark version carries the prompt version ("1.p1") so a
 prompt change shows up in results.json. Keyword arguments of `load` beyond the data path

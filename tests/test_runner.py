@@ -398,3 +398,28 @@ def test_paper_protocol_run_is_compared_and_a_partial_one_is_labelled(shared_dat
     rad = json.loads((part / "results.json").read_text())["benchmarks"]["vqa_rad"]
     assert rad["vs_paper"] == "not comparable: partial: 8 of 451"
     assert "| not comparable: partial: 8 of 451 |" in (part / "results.md").read_text()
+
+
+def test_resume_asks_the_judge_again_only_where_it_fell_back(tmp_path):
+    img = _img(tmp_path / "a.png")
+    rows = [{"id": f"o{i}", "source": "t", "split": "test", "task": "vqa", "images": [img],
+             "messages": [{"role": "user", "content": f"<image>What organ {i}?"}],
+             "answer": {"text": "liver", "closed": False}} for i in range(2)]
+    answers = {"What organ 0?": "the hepatic organ", "What organ 1?": "hepatic tissue"}
+    down = {"on": True}
+
+    def reply(body):
+        if down["on"] and "organ 1" in user_text(body):
+            return {"content": "", "finish_reason": "length"}  # undecided, even after the retry
+        return "yes"
+
+    with FakeOpenAI(reply) as fake:
+        judge = JudgeConfig(model="j", base_url=fake.base_url)
+        first = evaluate_records(Scripted(answers), rows, tmp_path / "run", base_dir=tmp_path, judge=judge)
+        assert first["judge"]["fell_back"] == {"judge_cut": 1} and first["accuracy"] == 0.5
+        down["on"] = False
+        backend = Counting(Scripted(answers))
+        again = evaluate_records(backend, rows, tmp_path / "run", base_dir=tmp_path, judge=judge)
+    assert backend.requests == 0  # nothing regenerated
+    assert again["judge"]["judged"] == 2 and again["accuracy"] == 1.0 and "judge_cut" not in again["failures"]
+    assert [user_text(b).count("organ 1") for b in fake.bodies].count(1) == 3  # two tries, then one on resume

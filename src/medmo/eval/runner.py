@@ -8,8 +8,8 @@
 
 Flow: config is validated and every benchmark name resolved before a model loads; each
 benchmark (or the record file) is loaded, cut to --limit, split by --shard; samples
-already in samples.jsonl are skipped (resume recomputes nothing); the rest go to the
-backend in chunks, are scored (benchmark rules, or by task for record files), judged when
+already in samples.jsonl are skipped (resume recomputes nothing; the judge is asked again
+only about answers it could not decide before); the rest go to the backend in chunks, are scored (benchmark rules, or by task for record files), judged when
 a judge is set, and appended to samples.jsonl chunk by chunk. results.json, results.md
 and the plots are then computed from samples.jsonl, so a resumed or merged run reports
 every sample.
@@ -226,7 +226,31 @@ def is_cut(gen, budget: int | None) -> bool:
     return budget is not None and gen.tokens is not None and gen.tokens >= budget
 
 
+def rejudge(unit: Unit, log: SampleLog, judge: Judge | None) -> int:
+    """Ask the judge again about finished samples it could not decide before (a timeout, an
+    empty reply): the saved response is re-scored, never regenerated. Returns how many it decided."""
+    latest = log.latest()
+    old = {sample_key(unit.name, r): r for r in unit.records}
+    retry = [(rec, latest[k]) for k, rec in old.items()
+             if k in latest and str(latest[k].get("judge_status", "")).startswith("judge_")]
+    if judge is None or not retry:
+        return 0
+    fresh = []
+    for rec, before in retry:
+        sample = score_sample(unit, rec, before.get("response") or "")
+        sample.update({k: before[k] for k in ("finish_reason", "tokens") if k in before})
+        if CUT in before.get("issues", []):
+            sample.setdefault("issues", []).append(CUT)
+        fresh.append(sample)
+    judge_samples(fresh, judge)
+    decided = [{**s, "benchmark": unit.name} for s in fresh if s.get("judge_status") == "judged"]
+    log.extend(decided)
+    logger.info("%s: the judge decided %d of %d answer(s) it had fallen back on", unit.name, len(decided), len(retry))
+    return len(decided)
+
+
 def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: int, progress: tqdm) -> None:
+    rejudge(unit, log, judge)
     todo = [r for r in unit.records if sample_key(unit.name, r) not in log.done]
     progress.set_description(unit.name)
     for start in range(0, len(todo), chunk):
@@ -416,6 +440,9 @@ def run(cfg: EvalConfig) -> Path:
     out = Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else Path(cfg.out)
     if cfg.backend != "openai":  # the checkpoint's family says how its boxes read; --box-format overrides
         cfg.box_format = box_format_for(cfg.model, cfg.min_pixels, cfg.max_pixels, cfg.box_format)
+    elif cfg.box_format == "resized":
+        raise ValueError("--box-format resized takes its numbers from a checkpoint's processor; with --backend "
+                         "openai give them: resized:FACTOR:MIN_PIXELS:MAX_PIXELS (Qwen2.5-VL: resized:28:3136:12845056)")
     header = header_of(cfg)
     check_resumable(out, header)
     units, skipped = [], {}

@@ -136,3 +136,12 @@ def test_family_builds_offline_and_evaluates_end_to_end(arch, tmp_path, shared_d
     assert 0.0 <= bench["mean_iou"] <= 1.0
     want = "resized:28:3136:262144" if arch == "qwen2_5_vl" else None  # the family's box format, recorded
     assert results["box_format"] == want
+
+
+def test_bare_resized_needs_numbers_without_a_checkpoint(tmp_path):
+    from medmo.eval.runner import EvalConfig, run
+
+    cfg = EvalConfig(model="served-name", backend="openai", base_url="http://127.0.0.1:9/v1",
+                     records=str(tmp_path / "none.jsonl"), box_format="resized", out=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="resized:FACTOR:MIN_PIXELS:MAX_PIXELS"):
+        run(cfg)

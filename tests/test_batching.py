@@ -60,7 +60,100 @@ def test_one_bad_request_fails_alone():
         batcher.close()
     assert out[0] == "A" and out[2] == "C"
     assert isinstance(out[1], ValueError)
-    assert rec.sizes[0] == 3  # tried together first, then one by one
+    assert rec.sizes[0] == 3  # tried together first
+
+
+def test_a_failed_batch_is_retried_in_halves_not_one_by_one():
+    rec = Recorder(delay=0)
+    batcher = DynamicBatcher(rec, max_batch_size=16, max_wait_ms=200).start()
+    items = ["bad"] + [f"r{i}" for i in range(15)]
+    try:
+        out = asyncio.run(_submit_all(batcher, items))
+    finally:
+        batcher.close()
+    assert isinstance(out[0], ValueError) and out[1:] == [s.upper() for s in items[1:]]
+    # 16 fails; halves of 8, 4, 2, 1 hold the bad one; the good halves (8, 4, 2, 1) run whole
+    assert rec.sizes == [16, 8, 4, 2, 1, 1, 2, 4, 8]  # 9 calls, where one by one takes 17
+    assert batcher.requests == 15
+
+
+class Steps:
+    """generate(list[str]) that decodes `steps` steps, checking for abandoned requests at each."""
+
+    def __init__(self, steps: int = 100):
+        self.steps, self.ran = steps, []
+        self.batcher: DynamicBatcher | None = None
+        self.started = threading.Event()
+
+    def __call__(self, batch: list[str]) -> list[str]:
+        done = 0
+        try:
+            for done in range(1, self.steps + 1):
+                self.batcher.check_cancelled()
+                self.started.set()
+                time.sleep(0.01)
+        finally:
+            self.ran.append(done)
+        return [s.upper() for s in batch]
+
+
+def _steps_batcher(steps: int = 100) -> tuple[Steps, DynamicBatcher]:
+    gen = Steps(steps)
+    gen.batcher = DynamicBatcher(gen, max_batch_size=4, max_wait_ms=20).start()
+    return gen, gen.batcher
+
+
+def test_a_batch_whose_callers_all_left_stops_at_the_next_step():
+    gen, batcher = _steps_batcher()
+
+    async def scenario():
+        tasks = [asyncio.ensure_future(batcher.submit(s)) for s in ("a", "b")]
+        await asyncio.to_thread(gen.started.wait, 30)
+        for t in tasks:
+            t.cancel()  # what api.py does when the HTTP clients disconnect
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return await batcher.submit("next")
+
+    try:
+        assert asyncio.run(scenario()) == "NEXT"
+    finally:
+        batcher.close()
+    assert gen.ran[0] < gen.steps and gen.ran[1] == gen.steps  # stopped early; the next request ran in full
+    assert batcher.abandoned == 2 and batcher.requests == 1
+
+
+def test_a_batch_with_a_live_request_runs_on_and_drops_the_abandoned_answer():
+    gen, batcher = _steps_batcher(steps=30)
+
+    async def scenario():
+        leaving, staying = (asyncio.ensure_future(batcher.submit(s)) for s in ("a", "b"))
+        await asyncio.to_thread(gen.started.wait, 30)
+        leaving.cancel()
+        return await staying
+
+    try:
+        assert asyncio.run(scenario()) == "B"
+    finally:
+        batcher.close()
+    assert gen.ran == [30] and batcher.abandoned == 1 and batcher.requests == 1
+
+
+def test_a_request_abandoned_while_queued_never_runs():
+    gen, batcher = _steps_batcher(steps=30)
+
+    async def scenario():
+        first = asyncio.ensure_future(batcher.run_exclusive(lambda: gen(["x"])))
+        await asyncio.to_thread(gen.started.wait, 30)
+        queued = asyncio.ensure_future(batcher.submit("queued"))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        return await first
+
+    try:
+        assert asyncio.run(scenario()) == ["X"]
+    finally:
+        batcher.close()
+    assert gen.ran == [30] and batcher.abandoned == 1  # only the exclusive job ran
 
 
 def test_exclusive_work_runs_on_the_model_thread_between_batches():

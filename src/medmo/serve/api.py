@@ -25,8 +25,9 @@ validation first: user text is normalised (lone surrogates -> U+FFFD, NFC), the
 tokenizer's special tokens in it are refused, integers are bounded, and budgets are
 checked before any generation: prompt tokens (text + image placeholders) against
 `max_prompt_tokens` and the model's context, `n` x `max_tokens` against
-`max_request_tokens`. Bodies over `max_body_mb` -> 413; images over `max_image_pixels`
--> 400; every bad input -> 400 naming the field or budget; any unexpected error -> a
+`max_request_tokens`. Bodies over `max_body_mb` -> 413; images over a decoding budget
+(`max_image_pixels`, `max_request_pixels`, `max_volume_voxels`, `max_decompressed_bytes`,
+checked on headers before decoding) -> 413; every bad input -> 400 naming the field or budget; any unexpected error -> a
 logged 500, all in OpenAI's error shape `{"error": {"message", "type", "code"}}`; the
 connection stays open and batch-mates are answered. uvicorn runs with a header read
 timeout (`header_timeout_s`), a body read timeout (`body_timeout_s`), a keep-alive
@@ -70,7 +71,8 @@ from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
 from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
                                header_timeout_protocol)
-from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window
+from medmo.imaging import Budget
+from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window, request_budget
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,11 @@ class ServeConfig:
     max_wait_ms: float = 10.0  # dynamic batching: how long the first request waits for company
     max_new_tokens: int = 256  # default generation budget per request
     max_body_mb: float = 20.0  # request bodies above this -> 413
-    max_image_pixels: int = 40_000_000  # decoded images above this -> 400
+    # decoding budgets per request (medmo.imaging.limits), checked on headers before decoding; over -> 413
+    max_image_pixels: int = 40_000_000  # one decoded image (frame, slice, montage)
+    max_request_pixels: int = 80_000_000  # all images of one request together
+    max_volume_voxels: int = 134_217_728  # a NIfTI volume, multi-frame DICOM (512^3)
+    max_decompressed_bytes: int = 268_435_456  # what .nii.gz / deflated DICOM may inflate to (256 MiB)
     max_prompt_tokens: int = 16384  # prompt tokens (text + image placeholders) above this -> 400; also <= context
     max_request_tokens: int = 8192  # new tokens one request may ask for, n x max_tokens -> 400 above
     header_timeout_s: float = 10.0  # request headers not in this long after their first byte: connection closed
@@ -103,7 +109,8 @@ class ServeConfig:
     def __post_init__(self):
         if not self.model:
             raise ValueError("serve needs --model (a checkpoint folder, e.g. from `medmo tiny --out DIR`)")
-        limits = ("max_body_mb", "max_image_pixels", "max_prompt_tokens", "max_request_tokens", "header_timeout_s",
+        limits = ("max_body_mb", "max_image_pixels", "max_request_pixels", "max_volume_voxels",
+                  "max_decompressed_bytes", "max_prompt_tokens", "max_request_tokens", "header_timeout_s",
                   "body_timeout_s", "keep_alive_s", "max_connections")
         bad = [f"{k}={getattr(self, k)}" for k in limits if not getattr(self, k) > 0]
         if bad:
@@ -116,6 +123,11 @@ class ServeConfig:
             self.api_key = _read_key(Path(self.api_key_file))
         if self.api_key is None:
             self.api_key = os.environ.get("MEDMO_API_KEY") or None
+
+    def image_budget(self) -> Budget:
+        """A fresh decoding budget for one request (all its images share it)."""
+        return request_budget(self.max_image_pixels, self.max_request_pixels, self.max_volume_voxels,
+                              self.max_decompressed_bytes)
 
 
 def _read_key(path: Path) -> str:
@@ -176,9 +188,17 @@ class ChatBody(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stream: bool = False
     n: int = Field(1, ge=1, le=16, description="answers to sample (seeds seed, seed+1, ... when seed is given)")
-    temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy")
+    temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy; else at least 0.001")
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=-INT64, lt=INT64, description="with temperature > 0: same seed, same answer")
+
+    @field_validator("temperature")
+    @classmethod
+    def _usable_temperature(cls, value):
+        """A subnormal temperature turns the logits into inf/nan (a crash in sampling)."""
+        if value is not None and 0 < value < 1e-3:
+            raise ValueError(f"temperature must be 0 (greedy) or at least 0.001, got {value}")
+        return value
 
 
 # ------------------------------------------------------------------------- the app
@@ -192,8 +212,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     batcher = DynamicBatcher(backend.generate, cfg.max_batch_size, cfg.max_wait_ms).start()
     if hasattr(backend, "model"):  # a decoding step of an abandoned batch raises batching.Cancelled
         backend.model.register_forward_pre_hook(lambda _module, _args: batcher.check_cancelled())
-    tokenizer = backend.processor.tokenizer
-    reserved = tuple(t for t in tokenizer.all_special_tokens if t != tokenizer.unk_token)
+    reserved = tuple(backend.processor.tokenizer.all_special_tokens)
     context = _context_length(backend)
 
     @asynccontextmanager
@@ -233,7 +252,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         window = parse_window(body.window)
 
         def work() -> DecodedImage:  # base64 and image decoding off the event loop
-            return decode_image(image_bytes(body.image), max_pixels=cfg.max_image_pixels, window=window,
+            return decode_image(image_bytes(body.image), budget=cfg.image_budget(), window=window,
                                 slice_index=body.slice_index, frame=body.frame)
 
         return await asyncio.to_thread(work)
@@ -281,7 +300,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         if body.n * new > cfg.max_request_tokens:  # cheap: before any image is decoded
             raise BadInput(f"n x max_tokens = {body.n} x {new} is over the server's budget of {cfg.max_request_tokens} "
                            "new tokens per request (max_request_tokens); ask for fewer")
-        req = await asyncio.to_thread(chat_request, body.messages, cfg.max_image_pixels, new, reserved)
+        req = await asyncio.to_thread(chat_request, body.messages, cfg.image_budget(), new, reserved)
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         n_prompt = await asyncio.to_thread(check_budget, req, body.n)
         if body.stream:
@@ -299,8 +318,9 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     return app
 
 
-def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: int, reserved: tuple[str, ...] = ()):
-    """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders.
+def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, reserved: tuple[str, ...] = ()):
+    """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders,
+    all decoded within one request `budget` (ServeConfig.image_budget()).
     Text goes through `clean_text`; `reserved` are the tokenizer's special tokens, refused in text."""
     from medmo.eval.backends import Request
 
@@ -324,7 +344,7 @@ def chat_request(messages: list[dict], max_image_pixels: int, max_new_tokens: in
                 url = part.get("image_url")
                 url = url.get("url") if isinstance(url, dict) else url
                 what = f"messages[{i}].content[{j}].image_url"
-                images.append(decode_image(image_bytes(url, what), max_pixels=max_image_pixels, what=what).image)
+                images.append(decode_image(image_bytes(url, what), budget=budget, what=what).image)
                 text.append(IMAGE_TOKEN)
                 n_images += 1
             else:
@@ -445,8 +465,8 @@ def _context_length(backend) -> int | None:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadInput)
     async def bad_input(_req: HTTPRequest, exc: BadInput):
-        logger.info("400: %s", exc)
-        return error_response(400, str(exc))
+        logger.info("%d: %s", exc.status, exc)
+        return error_response(exc.status, str(exc))  # 400, or 413 for a decoding budget (inputs.TooLarge)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_req: HTTPRequest, exc: RequestValidationError):

@@ -99,6 +99,8 @@ class SFTConfig:
         if self.trainer != "sft":
             raise ValueError(f"trainer must be 'sft' for this config, got {self.trainer!r}")
         self.data = data_list(self.data)
+        if isinstance(self.lora, dict):  # SFTConfig(lora={...}) in code; recipes arrive converted by load_config
+            self.lora = LoraConfig(**self.lora)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         check_trainable(self)

@@ -74,7 +74,8 @@ def score_predictions(predictions: str | Path, out: str | Path, *, box_format: s
         bench = get_benchmark(benchmark)
         unit = Unit(name=benchmark, kind="benchmark", family=bench.family, records=rows, version=bench.version,
                     score=lambda s, r: bench.score({**s, "box_format": box_format}, r, mode),
-                    aggregate=bench.aggregate)
+                    aggregate=bench.aggregate,
+                    paper_set="the predictions' prompt layout is unknown" if bench.paper_options else None)
     judge_cfg = judge or JudgeConfig()
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
     samples = [s if s.get("failure") else score_sample(unit, s, s.get("response") or "") for s in rows]

@@ -154,7 +154,8 @@ class Judge:
 
     def _key(self, prompt: str) -> str:
         c = self.cfg
-        parts = [TEMPLATE_VERSION, c.model, self.base_url, c.temperature, c.max_tokens, c.retry_max_tokens, prompt]
+        parts = [TEMPLATE_VERSION, c.model, self.base_url.rstrip("/"), c.temperature, c.max_tokens,
+                 c.retry_max_tokens, prompt]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def _load_cache(self) -> dict[str, bool]:

@@ -74,6 +74,7 @@ STRICT = [
     ("mcq", MCQ, "The answer is B or C.", None, False),  # hedge after "answer is"
     ("mcq", MCQ, "B\nC", None, False),  # one letter per line
     ("mcq", MCQ, "A. B. C.", None, False),  # a list of letters
+    ("mcq", {"choices": {"A": "B", "B": "C"}, "letter": "A"}, "A. B", "A", True),  # MedQA: option A's text is "B"
     # --- yes/no hedges are wrong; an explanation after the word is fine
     ("vqa", YES, "yes or no", None, False),  # the classic hedge
     ("vqa", YES, "Yes/no", None, False),  # slash

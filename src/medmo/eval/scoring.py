@@ -225,8 +225,13 @@ _LETTER_NAMED = re.compile(r"\b(?:option|choice|answer|letter)\s*(?:is\s*)?[:：
 _LETTER_IS = re.compile(r"\b(?:is|be)\s*:?\s*[(\[]?([A-Z])[)\]]?(?=[\s.,;:)]|$)")
 
 
-def _hedged(rest: str, letter: str, letters: set[str]) -> bool:
-    """Whether `rest`, the text right after a chosen letter, names another option ("or C")."""
+def _hedged(rest: str, letter: str, choices: dict[str, str]) -> bool:
+    """Whether `rest`, the text right after a chosen letter, names another option ("or C") rather
+    than the chosen option's own text (MedQA has options whose text is a letter: "A. B")."""
+    option = normalize({k.upper(): v for k, v in choices.items()}.get(letter) or "")
+    if option and normalize(rest).startswith(option):
+        return False
+    letters = {k.upper() for k in choices}
     m = _LETTER_HEDGE.match(rest)
     other = m and (m.group(1) or m.group(2) or m.group(3))
     return bool(other) and other in letters and other != letter
@@ -264,12 +269,12 @@ def parse_choice(text: str, choices: dict[str, str]) -> str | None:
         return m.group(1).upper()
     letter, rest = _leading_letter(t.lstrip("*_`\"' "), choices)
     if letter in letters:
-        return None if _hedged(rest, letter, letters) else letter
+        return None if _hedged(rest, letter, choices) else letter
     for rx in (_LETTER_NAMED, _LETTER_IS):
         found = [(m.group(1).upper(), t[m.end():]) for m in rx.finditer(t)]
         letter = ok(f for f, _ in found)
         if letter:
-            return None if any(_hedged(r, f, letters) for f, r in found) else letter
+            return None if any(_hedged(r, f, choices) for f, r in found) else letter
     # the whole answer is one option's text, symbols kept ("Rh-ve" is not "Rh+ve")
     light = " ".join(t.lower().rstrip(".").split())
     exact = [k for k, v in choices.items() if " ".join(v.lower().rstrip(".").split()) == light]

@@ -336,6 +336,11 @@ def test_benchmarks_get_their_own_generation_budget(shared_data, tmp_path, monke
     run(EvalConfig(model="m", benchmarks=["vqa_rad"], data=str(shared_data), limit=2, max_new_tokens=32,
                    out=str(tmp_path / "run2"), plots=False))
     assert backend.budgets == [32, 32]  # the user's budget wins
+    backend.budgets.clear()
+    judge = {"model": "j", "base_url": "http://127.0.0.1:9/v1", "retries": 0}  # nothing listens: counted, not fatal
+    run(EvalConfig(model="m", benchmarks=["vqa_rad"], data=str(shared_data), limit=2, protocol="paper", judge=judge,
+                   out=str(tmp_path / "run3"), plots=False))
+    assert backend.budgets == [8192, 8192]  # the paper protocol: MedEvalKit's budget everywhere
 
 
 def test_every_run_records_its_protocol(records, tmp_path):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medmo.eval.benchmarks import HEADLINE  # family -> headline metric, one table for --list and reports
+from medmo.eval.units import PAPER_MAX_NEW_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ COLUMNS = {  # family -> [(results key, column title)]
     "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7")],
 }
 _SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open", "cut"}
-PAPER_MAX_NEW_TOKENS = 8192  # MedEvalKit's generation budget
 
 
 @lru_cache(maxsize=1)

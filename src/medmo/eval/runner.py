@@ -19,7 +19,8 @@ Every run records its protocol (results.json "protocol" and each benchmark's
 whether the item set is the paper's) so results.md compares with published numbers only
 where they match (medmo.eval.report). `--protocol paper` selects the paper's protocol in
 one flag: MedEvalKit's scoring rules (mode medevalkit), each benchmark's paper set
-(`paper_options`) and an LLM judge on open answers, which it requires. Judge coverage
+(`paper_options`), MedEvalKit's 8192-token budget and an LLM judge on open answers, which
+it requires. Judge coverage
 (open items judged, fallen back by reason) and answers cut at the token budget are
 counted per benchmark; a judge that decided under 95% of a benchmark's open items marks
 the run incomplete (results.json "incomplete").
@@ -450,7 +451,7 @@ def run(cfg: EvalConfig) -> Path:
         rows = read_record_rows(cfg.records)
         unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
                             box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol)
-        unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family)
+        unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family, cfg.protocol)
         units.append(unit)
     for name in cfg.benchmarks:
         try:

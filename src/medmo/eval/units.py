@@ -11,13 +11,14 @@ behind the openai backend) finishes thinking before it answers; a non-reasoning 
 stops at its end-of-turn token long before, so the budget costs nothing there. A cut
 answer is counted per benchmark ("cut_at_max_new_tokens") either way.
 - vqa, grounding: 4096: closed/open questions and boxes need short thinking.
-- textqa, report: 8192, MedEvalKit's own value for every benchmark: exam questions
+- textqa, report: 8192, the value MedEvalKit's eval.sh sets for every benchmark: exam questions
   (MedQA, MedXpertQA, SuperGPQA) draw long chains of thought, and a report is written
   after thinking about the whole image.
 - mmmu_med, medxpertqa_mm: 8192: exam-style multimodal reasoning, as textqa.
-Departure from MedEvalKit: it uses 8192 everywhere; medmo halves it where answers are
-short, because an hf batch runs until its longest row ends and a looping answer in a
-batch of short ones would otherwise cost 8192 steps.
+- `--protocol paper`: 8192 everywhere, as MedEvalKit's eval.sh (eval.py's own default is 1024).
+Departure from MedEvalKit: by default medmo halves its 8192 where answers are short,
+because an hf batch runs until its longest row ends and a looping answer in a batch of
+short ones would otherwise cost 8192 steps.
 
 `--protocol paper` loads each benchmark with its `paper_options` (e.g. MMMU-Med in MMMU's
 own layout with the first image); a unit remembers whether its set is the paper's.
@@ -34,10 +35,13 @@ from medmo.eval.tasks import aggregate_by_task, family_of, score_by_task
 logger = logging.getLogger(__name__)
 MAX_NEW_TOKENS = {"vqa": 4096, "grounding": 4096, "textqa": 8192, "report": 8192, "mixed": 8192}
 MAX_NEW_TOKENS_OF = {"mmmu_med": 8192, "medxpertqa_mm": 8192}  # benchmarks that differ from their family
+PAPER_MAX_NEW_TOKENS = 8192  # MedEvalKit's budget (MAX_NEW_TOKENS in its eval.sh), the paper protocol's
 
 
-def default_max_new_tokens(name: str, family: str) -> int:
+def default_max_new_tokens(name: str, family: str, protocol: str = "default") -> int:
     """The generation budget of a benchmark (or a record set of `family`) when the run sets none."""
+    if protocol == "paper":
+        return PAPER_MAX_NEW_TOKENS
     return MAX_NEW_TOKENS_OF.get(name, MAX_NEW_TOKENS.get(family, MAX_NEW_TOKENS["mixed"]))
 
 
@@ -101,7 +105,8 @@ def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | Non
 
     return Unit(name=name, kind="benchmark", family=bench.family, records=rows, score=score,
                 aggregate=bench.aggregate, version=bench.version, base_dir=path,
-                max_new_tokens=max_new_tokens or default_max_new_tokens(name, bench.family), paper_set=differs)
+                max_new_tokens=max_new_tokens or default_max_new_tokens(name, bench.family, protocol),
+                paper_set=differs)
 
 
 def select(rows: list[dict], limit: int | None, shard: str) -> list[dict]:

@@ -38,7 +38,7 @@ def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
         if not res_path.exists():
             raise FileNotFoundError(f"{d} has no {RESULTS_JSON}: not a finished `medmo eval` run folder")
         res = json.loads(res_path.read_text())
-        headers.append({k: v for k, v in res.items() if k != "benchmarks"})
+        headers.append({k: v for k, v in res.items() if k not in ("benchmarks", "incomplete")})  # recomputed
         units.update(res["benchmarks"])
         latest.update(SampleLog(d / SAMPLES).latest())
     for key in ("model", "protocol", "mode", "box_format", "grounding_protocol", "judge_model", "max_new_tokens"):

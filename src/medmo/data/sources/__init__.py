@@ -41,8 +41,8 @@ def row_reason(e: BaseException) -> str:
     """The drop reason for an exception raised while converting one row."""
     if isinstance(e, UnicodeError):
         return "bad_encoding"
-    if isinstance(e, ValueError) and "null" in str(e).lower():
-        return "bad_path"  # pathlib/os: "embedded null byte"
+    if isinstance(e, ValueError) and ("null byte" in str(e) or "null character" in str(e)):
+        return "bad_path"  # os/pathlib: "embedded null byte"; "embedded null character"
     if isinstance(e, KeyError):
         return "missing_field"
     if isinstance(e, (TypeError, AttributeError)):

@@ -70,12 +70,12 @@ GEMMA3_TEMPLATE = (
 CHATML_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def _qwen2_text(cfg: TinyConfig, tok, **extra) -> dict:
+def _qwen2_text(cfg: TinyConfig, tok) -> dict:
     """A Qwen2-style decoder (InternVL's and LLaVA-OneVision's language model)."""
     return dict(model_type="qwen2", vocab_size=len(tok), hidden_size=cfg.text_hidden,
                 intermediate_size=cfg.text_intermediate, num_hidden_layers=cfg.text_layers,
                 num_attention_heads=cfg.text_heads, num_key_value_heads=cfg.text_kv_heads,
-                max_position_embeddings=4096, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
+                max_position_embeddings=4096, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
 
 
 def _siglip(cfg: TinyConfig, image_size: int, patch_size: int) -> dict:
@@ -114,8 +114,8 @@ def qwen3_vl_moe(cfg: TinyConfig):
                               vision_start_token_id=dense.vision_start_token_id,
                               vision_end_token_id=dense.vision_end_token_id, tie_word_embeddings=True)
     torch.manual_seed(cfg.seed)
-    return _finish(Qwen3VLMoeForConditionalGeneration(config), tok, ["<|im_end|>", "<|endoftext|>"]), \
-        build_processor(cfg, tok)
+    model = _finish(Qwen3VLMoeForConditionalGeneration(config), tok, ["<|im_end|>", "<|endoftext|>"])
+    return model, build_processor(cfg, tok)
 
 
 @ARCHS.register("qwen2_5_vl")

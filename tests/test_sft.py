@@ -105,6 +105,7 @@ def test_one_step_trains_the_chosen_modules_then_resumes(tiny_dir, cells, tmp_pa
     resolved = yaml.safe_load((out / "config.yaml").read_text())["resolved"]
     if not torch.cuda.is_available():
         assert resolved["attn_implementation"] == "sdpa"  # "auto" without CUDA
+    assert resolved["dtype"] == "float32"
     assert resolved["trainable_parameters"]["merger"] == 0 and resolved["trainable_parameters"]["llm"] > 0
 
 

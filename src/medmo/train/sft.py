@@ -243,13 +243,14 @@ def lora_model(model, cfg):
       parameters in Qwen3-VL-4B, 0.41B in 8B) beside the frozen original, with its optimizer
       state, which is what a LoRA budget run exists to avoid.
     - Merger (train_merger): `modules_to_save`, i.e. full weights for the patch merger and the
-      DeepStack mergers (0.11B / 0.16B). They are the randomly-initialized-then-aligned bridge
-      that every recipe trains in full (Qwen's script: `tune_mm_mlp`); PEFT stores them in each
+      DeepStack mergers (0.11B / 0.16B): the small vision-to-language bridge that full
+      fine-tuning recipes train whole (Qwen's script: `tune_mm_mlp`). PEFT stores them in each
       checkpoint with the adapters, so a resumed run keeps them, and `merge_and_unload` puts
       them back into the plain model that `save_final` writes.
 
-    Without this, PEFT's default targets (q_proj, ...) exist only in the LLM and the vision side
-    silently stays frozen whatever train_vision/train_merger say.
+    Without this the targets (q_proj, ...) exist only in the LLM and the vision side silently
+    stays frozen whatever train_vision/train_merger say; Qwen's train_qwen.py does the same
+    (under `lora_enable` it freezes everything and ignores tune_mm_vision / tune_mm_mlp).
     """
     if not cfg.lora.enabled:
         return model
@@ -355,8 +356,8 @@ def load_for_training(cfg, run_dir: Path | None = None) -> tuple:
     """(processor at the stage's pixel budget, model with the untrained modules frozen, per-module LRs).
 
     Shared by SFT and GRPO: their configs name these fields alike. With `run_dir`, the run's
-    config.yaml also records the attention implementation the model was loaded with ("auto"
-    resolved) and the trainable parameters per module.
+    config.yaml also records what "auto" resolved to (attention implementation, dtype) and
+    the trainable parameters per module.
     """
     from medmo.model.load import load_model, load_processor
 
@@ -365,8 +366,9 @@ def load_for_training(cfg, run_dir: Path | None = None) -> tuple:
     counts = set_trainable(model, cfg)
     logger.info("trainable parameters: %s", {k: f"{v / 1e6:.2f}M" for k, v in counts.items()})
     if run_dir is not None:
-        make_run_dir(run_dir, cfg, extra={"resolved": {"attn_implementation": model.config._attn_implementation,
-                                                       "trainable_parameters": counts}})
+        resolved = {"attn_implementation": model.config._attn_implementation,
+                    "dtype": str(model.dtype).removeprefix("torch."), "trainable_parameters": counts}
+        make_run_dir(run_dir, cfg, extra={"resolved": resolved})
     lrs = {"llm": cfg.learning_rate, "vision": cfg.vision_lr or cfg.learning_rate,
            "merger": cfg.merger_lr or cfg.learning_rate}
     return processor, model, lrs

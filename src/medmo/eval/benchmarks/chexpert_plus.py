@@ -8,5 +8,6 @@ from medmo.eval.benchmarks._report import register_report
 register_report("chexpert_plus", source="chexpert_plus", default_data="chexpert_plus", split="valid",
                 expected="the CheXpert Plus folder with df_chexpert_plus_240401.csv and PNG/ (or the JPGs)",
                 description="CheXpert Plus valid, chest X-ray report generation (Findings/Impression)",
-                url="https://aimi.stanford.edu/datasets/chexpert-plus", licence="Stanford research use agreement (non-commercial)",
+                url="https://aimi.stanford.edu/datasets/chexpert-plus",
+                licence="Stanford research use agreement (non-commercial)",
                 size_checked="unverified: MedEvalKit's held-out subset is not published")

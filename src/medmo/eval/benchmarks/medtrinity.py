@@ -9,5 +9,6 @@ from medmo.eval.benchmarks._report import register_report
 register_report("medtrinity", source="medtrinity", default_data="medtrinity", split=None, chest_xray=False,
                 expected="a MedTrinity-25M Hugging Face folder (data/train-*.parquet or save_to_disk)",
                 description="MedTrinity-25M descriptions, scored as reports",
-                url="https://huggingface.co/datasets/UCSC-VLAA/MedTrinity-25M", licence="research use (per the dataset card)",
+                url="https://huggingface.co/datasets/UCSC-VLAA/MedTrinity-25M",
+                licence="research use (per the dataset card)",
                 size_checked="unverified: MedMO's held-out split is not published")

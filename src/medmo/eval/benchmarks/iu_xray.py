@@ -10,7 +10,7 @@ from medmo.eval.benchmarks._report import register_report
 
 register_report("iu_xray", source="iu_xray", default_data="iu_xray_medevalkit", split="test",
                 keep=lambda r: r.meta.get("format") == "medevalkit",
-                expected="MedEvalKit's IU_XRAY folder (test.json + images/)",
+                expected="MedEvalKit's IU_XRAY folder (test.json + images/); R2Gen's annotation.json is iu_xray_r2gen",
                 description="IU-Xray test (MedEvalKit's 296 studies), chest X-ray report generation",
                 size=296, url="https://github.com/alibaba-damo-academy/MedEvalKit (datas/IU_XRAY/test.json)",
                 licence="Open-i (NLM) research use", size_checked="shared/data/iu_xray_medevalkit/test.json")

@@ -10,7 +10,7 @@ from medmo.eval.benchmarks._report import register_report
 
 register_report("iu_xray_r2gen", source="iu_xray", default_data="iu_xray", split="test",
                 keep=lambda r: r.meta.get("format") == "r2gen",
-                expected="R2Gen's iu_xray folder (annotation.json + images/)",
+                expected="R2Gen's iu_xray folder (annotation.json + images/); MedEvalKit's test.json is iu_xray",
                 description="IU-Xray test (R2Gen split), chest X-ray report generation",
                 size=590, url="https://github.com/zhjohnchan/R2Gen", licence="CC BY-NC-ND 4.0 (Open-i)",
                 size_checked="unverified: R2Gen's release")

@@ -131,17 +131,25 @@ class Source:
     tasks: tuple[str, ...]
     modality: str
     doc: str
+    licence: str = "see the docstring"  # the release's licence, as its authors state it
+    url: str = ""  # where to get the release
+    splits: tuple[tuple[str, int], ...] = ()  # published records per split ((split, count), ...), () if unknown
+    importer: bool = False  # a generic format (COCO, YOLO, masks), not a named dataset
 
 
 SOURCES: Registry[Source] = Registry("data source", discover=__name__)
 
 
-def register_source(name: str, tasks: tuple[str, ...], modality: str = "mixed") -> Callable[[Converter], Converter]:
+def register_source(name: str, tasks: tuple[str, ...], modality: str = "mixed", *, licence: str = "see the docstring",
+                    url: str = "", splits: dict[str, int] | None = None,
+                    importer: bool = False) -> Callable[[Converter], Converter]:
+    """Register a converter with what `medmo data sources` lists about its release."""
     def deco(fn: Converter) -> Converter:
         import sys
 
         doc = (sys.modules[fn.__module__].__doc__ or "").strip()
-        SOURCES.add(name, Source(name, fn, tuple(tasks), modality, doc))
+        SOURCES.add(name, Source(name, fn, tuple(tasks), modality, doc, licence, url, tuple((splits or {}).items()),
+                                 importer))
         return fn
 
     return deco

@@ -18,7 +18,12 @@ from typing import Callable
 
 
 class Reject(Exception):
-    """Raise from `reply` to answer 400 with this message (a parameter the endpoint refuses)."""
+    """Raise from `reply` to answer 400 (or `status`) with this message, e.g. a parameter the
+    endpoint refuses, a wrong key (401) or an unknown model (404)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 class FakeOpenAI:
@@ -60,7 +65,7 @@ class FakeOpenAI:
                         "usage": {"prompt_tokens": 1, "completion_tokens": used, "total_tokens": used + 1},
                     }
                 except Reject as e:
-                    status, payload = 400, {"error": {"message": str(e), "type": "invalid_request_error"}}
+                    status, payload = e.status, {"error": {"message": str(e), "type": "invalid_request_error"}}
                 except Exception as e:  # noqa: BLE001 - the fake turns any other failure into a 500
                     status, payload = 500, {"error": {"message": str(e), "type": "server_error"}}
                 finally:

@@ -20,7 +20,7 @@ not comparable.
   counting a failed try.
 - async, at most `concurrency` requests in flight; a timeout per request and retries with
   exponential backoff for timeouts, server errors and rate limits; a request the endpoint
-  rejects (400) is not repeated.
+  rejects (400, a wrong key 401/403, an unknown model 404, 422) is not repeated.
 - The cache (JSONL, one verdict per line) is keyed by a hash of everything that changes a
   reply: prompt template version, judge model, endpoint, temperature, both budgets and
   the prompt itself. A re-run, a resumed run or a run with more samples asks only new
@@ -228,6 +228,11 @@ class Judge:
                     continue
                 logger.warning("judge request rejected: %s", e)
                 return Verdict(None, "judge_error")  # the same request would be rejected again
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                    openai.UnprocessableEntityError) as e:
+                logger.warning("judge request refused (%s): check --judge-model, --judge-base-url and $%s",
+                               e.status_code, self.cfg.api_key_env)
+                return Verdict(None, "judge_error")  # retrying cannot fix a key, a URL or a model name
             except openai.APITimeoutError:
                 reason = "judge_timeout"
                 continue

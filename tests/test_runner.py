@@ -359,6 +359,9 @@ def test_paper_protocol_needs_a_judge_and_scores_with_medevalkit_rules():
         EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="paper")
     cfg = EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="paper", judge={"model": "j", "base_url": "u"})
     assert cfg.mode == "medevalkit"
+    assert EvalConfig(model="m", benchmarks=["vqa_rad"]).mode == "strict"
+    with pytest.raises(ValueError, match="drop --mode"):  # a contradiction is an error, not silently resolved
+        EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="paper", mode="strict", judge={"model": "j"})
     with pytest.raises(ValueError, match="protocol must be"):
         EvalConfig(model="m", benchmarks=["vqa_rad"], protocol="papers")
     rc = main(["eval", "--model", "m", "--benchmark", "vqa_rad", "--protocol", "paper", "--out", "/nonexistent/x"])

@@ -74,7 +74,7 @@ class EvalConfig:
     batch_size: int = 16  # hf backend: sequences per forward pass
     max_new_tokens: int | None = None  # generation budget per answer; None = per benchmark (medmo.eval.units)
     protocol: Literal["default", "paper"] = "default"  # paper: medevalkit mode, the paper's sets, a judge required
-    mode: str = "strict"  # strict | medevalkit (see medmo.eval.scoring); --protocol paper sets medevalkit
+    mode: str | None = None  # strict | medevalkit (see medmo.eval.scoring); None = strict (paper protocol: medevalkit)
     box_format: str | None = None  # grid | pixels | resized[:F:MIN:MAX]; None = the model family's (medmo.model.families)
     grounding_protocol: str = "set"  # set | medsg (see medmo.eval.grounding)
     dtype: str = "auto"  # hf/vllm weights dtype; auto = bfloat16 on GPUs, float32 on CPU
@@ -106,9 +106,11 @@ class EvalConfig:
             if not self.judge.enabled:
                 raise ValueError("--protocol paper needs an LLM judge for open answers, as the paper used "
                                  "(MedEvalKit with gpt-5-mini): give --judge-model M --judge-base-url URL")
-            if self.mode != "medevalkit":
-                logger.info("--protocol paper: scoring with MedEvalKit's rules (mode medevalkit)")
-                self.mode = "medevalkit"
+            if self.mode not in (None, "medevalkit"):
+                raise ValueError(f"--protocol paper scores with MedEvalKit's rules (mode medevalkit), not mode "
+                                 f"{self.mode!r}: drop --mode, or drop --protocol paper")
+        if self.mode is None:
+            self.mode = "medevalkit" if self.protocol == "paper" else "strict"
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:

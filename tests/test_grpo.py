@@ -84,15 +84,18 @@ def test_beta_is_positive_by_default_and_terms_are_checked(cells, tmp_path):
 
 
 def test_one_grpo_step_logs_every_reward_term(tiny_dir, cells, tmp_path):
+    # reasoning on: the instruction reaches the processor's chat template and think_format is a term
+    # (tests/test_pipeline.py runs a GRPO stage with the default, reasoning off)
     out = tmp_path / "grpo"
     cfg = GRPOConfig(model=str(tiny_dir), data=[str(cells)], output_dir=str(out), max_steps=1,
                      per_device_train_batch_size=4, num_generations=2, max_completion_length=8,
                      rewards={"giou": 1.0, "accuracy": 0.5, "format": 0.1}, learning_rate=1e-3,
-                     logging_steps=1, save_steps=1, max_pixels=4096)
+                     logging_steps=1, save_steps=1, max_pixels=4096, reasoning=True)
     assert run(cfg) == out
     (row,) = [r for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "reward" in r]
     for key in ("rewards/giou_reward/mean", "rewards/accuracy_reward/mean", "rewards/format_reward/mean",
-                "completions/mean_length", "frac_reward_zero_std", "kl", "boxes/predicted", "boxes/true"):
+                "rewards/think_format_reward/mean", "completions/mean_length", "frac_reward_zero_std", "kl",
+                "boxes/predicted", "boxes/true"):
         assert key in row, key
     assert 0 < row["completions/mean_length"] <= 8
     assert (out / "config.json").exists() and (out / "reward.png").exists() and (out / "checkpoint-1").is_dir()

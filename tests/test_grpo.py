@@ -99,3 +99,15 @@ def test_one_grpo_step_logs_every_reward_term(tiny_dir, cells, tmp_path):
         assert key in row, key
     assert 0 < row["completions/mean_length"] <= 8
     assert (out / "config.json").exists() and (out / "reward.png").exists() and (out / "checkpoint-1").is_dir()
+
+
+def test_a_set_built_before_rows_had_source_and_modality_is_rebuilt(cells, tmp_path, monkeypatch):
+    import medmo.train.grpo as grpo
+
+    meta = tmp_path / "dataset" / "meta.json"
+    monkeypatch.delattr(grpo.grpo_row, "version")  # as the builder was before it had a version
+    grpo_dataset([str(cells)], tmp_path / "dataset")
+    stale = json.loads(meta.read_text())["key"]
+    monkeypatch.setattr(grpo.grpo_row, "version", 2, raising=False)
+    grpo_dataset([str(cells)], tmp_path / "dataset")
+    assert json.loads(meta.read_text())["key"] != stale  # not reused: built again, with the new columns

@@ -56,7 +56,9 @@ def _files(paths: list[str]) -> list[Path]:
 
 def _key(files: list[Path], row_fn: RowFn, max_samples: int | None) -> str:
     sig = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    return hashlib.sha256(json.dumps([row_fn.__qualname__, sig, max_samples]).encode()).hexdigest()
+    # a row builder whose columns changed carries a `version`, so sets built by the old one are rebuilt
+    name = row_fn.__qualname__ + (f"@{row_fn.version}" if hasattr(row_fn, "version") else "")
+    return hashlib.sha256(json.dumps([name, sig, max_samples]).encode()).hexdigest()
 
 
 def _features(row: dict):

@@ -168,6 +168,9 @@ def grpo_row(rec: Record, base: Path) -> dict | str:
             "source": rec.source, "modality": rec.modality}
 
 
+grpo_row.version = 2  # 2: rows carry source and modality (the factuality rule); sets without them are rebuilt
+
+
 def with_instruction(prompt: list[dict], instruction: str) -> list[dict]:
     """A conversational prompt with `instruction` appended to its last user turn."""
     prompt = [dict(m) for m in prompt]

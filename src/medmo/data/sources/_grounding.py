@@ -13,10 +13,19 @@ means the same everywhere, and each fix or skip is counted in `Drops` by reason:
 `answer.image_size`; the assistant target in MedMO syntax on the 0-1000 grid, rendered
 once through `Box.to_grid` + `format_boxes` (DESIGN.md: grid coordinates are never
 stored as ground truth).
+
+`seeded_split` gives releases that publish no split a deterministic one, by a hash of
+the patient or image id (never the row order), so a re-download or another machine
+gives the same split. `voc_objects` reads one Pascal VOC XML file (BCCD, TBX11K): VOC
+pixel indices are 1-based and inclusive, so <xmin>1</xmin>..<xmax>640</xmax> spans the
+whole 640-px row and becomes the continuous box [0, ..., 640, ...].
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any, Sequence
 
 from medmo.boxes import Box, format_boxes
@@ -87,3 +96,33 @@ def detection_prompt(labels: Sequence[str], target: str | None = None) -> str:
         names = sorted(set(labels)) or ["objects"]
         target = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return GROUND_ALL.format(target=target)
+
+
+def seeded_split(key: str, test_fraction: float = 0.1, salt: str = "") -> str:
+    """"test" for a fixed `test_fraction` of keys, else "train": by sha256(salt/key), so the
+    split depends on the id alone (not on row order, machine or Python's hash seed)."""
+    digest = hashlib.sha256(f"{salt}/{key}".encode("utf-8", "surrogateescape")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def voc_objects(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str, list[float]]]]:
+    """((width, height) or None, [(name, continuous xyxy)]) of a Pascal VOC XML file; a
+    1-based inclusive <bndbox> becomes [xmin - 1, ymin - 1, xmax, ymax]. Raises
+    ET.ParseError on a file that is not XML; a box with missing or non-numeric corners
+    comes back as its raw texts for check_box to count as box_malformed."""
+    root = ET.parse(path).getroot()
+    size = root.find("size")
+    wh = None
+    if size is not None and size.findtext("width") and size.findtext("height"):
+        wh = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
+    objects = []
+    for obj in root.iter("object"):
+        box = obj.find("bndbox")
+        corners = [box.findtext(k) if box is not None else None for k in ("xmin", "ymin", "xmax", "ymax")]
+        try:
+            x1, y1, x2, y2 = (float(v) for v in corners)
+            xyxy: list = [x1 - 1, y1 - 1, x2, y2]
+        except (TypeError, ValueError):
+            xyxy = corners
+        objects.append(((obj.findtext("name") or "").strip(), xyxy))
+    return wh, objects

@@ -32,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
+from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
 from medmo.data.sources._grounding import check_box, grounding_record
@@ -99,7 +100,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
                 rid=f"deeplesion/{rec_split}/{Path(name).stem}", source="deeplesion", split=rec_split,
                 modality="ct", images=[str(image_path(csv_path.parent, name))],
                 prompt=GROUND_ALL.format(target="lesions"), boxes=[les["box"] for les in lesions],
-                image_size=lesions[0]["size"], target_label="Lesion",
+                image_size=lesions[0]["size"], target_label=canonical_label("lesion"),
                 meta={
                     "file_name": name,
                     "key_slice_index": int(first["Key_slice_index"]) if first.get("Key_slice_index") else None,

@@ -14,6 +14,14 @@ instance's pixel extent in continuous coordinates: pixels (rows r0..r1, cols c0.
 give [c0, r0, c1 + 1, r1 + 1], so a one-pixel instance has a 1x1 box. Instances smaller
 than `min_area` pixels (default 1) are dropped as too_small.
 
+Binary (semantic) masks of lesion sets (polyps, skin lesions, tumours, pneumothorax)
+go through `component_boxes`: one box per 8-connected component of the foreground (a
+pixel >= 128 in an 8-bit 0/255 mask, > 0 in a 0/1 mask, so JPEG-saved masks such as
+Kvasir-SEG's lose their compression fringe), components under `MIN_COMPONENT_AREA` = 16
+px (a 4x4 square: annotation specks, JPEG noise) dropped and counted as too_small.
+`mask_record` builds the named sources' records from such a mask (kvasir_seg,
+cvc_clinicdb, isic, busi, siim_acr, darkfield_bacteria, the 3-D slice sources).
+
 One record per image; prompt "Detect and localize all <label> in the image.", boxes
 labelled `label` (default "objects"/"object"). Split: "test" (masks sets rarely name one;
 a parent folder named train/val/test sets it). Counted drops: image_missing,
@@ -22,7 +30,7 @@ mask_unreadable, mask_size_mismatch, image_without_boxes, too_small.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -66,6 +74,86 @@ def instance_boxes(labels: np.ndarray) -> list[tuple[int, Box, int]]:
             continue
         out.append((int(k), Box(float(sl[1].start), float(sl[0].start), float(sl[1].stop), float(sl[0].stop)), int(area)))
     return out
+
+
+def foreground(mask: np.ndarray) -> np.ndarray:
+    """A binary mask's foreground: >= 128 where the mask is 0..255 (JPEG fringe removed), > 0 for 0/1 masks."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3:  # RGB(A)-saved masks: the colour channels carry the same values
+        mask = mask[..., :3].max(axis=2)
+    if mask.dtype == bool:
+        return mask
+    return mask >= 128 if mask.max(initial=0) > 1 else mask > 0
+
+
+MIN_COMPONENT_AREA = 16  # px; smaller components of a lesion mask are specks, not lesions
+
+
+def component_boxes(mask: np.ndarray, min_area: int = MIN_COMPONENT_AREA) -> tuple[list[tuple[Box, int]], list[int]]:
+    """([(box, area)] of the 8-connected foreground components with area >= min_area, [areas dropped])."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(foreground(mask), structure=np.ones((3, 3), dtype=bool))
+    found = instance_boxes(labels)
+    return [(b, a) for _, b, a in found if a >= min_area], [a for _, _, a in found if a < min_area]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image file's header (Pillow opens lazily; TIFF, PNG, JPEG)."""
+    with Image.open(path) as im:
+        return im.size
+
+
+def mask_record(*, mask: np.ndarray, size: tuple[int, int], rid: str, source: str, split: str, modality: str,
+                image: Path | str, label: str, prompt: str, drops: Drops, min_area: int = MIN_COMPONENT_AREA,
+                meta: dict | None = None) -> Record | None:
+    """A grounding record with one box per component of a binary `mask` over an image of
+    `size` (width, height), or None with the reason counted: mask_size_mismatch,
+    too_small (per component), no_finding (an empty mask: a normal image, kept out)."""
+    height, width = np.asarray(mask).shape[:2]
+    if (width, height) != tuple(size):
+        drops.add("mask_size_mismatch", f"{rid}: image {tuple(size)} vs mask {(width, height)}")
+        return None
+    kept, small = component_boxes(mask, min_area)
+    for area in small:
+        drops.add("too_small", f"{rid}: component of {area} px < {min_area}")
+    if not kept:
+        drops.add("no_finding", rid)
+        return None
+    return grounding_record(
+        rid=rid, source=source, split=split, modality=modality, images=[str(image)], prompt=prompt,
+        boxes=[Box(*b.as_list(), label) for b, _ in kept], image_size=(width, height),
+        meta={**(meta or {}), "areas": [a for _, a in kept]},
+    )
+
+
+def pair_records(pairs: Iterable[tuple[str, str, Path | None, list[Path]]], drops: Drops, *, source: str,
+                 modality: str, label: str, target: str, split: str | None = None,
+                 min_area: int = MIN_COMPONENT_AREA) -> Iterator[Record]:
+    """Records of (name, split, image or None, binary mask files): the union of an image's
+    masks, one box per component (`mask_record`). Counted: image_missing, mask_missing,
+    mask_unreadable, plus mask_record's reasons."""
+    prompt = GROUND_ALL.format(target=target)
+    for name, item_split, image, masks in pairs:
+        if split is not None and item_split != split:
+            continue
+        with drops.guard(f"{source}/{name}"):
+            if image is None:
+                drops.add("image_missing", name)
+                continue
+            if not masks:
+                drops.add("mask_missing", name)
+                continue
+            try:
+                mask = np.logical_or.reduce([foreground(read_array(m)) for m in masks])
+            except (OSError, ValueError) as e:
+                drops.add("mask_unreadable", f"{name}: {e}")
+                continue
+            rec = mask_record(mask=mask, size=image_size(image), rid=f"{source}/{item_split}/{name}", source=source,
+                              split=item_split, modality=modality, image=image, label=label, prompt=prompt,
+                              drops=drops, min_area=min_area, meta={"masks": [m.name for m in masks]})
+            if rec is not None:
+                yield rec
 
 
 def stack_binary(mask_files: list[Path]) -> np.ndarray:

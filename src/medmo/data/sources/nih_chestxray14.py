@@ -18,7 +18,9 @@ six fields. We read by position after checking the first two header names.
 
 One record per (image, finding) holding all of that finding's boxes, prompt
 "Locate the <finding> in the image. ..." and target "Finding <box>[[...]]</box>" on the
-0-1000 grid. Split: "test" (the box list is an evaluation set: 984 boxes on 880 images);
+0-1000 grid; box labels are the shared vocabulary's names (medmo.data.labels:
+"Infiltrate" -> "Infiltration", "Effusion" -> "Pleural effusion"; meta["finding"] keeps
+NIH's). Split: "test" (the box list is an evaluation set: 984 boxes on 880 images);
 when the release's train_val_list.txt sits next to the CSV, the images it lists get
 "train" instead, following NIH's patient-wise split. Every image is 1024x1024 in the
 release, so sizes are not read from disk.
@@ -30,6 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
+from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
 from medmo.data.sources._grounding import check_box, grounding_record
@@ -79,7 +82,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
                 except ValueError:
                     drops.add("malformed_row", f"{csv_path.name}:{line}: non-numeric box {fields[2:]}")
                     continue
-                box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}", label)
+                box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}", canonical_label(label))
                 if box is not None:
                     groups[(name, label)].append(box)
 

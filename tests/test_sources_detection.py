@@ -1,0 +1,147 @@
+"""Stage-2 detection sources (issue 16): each converter on a tiny fixture in its release's
+real layout (tests/fixtures/<source>/), checking record counts, pixel boxes and their
+coordinate convention, splits, bad rows counted, and the shared label vocabulary."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from medmo.data.labels import canonical_label, canonical_names, load_vocabulary
+from medmo.data.sources import Drops, get_source
+from medmo.data.sources._grounding import seeded_split
+from medmo.data.sources.masks import MIN_COMPONENT_AREA, component_boxes, foreground
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def convert(name, raw=None, **kw):
+    drops = Drops()
+    return list(get_source(name).convert(raw if raw is not None else FIXTURES / name, drops, **kw)), drops
+
+
+def boxes_of(rec):
+    return [b["bbox"] for b in rec.answer["boxes"]]
+
+
+# ------------------------------------------------------------------- vocabulary (data, not code)
+
+VOCAB_CASES = [
+    ("Nodule/Mass", "Nodule"),        # VinDr-CXR merges the two: one label with NIH's Nodule
+    ("lung nodule", "Nodule"),
+    (" LUNG_NODULE ", "Nodule"),      # case, "_" and spaces ignored
+    ("Infiltrate", "Infiltration"),   # NIH's spelling -> VinDr's
+    ("Effusion", "Pleural effusion"),
+    ("ILD", "Interstitial lung disease"),
+    ("ObsoletePulmonaryTuberculosis", "Latent tuberculosis"),  # TBX11K's category name
+    ("RBC", "Red blood cell"),
+    ("erythrocytes", "Red blood cell"),
+    ("Something new", "Something new"),  # not in the table: kept as spelled
+]
+
+
+@pytest.mark.parametrize("name,expected", VOCAB_CASES)
+def test_canonical_label(name, expected):
+    assert canonical_label(name) == expected
+
+
+def test_vocabulary_refuses_an_alias_under_two_names(tmp_path):
+    table = tmp_path / "labels.yaml"
+    table.write_text(yaml.safe_dump({"Nodule": ["lung nodule"], "Mass": ["Lung-Nodule"]}, sort_keys=False))
+    with pytest.raises(ValueError, match="both 'Nodule' and 'Mass'"):
+        load_vocabulary(table)
+    table.write_text("Nodule: lung nodule\n")
+    with pytest.raises(ValueError, match="list of aliases"):
+        load_vocabulary(table)
+
+
+def test_existing_grounding_sources_use_the_vocabulary(shared_data):
+    recs, _ = convert("nih_chestxray14", shared_data / "nih_chestxray14")
+    labels = {b["label"] for r in recs for b in r.answer["boxes"]}
+    assert "Infiltration" in labels and "Pleural effusion" in labels and "Infiltrate" not in labels
+    assert labels <= canonical_names()
+    recs, _ = convert("deeplesion", shared_data / "deeplesion")
+    assert all(r.target.startswith(canonical_label("lesions") + " <box>") for r in recs)
+
+
+# ------------------------------------------------------------------- shared helpers
+
+def test_seeded_split_is_deterministic_and_near_its_fraction():
+    keys = [f"patient{k}" for k in range(4000)]
+    splits = [seeded_split(k, 0.1, salt="x") for k in keys]
+    assert splits == [seeded_split(k, 0.1, salt="x") for k in keys]   # same id -> same split, always
+    assert 0.08 < splits.count("test") / len(keys) < 0.12
+    assert splits != [seeded_split(k, 0.1, salt="y") for k in keys]   # the salt gives each source its own draw
+    assert seeded_split("a", 0.0) == "train" and seeded_split("a", 1.0) == "test"
+
+
+COMPONENT_CASES = [
+    # (foreground pixels as inclusive (r0, r1, c0, c1) rectangles, expected boxes, dropped areas)
+    ([(2, 5, 3, 9)], [[3, 2, 10, 6]], []),                      # exclusive upper corner: cols 3..9 -> 3..10
+    ([(0, 0, 0, 0)], [], [1]),                                   # one pixel < 16 px: dropped, counted
+    ([(0, 3, 0, 3), (4, 7, 4, 7)], [[0, 0, 8, 8]], []),          # diagonal touch: 8-connected, one lesion
+    ([(0, 3, 0, 3), (0, 3, 6, 9)], [[0, 0, 4, 4], [6, 0, 10, 4]], []),  # a gap: two lesions
+]
+
+
+@pytest.mark.parametrize("rects,expected,dropped", COMPONENT_CASES)
+def test_component_boxes(rects, expected, dropped):
+    mask = np.zeros((12, 12), np.uint8)
+    for r0, r1, c0, c1 in rects:
+        mask[r0:r1 + 1, c0:c1 + 1] = 255
+    kept, small = component_boxes(mask, MIN_COMPONENT_AREA)
+    assert [b.as_list() for b, _ in kept] == expected and small == dropped
+
+
+def test_foreground_thresholds():
+    assert foreground(np.array([[0, 1]], np.uint8)).tolist() == [[False, True]]          # 0/1 mask
+    assert foreground(np.array([[0, 40, 127, 128, 255]], np.uint8)).tolist() == [[False, False, False, True, True]]
+
+
+# ------------------------------------------------------------------- binary-mask sources
+
+MASK_SOURCES = [
+    # (source, {record id: boxes}, drops, splits)
+    ("kvasir_seg",
+     {"kvasir_seg/train/cju0qkwl35piu0993l0dewei2": [[10, 5, 25, 20]],   # JPEG mask, rows 5..19 cols 10..24
+      "kvasir_seg/train/cju0qoxqj9q6s0835b43399p4": [[3, 2, 15, 12], [24, 16, 46, 30]]},
+     {"too_small": 1, "image_missing": 1, "no_finding": 1}, {"train"}),
+    ("cvc_clinicdb",
+     {"cvc_clinicdb/test/1": [[4, 3, 13, 11]], "cvc_clinicdb/test/2": [[0, 0, 24, 18]],   # whole frame
+      "cvc_clinicdb/train/26": [[1, 1, 5, 5], [15, 10, 21, 16]]},
+     {"mask_size_mismatch": 1}, {"train", "test"}),
+    ("isic",
+     {"isic/train/ISIC_0000000": [[6, 4, 31, 21]], "isic/train/ISIC_0000001": [[6, 4, 31, 21]],
+      "isic/val/ISIC_0012255": [[6, 4, 31, 21]], "isic/test/ISIC_0012236": [[6, 4, 31, 21]]},
+     {"image_missing": 1, "too_small": 1}, {"train", "val", "test"}),
+    ("busi",
+     {"busi/train/benign/benign_(1)": [[5, 4, 21, 13]],
+      "busi/train/benign/benign_(4)": [[2, 2, 10, 9], [18, 15, 31, 26]],   # _mask + _mask_1 (an RGB mask)
+      "busi/train/malignant/malignant_(1)": [[0, 10, 32, 28]]},
+     {"image_missing": 1, "no_finding": 1}, {"train"}),
+]
+
+
+@pytest.mark.parametrize("name,expected,drops,splits", MASK_SOURCES)
+def test_mask_sources(name, expected, drops, splits):
+    recs, dropped = convert(name)
+    assert {r.id: boxes_of(r) for r in recs} == expected
+    assert dict(dropped.counts) == drops
+    assert {r.split for r in recs} == splits
+    for split in splits:
+        assert [r.id for r in convert(name, split=split)[0]] == [r.id for r in recs if r.split == split]
+    assert all(b["label"] in canonical_names() for r in recs for b in r.answer["boxes"])
+    assert all(Path(r.images[0]).is_file() for r in recs)
+    assert all(r.task == "grounding" and r.prompt.startswith("<image>\nDetect and localize all") for r in recs)
+
+
+def test_mask_source_labels_and_sizes():
+    recs, _ = convert("busi")
+    assert {b["label"] for r in recs for b in r.answer["boxes"]} == {"Benign tumor", "Malignant tumor"}
+    assert recs[0].answer["image_size"] == [32, 28] and recs[0].target.startswith("Benign tumor <box>[[")
+    with pytest.raises(FileNotFoundError, match="benign"):
+        convert("busi", FIXTURES / "kvasir_seg")
+    with pytest.raises(FileNotFoundError, match="images/ and masks/"):
+        convert("kvasir_seg", FIXTURES / "busi")

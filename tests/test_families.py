@@ -145,3 +145,11 @@ def test_bare_resized_needs_numbers_without_a_checkpoint(tmp_path):
                      records=str(tmp_path / "none.jsonl"), box_format="resized", out=str(tmp_path / "run"))
     with pytest.raises(ValueError, match="resized:FACTOR:MIN_PIXELS:MAX_PIXELS"):
         run(cfg)
+
+
+def test_a_model_type_transformers_cannot_load_says_what_to_use(tmp_path):
+    from medmo.model.load import load_model
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "internvl_chat"}))
+    with pytest.raises(ValueError, match="InternVL3-8B-hf"):
+        load_model(tmp_path)

@@ -99,6 +99,22 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     return processor
 
 
+def check_image_text_to_text(path: str | Path) -> None:
+    """A checkpoint whose model_type transformers cannot load as image-text-to-text fails here, saying
+    what to use instead (e.g. InternVL's original remote-code checkpoints, model_type internvl_chat)."""
+    from transformers import __version__
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    from medmo.model.families import model_type
+
+    kind = model_type(path) if Path(path).is_dir() else None  # hub ids: from_pretrained says it
+    if kind is not None and kind not in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        hint = (" InternVL's original checkpoints are remote code; use their transformers conversion "
+                "(OpenGVLab/InternVL3-8B-hf)." if kind.startswith("internvl") else "")
+        raise ValueError(f"{path}: model type {kind!r} has no image-text-to-text class in transformers {__version__}; "
+                         f"medmo loads models through AutoModelForImageTextToText.{hint}")
+
+
 def load_model(path: str | Path, dtype: str = "auto", device_map: str | None = None,
                attn_implementation: str | None = None, device: str | None = None):
     """The checkpoint's model class (AutoModelForImageTextToText) from a folder or hub id. `device`
@@ -106,6 +122,7 @@ def load_model(path: str | Path, dtype: str = "auto", device_map: str | None = N
     from transformers import AutoModelForImageTextToText
 
     check_checkpoint(path)
+    check_image_text_to_text(path)
     kwargs = {"dtype": resolve_dtype(dtype, device or device_map)}
     if device_map:
         kwargs["device_map"] = device_map

@@ -145,3 +145,46 @@ def test_mask_source_labels_and_sizes():
         convert("busi", FIXTURES / "kvasir_seg")
     with pytest.raises(FileNotFoundError, match="images/ and masks/"):
         convert("kvasir_seg", FIXTURES / "busi")
+
+
+# ------------------------------------------------------------------- microscopy: bacteria, nuclei
+
+def test_darkfield_bacteria():
+    recs, drops = convert("darkfield_bacteria")
+    assert {r.id: boxes_of(r) for r in recs} == {
+        "darkfield_bacteria/train/001/spirochaete": [[2, 3, 22, 4]],    # a 1-px-tall bacterium: 20 px, kept
+        "darkfield_bacteria/train/001/erythrocyte": [[25, 10, 35, 20], [2, 25, 6, 29]],  # 4x4 = 16 px: kept
+        "darkfield_bacteria/train/002/erythrocyte": [[5, 5, 9, 9]],
+    }
+    # 002's one-pixel "bacterium" is too small, so 002 has no bacteria record; 003 holds a value
+    # outside 0/1/2; 004 has no image
+    assert dict(drops.counts) == {"too_small": 1, "no_finding": 1, "mask_unexpected_values": 1, "image_missing": 1}
+    assert recs[0].prompt.endswith("Detect and localize all bacteria in the image.")  # the benchmark's prompt
+    assert recs[0].answer["boxes"][0]["label"] == "Spirochaete" and recs[1].target.startswith("Red blood cell <box>")
+
+
+def test_dsb2018_fixture_and_real_masks(shared_data, tmp_path):
+    recs, drops = convert("dsb2018")
+    assert [(r.id.split("/")[2][:8], r.split, boxes_of(r)) for r in recs] == [
+        ("00071198", "train", [[3, 2, 7, 5], [12, 10, 26, 19]]),   # one box per mask file
+        ("003cee89", "train", [[23, 0, 24, 1]]),                     # a one-pixel nucleus is kept (no minimum)
+    ]
+    assert dict(drops.counts) == {"image_missing": 1}
+    with pytest.raises(FileNotFoundError, match="stage1_train"):
+        convert("dsb2018", FIXTURES / "busi")
+    # the real DSB2018 labels of shared/data, written out in the release layout (one PNG per nucleus)
+    import tifffile
+    from PIL import Image
+
+    from medmo.data.sources.masks import instance_boxes
+
+    labels = tifffile.imread(shared_data / "cell_nuclei_dsb2018" / "mask2d.tif")
+    sample = tmp_path / "stage1_train" / "img2d"
+    (sample / "images").mkdir(parents=True)
+    (sample / "masks").mkdir()
+    Image.fromarray(np.zeros(labels.shape, np.uint8)).save(sample / "images" / "img2d.png")
+    for k in np.unique(labels)[1:]:
+        Image.fromarray(((labels == k) * 255).astype(np.uint8)).save(sample / "masks" / f"{k:04d}.png")
+    recs, drops = convert("dsb2018", tmp_path)
+    assert len(recs) == 1 and drops.total == 0 and len(recs[0].answer["boxes"]) == 125
+    assert sorted(boxes_of(recs[0])) == sorted(b.as_list() for _, b, _ in instance_boxes(labels))

@@ -296,3 +296,23 @@ def test_a_json_release_that_is_not_a_list_or_object_is_a_clear_error(tmp_path, 
     (tmp_path / "test.json").write_bytes(content)
     with pytest.raises(ValueError, match="expected a JSON list of rows or an object keyed by id"):
         run(ConvertConfig(source="slake", raw=str(tmp_path), out=str(tmp_path / "o")))
+
+
+# converters that read rows through a shared helper whose loop is guarded
+GUARDED_HELPERS = ("embedded_image_rows(", "pair_records(", "masks.convert(", "llava_records(")
+
+
+def test_every_registered_converter_guards_its_rows():
+    """A new source's row loop runs under `drops.guard` (or a guarded helper), so no row can end a conversion."""
+    import inspect
+    import sys
+
+    from medmo.data.sources import SOURCES, source_names
+
+    source_names()  # imports every source module
+    unguarded = []
+    for name in source_names():
+        text = inspect.getsource(sys.modules[SOURCES.get(name).convert.__module__])
+        if "drops.guard(" not in text and not any(h in text for h in GUARDED_HELPERS):
+            unguarded.append(name)
+    assert unguarded == [], f"converters without drops.guard around their rows: {unguarded}"

@@ -1,0 +1,154 @@
+"""Instruction, caption and text-QA corpora for stages 1 and 3, each converted from a fixture
+in its release's layout (tests/fixtures/<source>/; made-up text, tiny images): record
+counts, splits, turns, and every deliberately bad row counted by reason, not raised."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medmo.data.schema import IMAGE_TOKEN
+from medmo.data.sources import Drops, get_source
+from medmo.data.sources._conversation import chat_turns, modality_from_text
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _convert(name, raw, **kw):
+    drops = Drops()
+    return list(get_source(name).convert(raw, drops, **kw)), drops
+
+
+CASES = [
+    # (source, raw, options, records, splits, assistant turns per record, drops by reason)
+    ("pubmedvision", FIX / "pubmedvision", {}, 3, {"train"}, [1, 1, 2],
+     {"image_token_mismatch": 1, "bad_turns": 1}),  # 2 tags / 1 image; an answer before any question
+    ("pubmedvision", FIX / "pubmedvision", {"part": "instruct"}, 1, {"train"}, [2], {"bad_turns": 1}),
+    ("llava_med_alignment", FIX / "llava_med" / "data", {}, 2, {"train"}, [1, 1], {"empty_turn": 1}),
+    ("llava_med_instruct", FIX / "llava_med" / "data", {}, 2, {"train"}, [3, 1], {"bad_turns": 1}),  # two user turns in a row
+    ("llava_med_instruct", FIX / "llava_med" / "data", {"variant": "10k"}, 1, {"train"}, [3], {}),
+    ("quilt_1m", FIX / "quilt_1m", {}, 3, {"train", "val"}, [1, 1, 1], {"missing_field": 1}),  # empty caption
+    ("quilt_1m", FIX / "quilt_1m", {"split": "val"}, 1, {"val"}, [1], {}),
+    ("quilt_llava", FIX / "quilt_llava", {}, 2, {"train"}, [2, 1], {"bad_turns": 1}),  # conversations not a list
+    ("medpix", FIX / "medpix" / "MedPix-2-0", {}, 4, {"train", "dev", "test"}, [1] * 4,
+     {"missing_field": 1, "malformed_row": 1}),  # empty Caption; a line that is not JSON
+    ("medpix", FIX / "medpix" / "MedPix-2-0", {"split": "train_2"}, 1, {"train_2"}, [1], {"missing_field": 1}),
+    ("mimic_ext_vqa", FIX / "mimic_ext_vqa", {}, 5, {"train", "valid", "test"}, [1] * 5,
+     {"missing_field": 1}),  # a pre-release row without answer
+    ("mimic_ext_vqa", FIX / "mimic_ext_vqa", {"split": "train"}, 3, {"train"}, [1] * 3, {"missing_field": 1}),
+    ("mimic_diff_vqa", FIX / "mimic_diff_vqa", {}, 4, {"train", "test"}, [1] * 4,
+     {"unknown_study": 1}),  # a reference study missing from mimic_all.csv
+    ("medquad", FIX / "medquad", {}, 3, {"train"}, [1] * 3,
+     {"empty_answer": 1, "bad_xml": 1}),  # MedlinePlus answers removed by the authors; a truncated file
+]
+
+
+@pytest.mark.parametrize("name,raw,kw,n,splits,turns,dropped", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_counts_splits_turns_and_drops(name, raw, kw, n, splits, turns, dropped):
+    recs, drops = _convert(name, raw, **kw)
+    assert len(recs) == n
+    assert {r.split for r in recs} == splits
+    assert [sum(m["role"] == "assistant" for m in r.messages) for r in recs] == turns
+    assert dict(drops.counts) == dropped
+    assert len({r.id for r in recs}) == n and all(r.source == name for r in recs)
+    for r in recs:
+        assert sum(m["content"].count(IMAGE_TOKEN) for m in r.messages) == len(r.images)
+        assert r.messages[-1]["role"] == "assistant" and r.answer["text"] == r.target
+
+
+def test_multi_turn_conversation_keeps_every_turn_and_its_image():
+    recs, _ = _convert("llava_med_instruct", FIX / "llava_med" / "data")
+    r = recs[0]
+    assert [m["role"] for m in r.messages] == ["user", "assistant"] * 3
+    assert r.messages[0]["content"] == "What type of imaging is shown?\n<image>"  # the release's tag placement is kept
+    assert r.meta["turns"] == 3 and r.task == "vqa"
+    assert Path(r.images[0]) == (FIX / "llava_med" / "data" / "images" / "9000004_F3.jpg").resolve()
+    assert recs[1].messages[0]["content"].startswith("<image>\n")  # a one-image item without a tag gets one
+
+
+def test_pubmedvision_keeps_every_image_and_maps_modality():
+    recs, _ = _convert("pubmedvision", FIX / "pubmedvision")
+    two = next(r for r in recs if r.id.endswith("Alignment_VQA_1"))
+    assert len(two.images) == 2 and all(Path(p).exists() for p in two.images)
+    assert [r.modality for r in recs] == ["ct", "mri", "microscopy"]
+    assert two.meta["body_part"] == "Brain" and two.meta["part"] == "alignment"
+
+
+def test_caption_sources_point_at_existing_images():
+    for name, raw in (("quilt_1m", FIX / "quilt_1m"), ("medpix", FIX / "medpix" / "MedPix-2-0"),
+                      ("llava_med_alignment", FIX / "llava_med" / "data")):
+        recs, _ = _convert(name, raw)
+        assert all(r.task == "caption" and Path(r.images[0]).exists() for r in recs), name
+    medpix, _ = _convert("medpix", FIX / "medpix" / "MedPix-2-0", split="test")
+    assert medpix[0].meta["synpic"] == "synpic990005" and medpix[0].meta["location_category"] == "Spine and Muscles"
+
+
+def test_mimic_ext_vqa_answers_and_closed_questions():
+    recs, _ = _convert("mimic_ext_vqa", FIX / "mimic_ext_vqa")
+    by_id = {r.id: r for r in recs}
+    assert by_id["mimic_ext_vqa/train/1"].answer["text"] == "atelectasis, lung opacity"  # a list answer
+    assert by_id["mimic_ext_vqa/train/2"].answer["text"] == "none"  # an empty set
+    assert by_id["mimic_ext_vqa/train/0"].answer["closed"] and by_id["mimic_ext_vqa/test/0"].answer["closed"]  # verify, choose
+    assert not by_id["mimic_ext_vqa/train/1"].answer["closed"]  # query
+    assert Path(by_id["mimic_ext_vqa/train/0"].images[0]).exists()  # image_path is relative to MIMIC-CXR-JPG files/
+
+
+def test_mimic_diff_vqa_difference_questions_see_both_studies():
+    recs, _ = _convert("mimic_diff_vqa", FIX / "mimic_diff_vqa", split="train")
+    diff = next(r for r in recs if r.meta["question_type"] == "difference")
+    assert len(diff.images) == 2 and "s59000011" in diff.images[0] and "s59000012" in diff.images[1]  # reference first
+    assert diff.prompt.count(IMAGE_TOKEN) == 2 and "earlier" in diff.prompt
+    assert all(Path(p).exists() for r in recs for p in r.images)
+    assert next(r for r in recs if r.meta["question_type"] == "presence").answer["closed"]
+
+
+def test_medquad_is_text_qa_with_the_whole_answer():
+    recs, _ = _convert("medquad", FIX / "medquad")
+    r = recs[0]
+    assert r.images == [] and r.modality == "text" and r.id == "medquad/train/0009001_1-1"
+    assert r.messages[0] == {"role": "user", "content": "What is (are) Made-up Cancer ?"}
+    assert "Age is a risk factor." in r.target and recs[1].target == "Surgery & chemotherapy are used."
+
+
+@pytest.mark.parametrize("conversations,n_images,reason", [
+    ([{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}], 0, "image_token_mismatch"),  # tag, no image
+    ([{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], 2, "image_token_mismatch"),  # 2 images, no tag
+    ([{"from": "human", "value": "q"}], 0, "bad_turns"),  # no reply
+    ([{"from": "robot", "value": "q"}, {"from": "gpt", "value": "a"}], 0, "bad_turns"),  # unknown role
+    ([{"from": "human", "value": "q"}, {"from": "gpt", "value": ""}], 0, "empty_turn"),
+    ([], 0, "bad_turns"),
+])
+def test_chat_turns_refuses_what_it_cannot_repair(conversations, n_images, reason):
+    with pytest.raises(ValueError, match=reason):
+        chat_turns(conversations, n_images)
+
+
+@pytest.mark.parametrize("text,modality", [
+    ("Computed Tomography", "ct"), ("CT w/contrast (IV)", "ct"), ("MR - T2 weighted", "mri"), ("MR", "mri"),
+    ("Magnetic Resonance Imaging", "mri"), ("X-ray", "xray"), ("Mammography", "xray"), ("Ultrasound", "ultrasound"),
+    ("PET-CT", "nuclear"), ("Microscopy Images", "microscopy"), ("Histopathology", "pathology"),
+    ("Fundus Photography", "fundus"), ("Endoscopy", "endoscopy"), ("Digital Photography", "photo"),
+    ("Dermoscopy", "dermoscopy"), ("", "other"), ("spectacles", "other"),  # short keys match whole words only
+])
+def test_modality_from_text(text, modality):
+    assert modality_from_text(text) == modality
+
+
+@pytest.mark.parametrize("name,raw,kw", [
+    ("pubmedvision", FIX / "pubmedvision", {"split": "test"}),  # train-only releases refuse other splits
+    ("llava_med_instruct", FIX / "llava_med" / "data", {"variant": "100k"}),
+    ("medpix", FIX / "medpix" / "MedPix-2-0", {"split": "validation"}),
+    ("mimic_ext_vqa", FIX / "mimic_ext_vqa", {"split": "val"}),
+    ("mimic_diff_vqa", FIX / "mimic_diff_vqa", {"split": "valid"}),
+    ("medquad", FIX / "medquad", {"split": "test"}),
+])
+def test_wrong_options_say_what_is_expected(name, raw, kw):
+    with pytest.raises(ValueError, match="expected|split"):
+        _convert(name, raw, **kw)
+
+
+@pytest.mark.parametrize("name", ["pubmedvision", "llava_med_alignment", "llava_med_instruct", "quilt_1m", "quilt_llava",
+                                  "medpix", "mimic_ext_vqa", "mimic_diff_vqa", "medquad"])
+def test_wrong_raw_says_what_was_expected(name, tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected"):
+        _convert(name, tmp_path)

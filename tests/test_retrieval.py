@@ -123,3 +123,11 @@ def test_words_and_similarity():
     assert words("The CT of THE liver, arrow") == {"liver"}
     assert jaccard(words("liver lesion"), words("liver lesion")) == 1.0
     assert jaccard(words("liver lesion"), words("brain tumour")) == 0.0
+
+
+def test_a_failed_build_keeps_the_previous_output(captions, tmp_path):
+    out, _ = _build(captions, tmp_path, choices=3)
+    before = (tmp_path / "ret" / "retrieval-00000.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="no retrieval question"):
+        build(RetrievalConfig(src=str(captions), out=str(tmp_path / "ret"), choices=26))  # too few captions anywhere
+    assert (tmp_path / "ret" / "retrieval-00000.jsonl").read_bytes() == before

@@ -25,7 +25,8 @@ position is uniform and seeded.
 Departure from CLIP-style retrieval (recall@k over a whole split with an embedding
 model): that needs an embedding model and scores a ranking, not an answer; the
 multiple-choice form keeps one verifiable answer per sample. Memory: the captions of one
-source are held (text only, ~100 bytes each: 100 MB for a million).
+source are held (text only, ~100 bytes each: 100 MB for a million). The output folder is
+replaced atomically (medmo.data.shards.replace_folder), as `medmo data convert` does.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Iterator
 
 from medmo.config import make_run_dir
 from medmo.data.schema import resolve_image
-from medmo.data.shards import ShardWriter, iter_records, write_json
+from medmo.data.shards import ShardWriter, iter_records, replace_folder, write_json
 from medmo.data.sources import Drops
 from medmo.data.sources._qa import mcq_record
 
@@ -208,17 +209,20 @@ def build(cfg: RetrievalConfig) -> Path:
     if not splits:
         raise ValueError(f"{cfg.src}: no caption record with one image and a caption; convert a caption source "
                          f"(roco, pmc_oa, medtrinity) there first (dropped: {dict(drops.counts)})")
-    out = make_run_dir(cfg.out, cfg)
+    out = Path(cfg.out).absolute()
     kept: Counter = Counter()
-    with ShardWriter(out, "retrieval", cfg.format, cfg.shard_size) as writer:
-        for split in sorted(splits):
-            for rec in _questions(splits[split], cfg, drops):
-                writer.write(rec)
-                kept[split] += 1
-    write_json(out / "report.json", {"src": str(cfg.src), "choices": cfg.choices, "kept": writer.count,
-                                     "kept_by_split": dict(kept), "dropped": drops.to_dict(), "shards": writer.files})
-    if writer.count == 0:
-        raise ValueError(f"{cfg.src}: no retrieval question could be built: every split has fewer than "
-                         f"choices={cfg.choices} distinct captions (dropped: {dict(drops.counts)}); see {out}/report.json")
+    with replace_folder(out, carry=lambda name: False) as new:  # a kill leaves the previous output whole
+        make_run_dir(new, cfg)
+        with ShardWriter(new, "retrieval", cfg.format, cfg.shard_size) as writer:
+            for split in sorted(splits):
+                for rec in _questions(splits[split], cfg, drops):
+                    writer.write(rec)
+                    kept[split] += 1
+        if writer.count == 0:
+            raise ValueError(f"{cfg.src}: no retrieval question could be built: every split has fewer than "
+                             f"choices={cfg.choices} distinct captions (dropped: {dict(drops.counts)})")
+        write_json(new / "report.json", {"src": str(cfg.src), "choices": cfg.choices, "kept": writer.count,
+                                         "kept_by_split": dict(kept), "dropped": drops.to_dict(),
+                                         "shards": writer.files})
     log.info("retrieval: %d questions from %s (%d captions dropped) -> %s", writer.count, cfg.src, drops.total, out)
     return out

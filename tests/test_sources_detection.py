@@ -188,3 +188,64 @@ def test_dsb2018_fixture_and_real_masks(shared_data, tmp_path):
     recs, drops = convert("dsb2018", tmp_path)
     assert len(recs) == 1 and drops.total == 0 and len(recs[0].answer["boxes"]) == 125
     assert sorted(boxes_of(recs[0])) == sorted(b.as_list() for _, b, _ in instance_boxes(labels))
+
+
+# ------------------------------------------------------------------- chest X-ray CSV releases
+
+def test_vindr_cxr_readers_merged_in_train_consensus_kept_in_test():
+    recs, drops = convert("vindr_cxr")
+    got = {r.id.split("/", 1)[1]: (boxes_of(r), r.meta["readers"]) for r in recs}
+    assert got == {
+        "train/000434271f63a053c4128a0ba6352c7f/aortic_enlargement": ([[25, 5, 35, 15]], [1]),
+        # R6 [10,10,20,20] and R9 [12,10,22,20] overlap (IoU 0.67): one box, their mean; R10's stays alone
+        "train/000434271f63a053c4128a0ba6352c7f/nodule": ([[11, 10, 21, 20], [40, 30, 50, 40]], [2, 1]),
+        "train/000434271f63a053c4128a0ba6352c7f/pleural_effusion": ([[50, 40, 60, 50]], [1]),  # clamped to 60x50
+        "test/002a34c58c5b758217ed1f584ccbcfe9/nodule": ([[10, 10, 20, 20], [11, 11, 21, 21]], [1, 1]),  # as published
+        "test/002a34c58c5b758217ed1f584ccbcfe9/fibrosis": ([[2, 40, 30, 60]], [1]),
+    }
+    # "No finding" rows carry no box; R3's "abc" corner; a DICOM not in train/
+    assert dict(drops.counts) == {"no_finding_row": 2, "box_clamped_to_image": 1, "box_malformed": 1, "image_missing": 1}
+    test = next(r for r in recs if r.id.endswith("test/002a34c58c5b758217ed1f584ccbcfe9/fibrosis"))
+    assert test.answer["image_size"] == [40, 64]          # Columns x Rows of that DICOM header
+    assert test.meta["class_name"] == "Pulmonary fibrosis" and test.answer["boxes"][0]["label"] == "Fibrosis"
+    assert test.images[0].endswith("test/002a34c58c5b758217ed1f584ccbcfe9.dicom")
+    assert {r.split for r in convert("vindr_cxr", split="test")[0]} == {"test"}
+
+
+def test_rsna_pneumonia_xywh_and_seeded_split():
+    recs, drops = convert("rsna_pneumonia")
+    assert {r.id: boxes_of(r) for r in recs} == {
+        "rsna_pneumonia/train/00436515-870c-4b36-a041-de91049b9ab4": [[26, 15, 47, 53], [5, 10, 17, 30]],  # x,y,w,h
+        "rsna_pneumonia/train/00704310-78a8-4b38-8475-49f4573b2dbb": [[50, 50, 64, 64]],  # clamped to 64x64
+    }
+    assert dict(drops.counts) == {"malformed_row": 1, "no_finding": 1, "box_clamped_to_image": 1,
+                                  "box_malformed": 1, "image_missing": 1}
+    assert all(r.split == seeded_split(r.meta["patient_id"], salt="rsna_pneumonia") for r in recs)
+    assert convert("rsna_pneumonia", split="test")[0] == []
+    assert recs[0].prompt.endswith("Locate the pneumonia in the image. Output the bounding box coordinates.")
+
+
+RLE_CASES = [
+    # (SIIM run-length string, width, height, foreground (row, col) pixels)
+    ("0 1", 3, 2, [(0, 0)]),
+    ("1 2", 3, 2, [(1, 0), (0, 1)]),            # column-major: index 1 = (row 1, col 0), 2 = (row 0, col 1)
+    ("0 1 3 1", 3, 2, [(0, 0), (0, 2)]),        # offsets count from the previous run's end: 0+1+3 = 4 -> col 2
+]
+
+
+@pytest.mark.parametrize("text,width,height,pixels", RLE_CASES)
+def test_siim_rle(text, width, height, pixels):
+    from medmo.data.sources.siim_acr import decode_rle
+
+    mask = decode_rle(text, width, height)
+    assert mask.shape == (height, width) and sorted(zip(*np.nonzero(mask))) == sorted(pixels)
+
+
+def test_siim_acr_boxes_from_rle_masks():
+    recs, drops = convert("siim_acr")
+    assert [(r.split, boxes_of(r)) for r in recs] == [("train", [[20, 3, 30, 10], [2, 15, 8, 20]])]  # two regions
+    assert recs[0].meta["regions"] == 2 and recs[0].answer["image_size"] == [32, 24]
+    # a 1-px region; an odd-length and an overflowing run; "-1"; a DICOM absent
+    assert dict(drops.counts) == {"too_small": 1, "bad_rle": 2, "no_finding": 1, "image_missing": 1}
+    with pytest.raises(ValueError, match="EncodedPixels"):
+        convert("siim_acr", FIXTURES / "rsna_pneumonia" / "stage_2_train_labels.csv")

@@ -126,3 +126,11 @@ def voc_objects(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str, lis
             xyxy = corners
         objects.append(((obj.findtext("name") or "").strip(), xyxy))
     return wh, objects
+
+
+def dicom_size(path: Path) -> tuple[int, int]:
+    """(width, height) = (Columns, Rows) from a DICOM header, without reading the pixels."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
+    return int(ds.Columns), int(ds.Rows)

@@ -57,7 +57,7 @@ from tqdm import tqdm
 
 from medmo.config import make_run_dir
 from medmo.data.schema import resolve_image
-from medmo.data.shards import ShardWriter, iter_records, write_json
+from medmo.data.shards import ShardWriter, iter_records, replace_folder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -319,29 +319,32 @@ def run(cfg: OverlapConfig) -> Path:
     bench_hit: set[int] = set()
     examples: list[dict] = []
     n_train = n_overlapping = n_dropped = 0
-    writer = ShardWriter(cfg.drop, "dedup", "jsonl") if cfg.drop else None
     tmp = out / "matches.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as matches, (writer or nullcontext()):
-        for d, base in tqdm(iter_records(cfg.train), desc="scan training set", unit="rec", mininterval=2):
-            n_train += 1
-            hits = index.query(d, base)
-            if hits:
-                n_overlapping += 1
-                train_hit_by_source[str(d.get("source"))] += 1
-                bench_hit.update(hits)
-                for i, (kind, value) in sorted(hits.items())[: cfg.max_matches_per_record]:
-                    by_kind[kind] += 1
-                    m = {"train_id": d["id"], "bench_id": index.ids[i], "bench_source": index.sources[i],
-                         "kind": kind, "similarity" if kind in ("text", "question") else "distance": value}
-                    matches.write(json.dumps(m, ensure_ascii=False, sort_keys=True) + "\n")
-                    if len(examples) < 20:
-                        examples.append(m)
-            if writer is not None:
-                if any(kind in cfg.drop_on for kind, _ in hits.values()):
-                    n_dropped += 1
-                else:
-                    d["images"] = [os.path.abspath(resolve_image(p, base)) for p in d.get("images") or []]
-                    writer.write(d)
+    # the cleaned set is swapped in whole (medmo.data.shards.replace_folder): a kill keeps the previous one
+    drop_dir = replace_folder(cfg.drop, carry=lambda name: False) if cfg.drop else nullcontext()
+    with tmp.open("w", encoding="utf-8") as matches, drop_dir as new:
+        writer = ShardWriter(new, "dedup", "jsonl") if cfg.drop else None
+        with writer or nullcontext():
+            for d, base in tqdm(iter_records(cfg.train), desc="scan training set", unit="rec", mininterval=2):
+                n_train += 1
+                hits = index.query(d, base)
+                if hits:
+                    n_overlapping += 1
+                    train_hit_by_source[str(d.get("source"))] += 1
+                    bench_hit.update(hits)
+                    for i, (kind, value) in sorted(hits.items())[: cfg.max_matches_per_record]:
+                        by_kind[kind] += 1
+                        m = {"train_id": d["id"], "bench_id": index.ids[i], "bench_source": index.sources[i],
+                             "kind": kind, "similarity" if kind in ("text", "question") else "distance": value}
+                        matches.write(json.dumps(m, ensure_ascii=False, sort_keys=True) + "\n")
+                        if len(examples) < 20:
+                            examples.append(m)
+                if writer is not None:
+                    if any(kind in cfg.drop_on for kind, _ in hits.values()):
+                        n_dropped += 1
+                    else:
+                        d["images"] = [os.path.abspath(resolve_image(p, base)) for p in d.get("images") or []]
+                        writer.write(d)
     os.replace(tmp, out / "matches.jsonl")
     report = {
         "train": cfg.train, "bench": cfg.bench, "train_records": n_train, "bench_records": len(index.ids),

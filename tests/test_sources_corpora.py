@@ -38,6 +38,8 @@ CASES = [
     ("mimic_ext_vqa", FIX / "mimic_ext_vqa", {"split": "train"}, 3, {"train"}, [1] * 3, {"missing_field": 1}),
     ("mimic_diff_vqa", FIX / "mimic_diff_vqa", {}, 4, {"train", "test"}, [1] * 4,
      {"unknown_study": 1}),  # a reference study missing from mimic_all.csv
+    ("rocov2", FIX / "rocov2", {}, 4, {"train", "valid", "test"}, [1] * 4, {"missing_field": 1}),  # empty caption
+    ("rocov2", FIX / "rocov2", {"split": "validation"}, 1, {"valid"}, [1], {}),  # the HF name of valid
     ("medquad", FIX / "medquad", {}, 3, {"train"}, [1] * 3,
      {"empty_answer": 1, "bad_xml": 1}),  # MedlinePlus answers removed by the authors; a truncated file
 ]
@@ -81,6 +83,12 @@ def test_caption_sources_point_at_existing_images():
         assert all(r.task == "caption" and Path(r.images[0]).exists() for r in recs), name
     medpix, _ = _convert("medpix", FIX / "medpix" / "MedPix-2-0", split="test")
     assert medpix[0].meta["synpic"] == "synpic990005" and medpix[0].meta["location_category"] == "Spine and Muscles"
+
+
+def test_rocov2_hf_copy_writes_embedded_images_once(tmp_path):
+    recs, drops = _convert("rocov2", FIX / "rocov2" / "hf", split="test", image_dir=tmp_path)
+    assert [r.id for r in recs] == ["rocov2/test/ROCOv2_2023_test_000001"] and dict(drops.counts) == {"missing_field": 1}
+    assert Path(recs[0].images[0]).parent == tmp_path and Path(recs[0].images[0]).exists()
 
 
 def test_mimic_ext_vqa_answers_and_closed_questions():
@@ -141,6 +149,7 @@ def test_modality_from_text(text, modality):
     ("mimic_ext_vqa", FIX / "mimic_ext_vqa", {"split": "val"}),
     ("mimic_diff_vqa", FIX / "mimic_diff_vqa", {"split": "valid"}),
     ("medquad", FIX / "medquad", {"split": "test"}),
+    ("rocov2", FIX / "rocov2", {"split": "dev"}),
 ])
 def test_wrong_options_say_what_is_expected(name, raw, kw):
     with pytest.raises(ValueError, match="expected|split"):
@@ -148,7 +157,7 @@ def test_wrong_options_say_what_is_expected(name, raw, kw):
 
 
 @pytest.mark.parametrize("name", ["pubmedvision", "llava_med_alignment", "llava_med_instruct", "quilt_1m", "quilt_llava",
-                                  "medpix", "mimic_ext_vqa", "mimic_diff_vqa", "medquad"])
+                                  "medpix", "mimic_ext_vqa", "mimic_diff_vqa", "medquad", "rocov2"])
 def test_wrong_raw_says_what_was_expected(name, tmp_path):
     with pytest.raises(FileNotFoundError, match="expected"):
         _convert(name, tmp_path)

@@ -278,11 +278,18 @@ def curve(run_dir: Path, kind: str) -> dict:
 
 
 def training_set(run_dir: Path) -> dict:
+    """Rows of a stage's training set and its skips by reason: building the set (dataset/meta.json)
+    and, where the log counts them, the packing plan and the batches (`skipped/<reason>`)."""
+    from medmo.train.callbacks import read_log
+
     meta = run_dir / "dataset" / "meta.json"
     if not meta.exists():
         return {}
     m = json.loads(meta.read_text())
-    return {"samples": m.get("rows"), "skipped": m.get("skipped", {})}
+    skipped = dict(m.get("skipped", {}))
+    last = next((r for r in reversed(read_log(run_dir / "log.jsonl")) if any(k.startswith("skipped/") for k in r)), {})
+    skipped.update({k.split("/", 1)[1]: v for k, v in last.items() if k.startswith("skipped/") and v})
+    return {"samples": m.get("rows"), "skipped": skipped}
 
 
 def task_counts(mixed: Path) -> dict:

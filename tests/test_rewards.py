@@ -317,6 +317,9 @@ ADVERSARIAL = [
     ("every letter, one per line", MCQ4, "mcq", {}, "B", "A\nB\nC\nD", 0.0),
     ("hedge after 'the answer is'", MCQ4, "mcq", {}, "B", "The answer is B or C.", F),
     ("every option's text", MCQ4, "mcq", {}, "B", "CT, MRI, X-ray, PET", F),
+    ("a hedging sentence after the letter", MCQ4, "mcq", {}, "B", "The answer is B.\n\nPossibly C.", F),
+    ("a hedging sentence after yes", YES, "vqa", {}, "yes", "Yes. It may be no.", F),
+    ("a list after the closed answer", {"text": "MRI", "closed": True}, "vqa", {}, "MRI", "MRI, CT, X-ray and ultrasound", F),
     ("letter with a long explanation", MCQ4, "mcq", {}, "B", "B\n\nBecause" + " MRI shows soft tissue" * 100, 1.0),
     # --- reports: what states nothing keeps at most the format credit
     ("junk report", CXR_NORMAL, "report", Q_REPORT, "No acute cardiopulmonary process.", "asdf qwerty", F),  # was 1.10

@@ -90,6 +90,17 @@ STRICT = [
     ("mcq", MCQ, "Option B or option C", None, False),  # hedge between named options
     ("vqa", LEFT, "left, right", "left right", False),  # a hedge between two closed answers
     ("vqa", LEFT, "Left. Right.", "left right", False),  # ... as two sentences
+    ("vqa", LEFT, "Left; it could be right.", "left it could be right", False),  # ... with a hedging word
+    ("vqa", {"text": "MRI", "closed": True}, "MRI, CT, X-ray and ultrasound", "mri ct x ray and ultrasound", False),
+    # ^ a list after the comma is not an explanation
+    ("vqa", {"text": "MRI", "closed": True}, "MRI, because soft tissue shows best", "mri because soft tissue shows best",
+     True),  # an explanation after the comma
+    # --- hedges written as a sentence after the answer
+    ("mcq", MCQ, "B. It could also be C.", None, False),  # another letter with "could"
+    ("mcq", MCQ, "B. Option C is possibly right.", None, False),  # "Option C" with "possibly"
+    ("mcq", MCQ, "B. A nodule may be seen.", "B", True),  # "may", but the article "A" is no option
+    ("vqa", YES, "Yes. It may be no.", None, False),  # the other word with "may"
+    ("vqa", YES, "Yes, there may be no other lesion.", "yes", True),  # "no" here is not an answer
     ("vqa", LEFT, "Left, in the upper lobe.", "left in upper lobe", True),  # first clause, an explanation after it
 ]
 
@@ -276,3 +287,16 @@ def test_property_yes_no_hedges_are_wrong(pair, sep, lead, capital, end):
     response = f"{lead}{first}{sep}{second}{end}"
     for truth in ("yes", "no"):
         assert score_record("vqa", {"text": truth, "closed": True}, response)["correct"] is False, response
+
+
+HEDGE_SENTENCES = [" It could also be {o}.", " {o} might be correct too.", "\n\nPossibly {o}.", " Maybe ({o}).",
+                   ", or perhaps option {o}."]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(sorted(CHOICES)), min_size=2, max_size=2, unique=True),
+       st.sampled_from(["{L}", "({L})", "{L}.", "**{L}**", "The answer is {L}."]), st.sampled_from(HEDGE_SENTENCES))
+def test_property_a_hedging_sentence_after_the_letter_is_a_hedge(pair, form, hedge):
+    chosen, other = pair
+    response = form.format(L=chosen) + hedge.format(o=other)
+    assert score_record("mcq", {"choices": CHOICES, "letter": chosen}, response)["correct"] is False, response

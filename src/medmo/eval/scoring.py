@@ -106,6 +106,12 @@ def _check_mode(mode: str) -> None:
 # ---------------------------------------------------------------- extraction
 def boxed_content(text: str) -> str | None:
     """Content of the last \\boxed{...} (nested braces matched), or None."""
+    found = _boxed(text)
+    return found[0] if found else None
+
+
+def _boxed(text: str) -> tuple[str, int] | None:
+    """(content of the last \\boxed{...}, the index after its closing brace), or None."""
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
@@ -116,8 +122,7 @@ def boxed_content(text: str) -> str | None:
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                inner = text[i:j]
-                return re.sub(r"\\text\{([^{}]*)\}", r"\1", inner)
+                return re.sub(r"\\text\{([^{}]*)\}", r"\1", text[i:j]), j + 1
     return None
 
 
@@ -143,17 +148,26 @@ def strip_think(text: str) -> str:
 
 def extract_final(response: str | None) -> str:
     """The strict mode's final answer text (see the module docstring)."""
-    text = strip_think(response or "")
-    for found in (boxed_content(text), tag_content(text, "answer")):
-        if found is not None and found.strip():
-            return found.strip()
+    return _final_and_after(strip_think(response or ""))[0]
+
+
+def _final_and_after(text: str) -> tuple[str, str]:
+    """(the final answer, what the text says after it: "Answer: B\\n\\nPossibly C" -> "\\n\\nPossibly C")."""
+    boxed = _boxed(text)
+    if boxed and boxed[0].strip():
+        return boxed[0].strip(), text[boxed[1]:]
+    tags = list(re.finditer(r"<answer>(.*?)</answer>", text, flags=re.S))
+    if tags and tags[-1].group(1).strip():
+        return tags[-1].group(1).strip(), text[tags[-1].end():]
+    if not tags and "<answer>" in text and text.rsplit("<answer>", 1)[1].strip():  # never closed
+        return text.rsplit("<answer>", 1)[1].strip(), ""
     matches = list(_ANSWER_RE.finditer(text))
     if matches:
         rest = text[matches[-1].end():].strip()
         line = rest.split("\n", 1)[0].strip()
         if line:
-            return line
-    return text
+            return line, rest[len(line):]
+    return text, ""
 
 
 def normalize(text: str) -> str:
@@ -191,8 +205,10 @@ def yes_no_polarity(text: str) -> str | None:
     word = m.group(0) if m else ""
     if word not in ("yes", "no"):
         return None
-    other = _YES_NO_HEDGE.match(t[m.end():])
-    return None if other and other.group(1) != word else word
+    rest, opposite = t[m.end():], "no" if word == "yes" else "yes"
+    other = _YES_NO_HEDGE.match(rest)
+    later = any(re.search(rf"\b{opposite}\b(?=\s*[.,;!?)]|\s*$)", x) for x in _hedging_sentences(rest))
+    return None if (other and other.group(1) != word) or later else word
 
 
 def reference_polarity(reference: str) -> str | None:
@@ -221,6 +237,22 @@ _LETTER_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[,/|&]\s*)(?:(?:maybe
                            r"(?:option\s+)?[(\[]?([A-Z])(?![A-Za-z])"
                            r"|^[)\]]?\.[ \t]+[(\[]?([A-Z])(?:[)\]]|\.(?:\s|$)|\s*$)"
                            r"|^[.:)\]*_ \t]*\n\s*[*_]*[(\[]?([A-Z])[)\].:*_]*[ \t]*(?:\n|$)")
+# A hedge written as a sentence after the answer: a hedging word and another answer in one sentence
+# ("B. It could also be C.", "Yes. It may be no.", "Left; right is possibly involved").
+_HEDGE_WORD = re.compile(r"\b(?:could|might|may|maybe|possibly|perhaps|alternatively|either)\b", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+_OTHER_LETTER = re.compile(r"(?<![A-Za-z])(?:\(([A-Z])\)|[Oo]ption\s+([A-Z])\b|([A-Z])(?=[).,;:!?]|\s*$|"
+                           r"\s+(?:is|was|would|could|might|may|seems|also|too|as)\b))")
+# After a comma, an explanation opens with one of these ("Left, in the upper lobe"); anything
+# else is read as another answer ("MRI, CT, X-ray").
+_EXPLAINS = re.compile(r"\s*(?:because|since|as|which|that|with|without|in|on|at|of|from|there|it|this|the|a|an|"
+                       r"seen|located|showing|shown|suggesting|consistent|due|given)\b", re.I)
+
+
+def _hedging_sentences(rest: str) -> list[str]:
+    return [x for x in _SENTENCE.split(rest) if _HEDGE_WORD.search(x)]
+
+
 _LETTER_NAMED = re.compile(r"\b(?:option|choice|answer|letter)\s*(?:is\s*)?[:：]?\s*[(\[]?([A-Za-z])\b[)\]]?", re.I)
 _LETTER_IS = re.compile(r"\b(?:is|be)\s*:?\s*[(\[]?([A-Z])[)\]]?(?=[\s.,;:)]|$)")
 
@@ -234,7 +266,10 @@ def _hedged(rest: str, letter: str, choices: dict[str, str]) -> bool:
     letters = {k.upper() for k in choices}
     m = _LETTER_HEDGE.match(rest)
     other = m and (m.group(1) or m.group(2) or m.group(3))
-    return bool(other) and other in letters and other != letter
+    if other and other in letters and other != letter:
+        return True
+    named = {g for x in _hedging_sentences(rest) for m in _OTHER_LETTER.finditer(x) for g in m.groups() if g}
+    return bool(named & (letters - {letter}))
 
 
 def _leading_letter(t: str, choices: dict[str, str]) -> tuple[str | None, str]:
@@ -289,23 +324,30 @@ def parse_choice(text: str, choices: dict[str, str]) -> str | None:
 
 
 def _score_strict(task: str, answer: dict, response: str, question: str) -> dict[str, Any]:
-    final = extract_final(response)
+    text = strip_think(response)
+    final, after = _final_and_after(text)
     if task == "mcq":
         choices = answer.get("choices") or {}
         letter = parse_choice(final, choices)
-        if letter is None and final != strip_think(response):
-            letter = parse_choice(strip_think(response), choices)
+        if letter is not None and after and _hedged(after, letter, choices):
+            letter = None  # a hedge after the extracted answer ("The answer is B. Possibly C.")
+        elif letter is None and final != text:
+            letter = parse_choice(text, choices)
         return {"parsed": letter, "correct": letter is not None and letter == str(answer.get("letter", "")).upper()}
     reference = str(answer.get("text", ""))
     polarity = reference_polarity(reference)
     if answer.get("closed") and polarity is not None:
         got = yes_no_polarity(final)
+        if got is not None and after and yes_no_polarity(final + after) is None:
+            got = None  # a hedge after the extracted answer ("The answer is yes. It may be no.")
         return {"parsed": got, "correct": got == polarity, "closed": True}
     if answer.get("closed"):
         ref = normalize(reference)
         head, sep, rest = (re.split(r"([,.;\n，。])", final, maxsplit=1) + ["", ""])[:3]
-        # "left, right" or "Left. Right." is a hedge, not "left" with an explanation after it
-        first = normalize(head) if len(rest.split()) >= 3 else ""
+        # "left, right", "Left. Right." or "Left; it could be right" is a hedge, not "left" with an
+        # explanation after it: the first clause counts only before a real explanation
+        explained = _EXPLAINS.match(rest) if sep in ",，" else len(rest.split()) >= 3
+        first = normalize(head) if explained and not _hedging_sentences(rest) else ""
         parsed = normalize(final) or None
         return {"parsed": parsed, "correct": bool(ref) and ref in (normalize(final), first), "closed": True}
     p, r, f1 = token_prf(final, reference)

@@ -12,16 +12,17 @@ Mode `strict` (the default, what medmo reports):
 - yes/no questions are judged by the answer's LEADING yes/no word: "Yes, it is normal"
   is yes, "normal" is neither (a parse failure, scored wrong), "no" is never found
   inside "normal" or "nodule". A hedge is wrong: "yes or no", "yes/no", "no, yes",
-  "either yes or no" have no polarity. Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
+  "either yes or no", "Yes. It may be no." have no polarity. Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
   are judged by the polarity of their first characters.
 - multiple choice by letter in any common form ("B", "(B)", "B.", "B) text",
   "**Answer**: B", "\\boxed{B}", "Option B", "the correct answer is B"), a leading letter
   followed by an explanation ("B\\n\\nBecause ...", "B because ...", "(C) the left lung",
   "B, since ...") or, when no letter is given, by the one option whose text the answer
-  contains. Several letters ("A, B", "A or B", "the answer is B or C") are a hedge:
-  no letter, scored wrong.
+  contains. Several letters ("A, B", "A or B", "the answer is B or C", "B. It could
+  also be C.") are a hedge: no letter, scored wrong.
 - other closed questions (a small set: "left", "T2", "MRI") by normalized exact match
-  of the answer or of its first clause.
+  of the answer, or of its first clause when an explanation follows ("Left, in the upper
+  lobe"; not a list or a hedge: "MRI, CT, X-ray", "Left; it could be right").
 - open questions by normalized exact match (lower case, no punctuation or articles),
   plus token precision/recall/F1 (as a multiset, in that order) and, when a judge is
   configured, the judge's verdict: the result carries "judge": {"question",

@@ -309,6 +309,13 @@ def test_a_client_that_leaves_abandons_its_generation(tiny_dir):
             time.sleep(0.05)
         assert app.state.batcher.abandoned == 1
         assert len(steps) < 2000  # stopped at a decoding step, not run to max_tokens
+        steps.clear()
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", timeout=60,
+                          json={"messages": ASK, "max_tokens": 2000, "stream": True}) as r:
+            next(r.iter_lines())  # the first event: streaming has started; then the client leaves
+        while app.state.batcher.abandoned < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.batcher.abandoned == 2 and len(steps) < 2000
         r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={"messages": ASK}, timeout=60)
         assert r.status_code == 200
 

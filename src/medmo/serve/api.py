@@ -95,7 +95,7 @@ class ServeConfig:
     max_image_pixels: int = 40_000_000  # one decoded image (frame, slice, montage)
     max_request_pixels: int = 80_000_000  # all images of one request together
     max_volume_voxels: int = 134_217_728  # a NIfTI volume, multi-frame DICOM (512^3)
-    max_decompressed_bytes: int = 268_435_456  # what .nii.gz / deflated DICOM may inflate to (256 MiB)
+    max_decompressed_bytes: int = 335_544_320  # what .nii.gz / deflated DICOM may inflate to (320 MiB)
     max_prompt_tokens: int = 16384  # prompt tokens (text + image placeholders) above this -> 400; also <= context
     max_request_tokens: int = 8192  # new tokens one request may ask for, n x max_tokens -> 400 above
     header_timeout_s: float = 10.0  # request headers not in this long after their first byte: connection closed
@@ -451,6 +451,7 @@ async def until_disconnect(http: HTTPRequest, work):
         watcher.cancel()
         if not task.done():
             task.cancel()
+            await asyncio.wait({task})  # its cancellation reaches the batcher before we answer
     if task.cancelled():
         raise ClientGone()
     return task.result()

@@ -249,3 +249,61 @@ def test_siim_acr_boxes_from_rle_masks():
     assert dict(drops.counts) == {"too_small": 1, "bad_rle": 2, "no_finding": 1, "image_missing": 1}
     with pytest.raises(ValueError, match="EncodedPixels"):
         convert("siim_acr", FIXTURES / "rsna_pneumonia" / "stage_2_train_labels.csv")
+
+
+# ------------------------------------------------------------------- VOC XML, JSON and polygon releases
+
+def test_bccd_voc_one_based_corners_and_published_split():
+    recs, drops = convert("bccd", FIXTURES / "bccd" / "BCCD_Dataset")
+    assert {r.id: (r.split, boxes_of(r)) for r in recs} == {
+        # VOC <xmin>26</xmin>..<xmax>49</xmax> is pixels 26..49 counted from 1 -> [25, 49); 1..64 is the whole row
+        "bccd/train/BloodImage_00000": ("train", [[59, 39, 64, 48], [0, 0, 64, 48], [25, 17, 49, 38]]),
+        "bccd/val/BloodImage_00003": ("val", [[20, 20, 29, 29]]),        # reversed corners normalized
+    }
+    assert [b["label"] for b in recs[0].answer["boxes"]] == ["Platelet", "Red blood cell", "White blood cell"]
+    assert recs[0].target.startswith("Platelet <box>[[922, 812, 1000, 1000]]</box> Red blood cell <box>")
+    # the platelet runs off the 64x48 image; 00001's only box lacks a corner; 00004 is in no
+    # list; 00007 (test) has no JPEG
+    assert dict(drops.counts) == {"box_clamped_to_image": 1, "box_malformed": 1, "no_finding": 1,
+                                  "not_in_split_lists": 1, "image_missing": 1}
+    assert [r.id for r in convert("bccd", FIXTURES / "bccd" / "BCCD_Dataset", split="val")[0]] == ["bccd/val/BloodImage_00003"]
+
+
+def test_tbx11k_lists_and_classes():
+    recs, drops = convert("tbx11k", FIXTURES / "tbx11k" / "TBX11K")
+    assert {r.id: boxes_of(r) for r in recs} == {
+        "tbx11k/train/tb0003": [[100.5, 199, 180.25, 300], [299, 99, 340, 160]],   # float VOC corners, 1-based
+        "tbx11k/val/tb0004": [[0, 0, 512, 512]],
+    }
+    assert [b["label"] for b in recs[0].answer["boxes"]] == ["Active tuberculosis", "Latent tuberculosis"]
+    assert recs[0].answer["image_size"] == [512, 512] and recs[0].images[0].endswith("imgs/tb/tb0003.png")
+    # healthy and sick images have no XML; tb0009's XML is truncated; tb0005's PNG is absent
+    assert dict(drops.counts) == {"no_finding": 2, "xml_unreadable": 1, "image_missing": 1}
+    assert {r.split for r in convert("tbx11k", FIXTURES / "tbx11k" / "TBX11K", split="val")[0]} == {"val"}
+    with pytest.raises(FileNotFoundError, match="TBX11K_train.txt"):
+        convert("tbx11k", FIXTURES / "bccd")
+
+
+def test_chestx_det_boxes_per_class():
+    recs, drops = convert("chestx_det")
+    assert {r.id: boxes_of(r) for r in recs} == {
+        "chestx_det/train/36201/nodule": [[30, 10, 38, 18]],
+        "chestx_det/train/36201/pleural_effusion": [[2, 30, 20, 44], [40, 30, 64, 48]],   # two "Effusion" boxes
+        "chestx_det/test/36302/pleural_thickening": [[50, 40, 64, 48]],                  # clamped to 64x48
+    }
+    assert recs[1].prompt.endswith("Locate the pleural effusion in the image. Output the bounding box coordinates.")
+    # 36199 has no finding; 36210 lists two syms for one box; 36300.png is not in train/
+    assert dict(drops.counts) == {"no_finding": 1, "malformed_entry": 1, "image_missing": 1, "box_clamped_to_image": 1}
+    assert [r.split for r in convert("chestx_det", split="test")[0]] == ["test"]
+
+
+def test_monuseg_polygon_extents():
+    recs, drops = convert("monuseg")
+    assert {r.id: boxes_of(r) for r in recs} == {
+        "monuseg/train/TCGA-18-5592-01Z-00-DX1": [[3.5, 2.25, 9, 8.75], [20, 20, 31.5, 34], [38, 30, 40, 36]],
+        "monuseg/test/TCGA-2Z-A9J9-01A-01-TS1": [[1, 2, 8, 9]],
+    }
+    assert recs[0].meta["nuclei"] == 3 and recs[0].answer["image_size"] == [40, 36]
+    # a two-vertex region; a nucleus past the tile edge; a tile missing; a vertex with X="x"
+    assert dict(drops.counts) == {"bad_polygon": 1, "box_clamped_to_image": 1, "image_missing": 1, "box_malformed": 1}
+    assert [r.split for r in convert("monuseg", split="test")[0]] == ["test"]

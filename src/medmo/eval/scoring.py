@@ -12,8 +12,8 @@ Mode `strict` (the default, what medmo reports):
 - yes/no questions are judged by the answer's LEADING yes/no word: "Yes, it is normal"
   is yes, "normal" is neither (a parse failure, scored wrong), "no" is never found
   inside "normal" or "nodule". A hedge is wrong: "yes or no", "yes/no", "no, yes",
-  "either yes or no", "Yes. It may be no." have no polarity. Chinese SLAKE answers (是的/不是, 有/没有, 包含/不包含)
-  are judged by the polarity of their first characters.
+  "either yes or no", "Yes. It may be no." have no polarity. Chinese SLAKE answers
+  (是的/不是, 有/没有, 包含/不包含) are judged by the polarity of their first characters.
 - multiple choice by letter in any common form ("B", "(B)", "B.", "B) text",
   "**Answer**: B", "\\boxed{B}", "Option B", "the correct answer is B"), a leading letter
   followed by an explanation ("B\\n\\nBecause ...", "B because ...", "(C) the left lung",
@@ -231,8 +231,8 @@ _LETTER_ALONE = re.compile(r"^[(\[]?([A-Za-z])[)\]]?[.:)]?$")
 # "B because ..." (a bare letter then a space counts only before one of these words, so the
 # article in "A nodule is seen" is not read as option A).
 _LETTER_HEAD = re.compile(r"[(\[]?([A-Za-z])([)\]])?")
-_LEAD_CONNECTOR = re.compile(r"\s+(?:because|since|as|is|was|would|should|seems|due|given|which|option|[-\u2013\u2014(])",
-                             re.I)
+_LEAD_CONNECTOR = re.compile(
+    r"\s+(?:because|since|as|is|was|would|should|seems|due|given|which|option|[-\u2013\u2014(])", re.I)
 # Several letters: "A, B", "A or B", "A/B", "(A) and (B)", "B, or possibly C", "A. B.", "A\nB".
 _LETTER_HEDGE = re.compile(r"^\s*(?:(?:,\s*)?(?:or|and)\s+|[,/|&]\s*)(?:(?:maybe|possibly|perhaps|probably|also)\s+)?"
                            r"(?:option\s+)?[(\[]?([A-Z])(?![A-Za-z])"

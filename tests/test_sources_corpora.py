@@ -161,3 +161,92 @@ def test_wrong_options_say_what_is_expected(name, raw, kw):
 def test_wrong_raw_says_what_was_expected(name, tmp_path):
     with pytest.raises(FileNotFoundError, match="expected"):
         _convert(name, tmp_path)
+
+
+# ----------------------------------------------- benchmarks' train splits never hold their test
+def _bench_folder(name, data, tmp_path):
+    """The benchmark's own evaluation records (what `medmo eval` scores), as a records folder."""
+    from medmo.data.schema import write_jsonl
+    from medmo.eval.benchmarks import get_benchmark
+
+    folder = tmp_path / f"bench_{name}"
+    write_jsonl(get_benchmark(name).load(data), folder / "records.jsonl")
+    return folder
+
+
+def _qa_fixture(writer):
+    import qa_fixtures
+
+    return lambda tmp: getattr(qa_fixtures, writer)(tmp / writer)
+
+
+# (benchmark, training-side source, its train fixture, the benchmark's data: shared/data folder or a fixture writer,
+#  whether record ids carry the dataset's own item id (qid, PMID, uuid) rather than a row number)
+TRAIN_SIDES = [
+    ("vqa_rad", "vqa_rad", FIX / "vqa_rad", "vqa_rad", True),  # the official file holds both splits (phrase_type test_*)
+    ("slake_en", "slake", FIX / "slake", "slake", True),
+    ("path_vqa", "path_vqa", FIX / "path_vqa", _qa_fixture("path_vqa"), False),
+    ("pmc_vqa", "pmc_vqa", FIX / "pmc_vqa", _qa_fixture("pmc_vqa"), False),
+    ("medqa", "medqa", FIX / "medqa", "medqa", False),
+    ("medmcqa", "medmcqa", FIX / "medmcqa", "medmcqa", True),
+    ("pubmedqa", "pubmedqa", "pubmedqa", "pubmedqa", True),  # the real 1,000 labelled items: train = the 500 outside test
+]
+
+
+@pytest.mark.parametrize("bench,source,train_raw,bench_data,native_ids", TRAIN_SIDES, ids=[t[0] for t in TRAIN_SIDES])
+def test_no_converter_reads_a_benchmarks_test_split_into_training(bench, source, train_raw, bench_data, native_ids,
+                                                                  shared_data, tmp_path):
+    import json
+
+    from medmo.data.convert import ConvertConfig, run as convert
+    from medmo.data.overlap import OverlapConfig, run as overlap
+    from medmo.data.shards import iter_records
+
+    train_raw = shared_data / train_raw if isinstance(train_raw, str) else train_raw
+    data = shared_data / bench_data if isinstance(bench_data, str) else bench_data(tmp_path)
+    out = convert(ConvertConfig(source=source, raw=str(train_raw), out=str(tmp_path / "train"), split="train"))
+    train = [d for d, _ in iter_records(out)]
+    bench_dir = _bench_folder(bench, data, tmp_path)
+    tested = [d for d, _ in iter_records(bench_dir)]
+    assert train and tested
+    assert {d["split"] for d in train} == {"train"} and not {d["split"] for d in tested} & {"train"}
+    if native_ids:  # no item of the benchmark comes back under its own id
+        assert not {d["id"].split("/", 2)[-1] for d in train} & {d["id"].split("/", 2)[-1] for d in tested}
+    report = json.loads((overlap(OverlapConfig(train=str(out), bench=str(bench_dir), min_text_chars=10))
+                         / "overlap.json").read_text())
+    assert report["train_records_overlapping"] == 0, report["examples"]
+
+
+def test_the_check_finds_a_test_split_when_one_is_converted(shared_data, tmp_path):
+    """The same check on VQA-RAD's test rows (real test questions in the official file) finds them: it can fail."""
+    import json
+
+    from medmo.data.convert import ConvertConfig, run as convert
+    from medmo.data.overlap import OverlapConfig, run as overlap
+
+    out = convert(ConvertConfig(source="vqa_rad", raw=str(FIX / "vqa_rad"), out=str(tmp_path / "leak"), split="test"))
+    report = json.loads((overlap(OverlapConfig(train=str(out), bench=str(_bench_folder("vqa_rad", shared_data / "vqa_rad",
+                                                                                           tmp_path)),
+                                               min_text_chars=10)) / "overlap.json").read_text())
+    assert report["train_records_overlapping"] == 2
+
+
+def test_vqa_rad_official_file_splits_by_phrase_type():
+    train, drops = _convert("vqa_rad", FIX / "vqa_rad", split="train")
+    test, _ = _convert("vqa_rad", FIX / "vqa_rad", split="test")
+    assert [r.meta["qid"] for r in train] == [9001, 9002, 9003] and dict(drops.counts) == {"missing_field": 1}
+    assert [r.meta["qid"] for r in test] == [11, 24] and all(r.meta["phrase_type"].startswith("test_") for r in test)
+    assert train[2].answer["text"] == "2" and Path(train[0].images[0]).parent.name == "VQA_RAD Image Folder"
+
+
+@pytest.mark.parametrize("source,raw,n,dropped", [
+    ("slake", FIX / "slake", 3, {"missing_field": 1}),  # no answer_type
+    ("medqa", FIX / "medqa", 2, {"answer_not_in_choices": 1}),
+    ("medmcqa", FIX / "medmcqa", 2, {"no_answer": 1}),  # cop withheld
+    ("pmc_vqa", FIX / "pmc_vqa", 2, {"answer_not_in_choices": 1}),
+    ("path_vqa", FIX / "path_vqa", 2, {"missing_field": 1}),  # no image
+])
+def test_benchmark_sources_train_split_fixtures(source, raw, n, dropped, tmp_path):
+    kw = {"image_dir": tmp_path} if source == "path_vqa" else {}
+    recs, drops = _convert(source, raw, split="train", **kw)
+    assert len(recs) == n and {r.split for r in recs} == {"train"} and dict(drops.counts) == dropped

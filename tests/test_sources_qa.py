@@ -280,5 +280,5 @@ def test_medmcqa_cop_is_one_based_in_the_release_and_zero_based_on_hf(tmp_path):
 
 
 def test_pubmedqa_hf_pqa_labeled(tmp_path):
-    records, _ = convert("pubmedqa", qa_fixtures.pubmedqa_hf(tmp_path / "PubMedQA"), "train")
+    records, _ = convert("pubmedqa", qa_fixtures.pubmedqa_hf(tmp_path / "PubMedQA"), "all")  # "train" leaves out the test 500
     assert records[0].answer["letter"] == "C" and records[0].prompt.startswith("Context: Background.\nResults.")

@@ -4,11 +4,12 @@ Release formats read:
 - GitHub pubmedqa/pubmedqa `data/ori_pqal.json` (1,000 expert-labelled PQA-L items keyed
   by PMID: QUESTION, CONTEXTS [..], LABELS, MESHES, YEAR, final_decision yes|no|maybe,
   LONG_ANSWER) with `data/test_ground_truth.json` (PMID -> label: the official 500-item
-  test split). Split "test" = those 500; "all" = the 1,000.
+  test split). Split "test" = those 500; "train" = the other 500 (never a test item:
+  it is what a training mixture may use); "all" = the 1,000.
 - Hugging Face `qiaojin/PubMedQA` config pqa_labeled (parquet/save_to_disk: pubid,
   question, context {contexts, labels, meshes}, long_answer, final_decision; one
   "train" split of all 1,000 labelled items). Split "test" selects the official 500
-  (below); "train" / "all" read the 1,000.
+  (below), "train" the other 500, "all" the 1,000.
 - Hugging Face `openlifescienceai/pubmedqa`, the copy MedEvalKit loads: a "test" split of
   the 500, each row {"data": {"Question", "Context" [..], "Options" {A, B, C},
   "Correct Option"}} (the fields MedEvalKit's loader reads; no PMID is read from it). Its
@@ -75,12 +76,25 @@ def official_test_ids(labelled: list[tuple[str, str]]) -> set[str] | None:
     return set(test) if fingerprint(test) == TEST_FINGERPRINT else None
 
 
+def _test_ids_for_train(split: str, test_ids) -> set[str]:
+    """The PMIDs split "train" must leave out: the official test 500 (the benchmark's), so a
+    training mixture never holds them; a copy whose test ids cannot be told is refused."""
+    if split != "train":
+        return set()
+    if not test_ids:
+        raise ValueError("PubMedQA split 'train' (the 500 labelled items outside the official test) needs the "
+                         "official test ids: give ori_pqal.json with test_ground_truth.json, or the qiaojin/PubMedQA "
+                         "pqa_labeled copy in its original row order")
+    return {str(p) for p in test_ids}
+
+
 def _record(pmid: str, split: str, question: str, contexts: list[str], decision: str, meta: dict) -> Record:
     return mcq_record(rid=f"pubmedqa/{split}/{pmid}", source="pubmedqa", split=split, question=question, choices=CHOICES,
                       letter=_LETTER[decision], context="\n".join(contexts), meta={"pmid": pmid, **meta})
 
 
-@register_source("pubmedqa", tasks=("mcq",), modality="text")
+@register_source("pubmedqa", tasks=("mcq",), modality="text", licence="MIT",
+                 url="https://github.com/pubmedqa/pubmedqa (HF qiaojin/PubMedQA)", splits={"train": 500, "test": 500})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the PubMedQA data folder (ori_pqal.json, test_ground_truth.json) or qiaojin/PubMedQA pqa_labeled")
     split = split or "test"
@@ -95,10 +109,12 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
             derived = official_test_ids([(r.get("_key"), r.get("final_decision")) for r in rows])
             wanted = {p: r["final_decision"] for r in rows if derived and (p := r.get("_key")) in derived} or None
             flag = None if derived else NOT_COMPARABLE
+        held_out = _test_ids_for_train(split, json.loads(gt_file.read_text(encoding="utf-8")) if gt_file.exists() else
+                                       official_test_ids([(r.get("_key"), r.get("final_decision")) for r in rows]))
         for i, row in enumerate(rows):
             with drops.guard(f"{ori.name}[{i}]"):
                 pmid = row["_key"]
-                if wanted is not None and pmid not in wanted:
+                if (wanted is not None and pmid not in wanted) or pmid in held_out:
                     continue
                 if not keep(row, drops, pmid, ("QUESTION", "CONTEXTS", "final_decision")):
                     continue
@@ -118,9 +134,11 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
     if split == "test":
         wanted = official_test_ids([(str(r.get("pubid")), r.get("final_decision")) for r in rows])
         flag = None if wanted else NOT_COMPARABLE
+    held_out = _test_ids_for_train(split, official_test_ids([(str(r.get("pubid")), r.get("final_decision")) for r in rows])
+                                   if split == "train" else set())
     for i, row in enumerate(rows):
         with drops.guard(f"row {i}"):
-            if wanted is not None and str(row.get("pubid")) not in wanted:
+            if (wanted is not None and str(row.get("pubid")) not in wanted) or str(row.get("pubid")) in held_out:
                 continue
             if not keep(row, drops, f"row {i}", ("question", "context", "final_decision")):
                 continue

@@ -72,3 +72,118 @@ def test_medsg_protocol_reproduces_published_aggregate(shared_data):
     assert agg["mean_iou"] * agg["n"] == pytest.approx(published["AVE_IOU"], abs=1e-9)
     for t in ("0.3", "0.5", "0.7"):
         assert round(agg[f"iou@{t}"] * agg["n"]) == published[f"IOU@{t}"]
+
+
+# ----------------------------------------------------------------- detection metrics
+def _ref_iou(a, b):
+    """IoU written out by hand."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return iw * ih / union if union > 0 else 0.0
+
+
+def _ref_tp(pred, gt, t):
+    """Most one-to-one pairs with IoU >= t, by trying every assignment of predictions to truths."""
+    from itertools import permutations
+
+    best = 0
+    slots = list(range(len(gt))) + [None] * len(pred)  # None: this prediction matches nothing
+    for assignment in set(permutations(slots, len(pred))):
+        best = max(best, sum(1 for i, j in enumerate(assignment) if j is not None and _ref_iou(pred[i], gt[j]) >= t))
+    return best
+
+
+def _ref_metrics(images, t):
+    """Micro / macro precision, recall, F1 at t and count MAE, from the definitions (0/0 rules of the docstring)."""
+    tps = [_ref_tp(p, g, t) for p, g in images]
+    P, G, TP = sum(len(p) for p, _ in images), sum(len(g) for _, g in images), sum(tps)
+
+    def prec(tp, p, g):
+        return tp / p if p else (1.0 if g == 0 else 0.0)
+
+    def rec(tp, p, g):
+        return tp / g if g else (1.0 if p == 0 else 0.0)
+
+    def f1(tp, p, g):
+        pr, rc = prec(tp, p, g), rec(tp, p, g)
+        return 2 * pr * rc / (pr + rc) if pr + rc else 0.0
+
+    per = [(tp, len(p), len(g)) for tp, (p, g) in zip(tps, images)]
+    n = len(images)
+    return {f"precision@{t}": prec(TP, P, G), f"recall@{t}": rec(TP, P, G), f"f1@{t}": f1(TP, P, G),
+            f"macro_precision@{t}": sum(prec(*x) for x in per) / n, f"macro_recall@{t}": sum(rec(*x) for x in per) / n,
+            f"macro_f1@{t}": sum(f1(*x) for x in per) / n,
+            "count_mae": sum(abs(len(p) - len(g)) for p, g in images) / n}
+
+
+A, B, C = [0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]
+SLOPPY = [[2, 2, 12, 12], [22, 2, 32, 12], [42, 2, 52, 12]]  # each shifted (2, 2): IoU 64/136 = 0.47
+DETECTION_CASES = [
+    # (images as [(pred boxes, true boxes)], comment)
+    ([([A], [A, B, C])], "one of three found perfectly: P 1, R 1/3"),
+    ([(SLOPPY, [A, B, C])], "three sloppy boxes: all under 0.5, over 0.3"),
+    ([([], [A, B])], "no predictions"),
+    ([([A, B], [])], "no truths: every box a false positive"),
+    ([([], [])], "nothing to find, nothing found: perfect"),
+    ([([A, A, A], [A])], "duplicates: one true positive, two false"),
+    ([([[0, 0, 10, 5]], [A]), ([[0, 0, 10, 3]], [A]), ([[0, 0, 10, 7]], [A])],
+     "IoU exactly 0.5 / 0.3 / 0.7: >= counts"),
+    ([([[0, 0, 10, 10], [0, 6.5, 10, 10]], [[0, 0, 10, 10], [0, 0, 10, 3.5]])],
+     "at 0.3 the most pairs (two at 0.35) beat the most IoU (one at 1.0)"),
+    ([([A, B], [A, B]), ([], [C]), ([C, SLOPPY[0]], [C])], "micro pools boxes, macro averages images"),
+    ([([A, B, C], [C, B, A])], "order does not matter"),
+]
+
+
+@pytest.mark.parametrize("images,comment", DETECTION_CASES, ids=[c for _, c in DETECTION_CASES])
+def test_detection_metrics_equal_reference(images, comment):
+    from medmo.boxes import Box
+    from medmo.eval.grounding import THRESHOLDS, detection_counts, detection_metrics
+
+    counts = [detection_counts([Box.from_list(b) for b in p], [Box.from_list(b) for b in g]) for p, g in images]
+    got = detection_metrics(counts)
+    for t in THRESHOLDS:
+        for key, want in _ref_metrics(images, t).items():
+            assert got[key] == pytest.approx(want, abs=1e-12), (key, comment)
+
+
+def test_same_set_iou_different_detection():
+    """The issue's example: one of three cells found perfectly vs three sloppy boxes."""
+    from medmo.boxes import Box, set_iou
+    from medmo.eval.grounding import detection_counts, detection_metrics
+
+    gt = [Box.from_list(b) for b in (A, B, C)]
+    one, sloppy = [Box.from_list(A)], [Box.from_list(b) for b in SLOPPY]
+    assert set_iou(one, gt) == pytest.approx(1 / 3) and set_iou(sloppy, gt) == pytest.approx(3 * 64 / 136 / 3)
+    m_one, m_sloppy = (detection_metrics([detection_counts(p, gt)]) for p in (one, sloppy))
+    assert (m_one["precision@0.5"], m_one["recall@0.5"], m_one["count_mae"]) == (1.0, pytest.approx(1 / 3), 2.0)
+    assert (m_sloppy["precision@0.5"], m_sloppy["recall@0.5"], m_sloppy["count_mae"]) == (0.0, 0.0, 0.0)
+    assert m_sloppy["f1@0.3"] == 1.0
+
+
+def test_aggregate_carries_detection_metrics():
+    """score_grounding stores the counts; aggregate_grounding reports them, and recomputes them for
+    samples scored before the counts existed (parsed boxes + answer)."""
+    samples = [score_grounding(TWO, "<box>[[0, 0, 100, 100]]</box>", "pixels"),
+               score_grounding(TWO, "<box>[[0, 0, 100, 100], [500, 200, 600, 300], [0, 0, 9, 9]]</box>", "pixels")]
+    agg = aggregate_grounding(samples)
+    assert (agg["precision@0.5"], agg["recall@0.5"], agg["count_mae"]) == (pytest.approx(3 / 4), 3 / 4, 1.0)
+    old = [{k: v for k, v in s.items() if k in ("parsed", "score", "parse_failure")} | {"answer": TWO} for s in samples]
+    assert {k: v for k, v in aggregate_grounding(old).items()} == agg
+    medsg = score_grounding(TWO, "<box>[[0, 0, 100, 100], [500, 200, 600, 300]]</box>", "pixels", protocol="medsg")
+    assert (medsg["n_pred"], medsg["tp@0.5"]) == (1, 1)  # the protocol reads the first box only
+
+
+def test_report_shows_detection_metrics(tmp_path):
+    """results.md's grounding table and breakdowns carry P/R/F1@0.5 and count MAE; a plot shows them."""
+    from medmo.eval.report import markdown, write_plots
+
+    agg = aggregate_grounding([score_grounding(TWO, "<box>[[0, 0, 100, 100]]</box>", "pixels")])
+    res = {"model": "m", "benchmarks": {"cell": {"kind": "benchmark", "family": "grounding", **agg,
+                                                 "by_density": {"sparse": {"n": 1, "f1@0.5": 2 / 3, "count_mae": 1.0}}}}}
+    md = markdown(res)
+    assert "| F1@0.5 |" in md and "count MAE" in md
+    assert "| 100.0 | 50.0 | 66.7 | 66.7 | 1.00 |" in md  # P, R, F1 micro, F1 per image, count MAE (not a %)
+    assert "| sparse | 1 | 66.7 | 1.00 |" in md
+    assert tmp_path / "detection_grounding.png" in write_plots(res, tmp_path)

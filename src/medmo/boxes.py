@@ -11,7 +11,8 @@ reversed corners are normalized, values are clamped to the image. Coordinates th
 lie in [0, 1] (and are not all integers) are read as fractions of the image.
 
 `match_boxes` pairs predictions with ground truth one to one (Hungarian on GIoU), which
-is what the GIoU reward and grounding metrics use. Departure from VLM-R1: it scores a
+set IoU uses; `matches_at` keeps only pairs at IoU >= a threshold, as many as possible,
+which the GRPO box rewards and the detection metrics (precision / recall / F1 @ t) use. Departure from VLM-R1: it scores a
 single best box; medmo scores sets so that extra or missing boxes cost.
 """
 from __future__ import annotations
@@ -134,6 +135,33 @@ def match_boxes(pred: Sequence[Box], gt: Sequence[Box]) -> list[tuple[int, int, 
     rows, cols = linear_sum_assignment(-g)
     ious = pairwise_iou(pred, gt)
     return [(int(r), int(c), float(ious[r, c])) for r, c in zip(rows, cols)]
+
+
+def matches_at(pred: Sequence[Box], gt: Sequence[Box], iou_threshold: float,
+               credit: str = "iou") -> list[tuple[int, int, float]]:
+    """One-to-one (pred index, gt index, credit) pairs with IoU >= iou_threshold.
+
+    The assignment has as many pairs as possible (a detection's true positives), and among
+    those the most total credit: "iou", or "giou" clipped to [0, 1] (the GRPO box reward).
+    So a pair under the threshold never takes a true box from one above it, and a tight
+    pair never costs the set a second hit. Used by the GRPO rewards and the detection metrics.
+
+    >>> matches_at([Box(0, 0, 10, 10), Box(0, 0, 100, 100)], [Box(0, 0, 10, 10)], 0.5)
+    [(0, 0, 1.0)]
+    """
+    if credit not in ("iou", "giou"):
+        raise ValueError(f"credit must be 'iou' or 'giou', got {credit!r}")
+    if not pred or not gt:
+        return []
+    from scipy.optimize import linear_sum_assignment
+
+    ious = pairwise_iou(pred, gt)
+    hit = ious >= iou_threshold
+    value = ious if credit == "iou" else np.clip(pairwise_giou(pred, gt), 0.0, 1.0)
+    # Each hit weighs more than any set of fewer hits can gain in credit (credit <= 1 per pair).
+    weight = np.where(hit, min(len(pred), len(gt)) + 1 + value, 0.0)
+    rows, cols = linear_sum_assignment(-weight)
+    return [(int(r), int(c), float(value[r, c])) for r, c in zip(rows, cols) if hit[r, c]]
 
 
 def set_iou(pred: Sequence[Box], gt: Sequence[Box]) -> float:

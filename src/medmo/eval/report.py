@@ -40,8 +40,11 @@ COLUMNS = {  # family -> [(results key, column title)]
     "textqa": [("accuracy", "accuracy")],
     "report": [("bleu1", "BLEU-1"), ("bleu4", "BLEU-4"), ("rouge_l", "ROUGE-L"), ("cider_d", "CIDEr-D"),
                ("ratescore", "RaTEScore"), ("sembscore", "SembScore")],
-    "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7")],
+    "grounding": [("mean_iou", "mean IoU"), ("iou@0.3", "IoU@0.3"), ("iou@0.5", "IoU@0.5"), ("iou@0.7", "IoU@0.7"),
+                  ("precision@0.5", "P@0.5"), ("recall@0.5", "R@0.5"), ("f1@0.5", "F1@0.5"),
+                  ("macro_f1@0.5", "F1@0.5 per image"), ("count_mae", "count MAE")],
 }
+_COUNTS = {"count_mae"}  # metrics in boxes, not fractions: printed as they are
 _SKIP = {"n", "n_failed", "parse_failures", "n_closed", "n_open", "cut"}
 
 
@@ -67,6 +70,12 @@ def _pct(v: Any) -> str:
     return f"{100 * v:.1f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
 
+def _metric(key: str, v: Any) -> str:
+    if key in _COUNTS and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:.2f}"
+    return _pct(v)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -79,7 +88,7 @@ def family_table(fam: str, benches: dict[str, dict]) -> list[str]:
         cols = [(k, k) for k in keys]
     cols = [(k, t) for k, t in cols if any(k in r for r in benches.values())] or cols[:1]
     header = ["benchmark", "n"] + [t for _, t in cols] + ["parse failures", "failed"]
-    rows = [[name, str(r.get("n", 0))] + [_pct(r.get(k)) for k, _ in cols]
+    rows = [[name, str(r.get("n", 0))] + [_metric(k, r.get(k)) for k, _ in cols]
             + [str(r.get("parse_failures", "–")), str(r.get("n_failed", 0))] for name, r in benches.items()]
     return _table(header, rows)
 
@@ -223,8 +232,10 @@ def breakdowns(results: dict) -> list[str]:
             if not (key.startswith("by_") and isinstance(groups, dict) and groups
                     and all(isinstance(g, dict) for g in groups.values())):
                 continue
-            metrics = [m for m in ("accuracy", "mean_iou", "iou@0.5", "rouge_l") if any(m in g for g in groups.values())]
-            rows = [[str(group), str(g.get("n", "–"))] + [_pct(g.get(m)) for m in metrics] for group, g in groups.items()]
+            metrics = [m for m in ("accuracy", "mean_iou", "iou@0.5", "f1@0.5", "count_mae", "rouge_l")
+                       if any(m in g for g in groups.values())]
+            rows = [[str(group), str(g.get("n", "–"))] + [_metric(m, g.get(m)) for m in metrics]
+                    for group, g in groups.items()]
             lines += [f"<details><summary>{name} {key.replace('_', ' ', 1)}</summary>", ""]
             lines += _table([key[3:], "n", *metrics], rows) + ["", "</details>", ""]
     return (["## Breakdowns", ""] + lines) if lines else []
@@ -292,4 +303,26 @@ def write_plots(results: dict, out: Path) -> list[Path]:
         written.append(out / "radar.png")
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
+    written += _detection_plot(results, out, plt, np)
     return written
+
+
+def _detection_plot(results: dict, out: Path, plt, np) -> list[Path]:
+    """Grounding benchmarks: set IoU beside precision / recall / F1 at IoU 0.5 (medmo.eval.grounding)."""
+    keys = [("mean_iou", "set IoU"), ("precision@0.5", "P@0.5"), ("recall@0.5", "R@0.5"), ("f1@0.5", "F1@0.5")]
+    benches = {n: r for n, r in results["benchmarks"].items() if r.get("n") and "f1@0.5" in r}
+    if not benches:
+        return []
+    x = np.arange(len(benches))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * len(benches) + 2), 3.6))
+    for i, (k, title) in enumerate(keys):
+        ax.bar(x + (i - 1.5) * 0.2, [100 * r.get(k, 0.0) for r in benches.values()], 0.2, label=title)
+    ax.set_xticks(x, [f"{n}\ncount MAE {r.get('count_mae', 0.0):.2f}" for n, r in benches.items()], fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title("Grounding: set IoU and detection at IoU >= 0.5")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "detection_grounding.png", dpi=110)
+    plt.close(fig)
+    return [out / "detection_grounding.png"]

@@ -58,9 +58,8 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-import numpy as np
 
-from medmo.boxes import GRID, Box, pairwise_giou, pairwise_iou, parse_boxes
+from medmo.boxes import GRID, Box, matches_at, parse_boxes
 from medmo.eval.scoring import strip_think
 from medmo.registry import Registry
 
@@ -137,7 +136,8 @@ def _reference_boxes(answer: dict, image_size) -> tuple[list[Box], float, float]
 def box_matches(pred: list[Box], gt: list[Box], iou_threshold: float = IOU_THRESHOLD) -> list[tuple[int, int, float]]:
     """One-to-one (pred index, gt index, credit) pairs with IoU >= iou_threshold; credit = GIoU (>= 0).
 
-    The assignment maximizes total credit, so a pair under the threshold never takes a
+    medmo.boxes.matches_at (the matcher the detection metrics use): as many pairs above the
+    threshold as possible, then the most credit, so a pair under the threshold never takes a
     true box from one above it.
 
     >>> gt = [Box(0, 0, 10, 10)]
@@ -146,14 +146,7 @@ def box_matches(pred: list[Box], gt: list[Box], iou_threshold: float = IOU_THRES
     >>> box_matches([Box(0, 0, 100, 100), Box(10, 0, 20, 10)], gt)  # whole image, neighbour
     []
     """
-    if not pred or not gt:
-        return []
-    from scipy.optimize import linear_sum_assignment
-
-    iou = pairwise_iou(pred, gt)
-    credit = np.where(iou >= iou_threshold, np.clip(pairwise_giou(pred, gt), 0.0, 1.0), 0.0)
-    rows, cols = linear_sum_assignment(-credit)
-    return [(int(r), int(c), float(credit[r, c])) for r, c in zip(rows, cols) if iou[r, c] >= iou_threshold]
+    return matches_at(pred, gt, iou_threshold, credit="giou")
 
 
 def _box_terms(completions, answer, image_size, iou_threshold, log_metric) -> list[tuple | None]:

@@ -10,7 +10,7 @@ keeps it out of the registry).
   the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu); a sample's
   "box_format" (the user's --box-format, set by the runner) overrides it;
 - `aggregate` is aggregate_grounding plus one breakdown per meta key in `groups`
-  ({"by_finding": {"Mass": {"n", "mean_iou", "iou@0.5"}, ...}}; a dotted key such as
+  ({"by_finding": {"Mass": {"n", "mean_iou", "iou@0.5", "f1@0.5", ...}}, ...}; a dotted key such as
   "strata.size" reads a nested meta field and is reported as "by_size").
 
 Scoring modes: "strict" (default) scores every predicted box (set IoU, boxes clamped to
@@ -36,6 +36,8 @@ from medmo.eval.grounding import aggregate_grounding, score_grounding
 from medmo.model.prompts import PROMPT_VERSION
 
 Loader = Callable[[Path | None, Drops], list[Record]]
+# What each breakdown group reports: set IoU and the detection view (medmo.eval.grounding).
+GROUP_METRICS = ("n", "mean_iou", "iou@0.5", "precision@0.5", "recall@0.5", "f1@0.5", "count_mae")
 
 
 def _meta_value(meta: dict, key: str) -> Any:
@@ -53,7 +55,7 @@ def aggregate_groups(samples: list[dict], groups: tuple[str, ...]) -> dict[str, 
         for s in samples:
             buckets[str(_meta_value(s.get("meta") or {}, key))].append(s)
         out[f"by_{key.rsplit('.', 1)[-1]}"] = {
-            k: {m: v for m, v in aggregate_grounding(group).items() if m in ("n", "mean_iou", "iou@0.5")}
+            k: {m: v for m, v in aggregate_grounding(group).items() if m in GROUP_METRICS}
             for k, group in sorted(buckets.items())
         }
     return out

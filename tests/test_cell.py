@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medmo.boxes import Box
 from medmo.cli import main
 from medmo.data.cell import CellConfig, build_records, cell_shapes, eccentricity, solidity
 from medmo.data.schema import read_records
@@ -41,7 +42,8 @@ def test_build_on_dsb2018(shared_data):
     assert drops.total == 0
     assert rec.prompt == "<image>\nDetect and localize all cells in the image."
     assert len(rec.answer["boxes"]) == 125 and rec.answer["image_size"] == [512, 512]
-    assert rec.meta["strata"] == {"size": "medium", "shape": "round", "density": "dense"}  # 125 cells / 26 x 10^4 px^2
+    assert rec.meta["strata"] == {"size": "medium", "shape": "round", "density": "dense",  # 125 cells / 26 x 10^4 px^2
+                                  "count": "many"}
     assert len(rec.meta["cells"]) == 125
     assert {c["size"] for c in rec.meta["cells"]} == {"small", "medium", "large"}
     # each box is its instance's pixel extent, end-exclusive
@@ -88,3 +90,46 @@ def test_min_area_and_bad_input(tmp_path):
         CellConfig(masks=str(tmp_path), min_area=0)
     assert main(["data", "cell", "--masks", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()  # a wrong path leaves no half-made run folder
+
+
+@pytest.mark.parametrize("n_cells,count", [(1, "few"), (3, "few"), (4, "several"), (15, "several"), (16, "many")])
+def test_count_strata(tmp_path, n_cells, count):
+    """Cells per image: few < several_cells (4) <= several < many_cells (16) <= many."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    labels = np.zeros((64, 64), np.uint8)
+    for k in range(n_cells):  # 4x4 squares on a grid, 16 px apart
+        r, c = divmod(k, 4)
+        labels[16 * r + 2:16 * r + 6, 16 * c + 2:16 * c + 6] = k + 1
+    Image.fromarray(labels).save(tmp_path / "masks" / "a.png")
+    Image.new("L", (64, 64)).save(tmp_path / "images" / "a.png")
+    (rec,) = build_records(CellConfig(masks=str(tmp_path)), Drops())
+    assert len(rec.answer["boxes"]) == n_cells and rec.meta["strata"]["count"] == count
+
+
+def test_tiles_report_detection_metrics_per_stratum(shared_data, tmp_path):
+    """`medmo data cell --tile 128` gives images of several cell counts; the benchmark's aggregate
+    reports F1@0.5 and count MAE per count stratum, and per-cell hits agree with tp@0.5."""
+    from medmo.eval.benchmarks import get_benchmark
+
+    out = tmp_path / "cell"
+    assert main(["data", "cell", "--masks", str(shared_data / "cell_nuclei_dsb2018"), "--out", str(out),
+                 "--tile", "128", "several_cells=6", "many_cells=10"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["strata"]["count"]) >= 2, report["strata"]  # tiles differ in cell count
+    bench = get_benchmark("cell")
+    samples = []
+    for i, rec in enumerate(bench.load(out)):
+        boxes = rec.answer["boxes"][: len(rec.answer["boxes"]) // 2] if i % 2 else rec.answer["boxes"]
+        w, h = rec.answer["image_size"]
+        text = "cell <box>[" + ", ".join(
+            str([round(v) for v in Box.from_record(b).to_grid(w, h).as_list()]) for b in boxes) + "]</box>"
+        samples.append({**rec.to_dict(), **bench.score(rec.to_dict(), text, "strict")})
+    agg = bench.aggregate(samples)
+    assert sum(g["n"] for g in agg["by_count"].values()) == len(samples)
+    assert set(agg["by_count"]) == set(report["strata"]["count"])
+    for g in agg["by_count"].values():
+        assert {"f1@0.5", "count_mae", "precision@0.5", "recall@0.5"} <= set(g)
+        assert g["precision@0.5"] > 0.9  # every answered box is a true cell (grid rounding aside)
+    assert agg["count_mae"] > 0 and agg["recall@0.5"] < 0.9  # odd tiles answer half their cells
+    assert sum(sum(s["cell_hits"]) for s in samples) == sum(s["tp@0.5"] for s in samples)

@@ -23,6 +23,9 @@ per box):
              regionprops on all 125 DSB2018 nuclei, max difference 2e-15)
     density  cells per 10,000 px^2 of the image: sparse < sparse_density <= medium
              < dense_density <= dense
+    count    cells per image (or tile), the density a detector feels: few < several_cells
+             <= several < many_cells <= many; what `medmo eval` reports F1 and count error by
+             (medmo.eval.benchmarks.cell), next to per-cell recall by cell size
 
 With `tile`, images are cut into tile x tile crops; a cell cut by a tile edge is kept if
 at least `min_visible` of its area is inside (its box is the visible part), else
@@ -50,6 +53,8 @@ from medmo.model.prompts import GROUND_ALL_CELLS
 
 logger = logging.getLogger(__name__)
 
+STRATA = ("size", "shape", "density", "count")  # meta["strata"] keys of every record
+
 
 @dataclass
 class CellConfig:
@@ -65,12 +70,16 @@ class CellConfig:
     max_eccentricity: float = 0.8  # from here: "elongated" (0 = circle, 1 = line)
     sparse_density: float = 1.0  # cells per 10,000 px^2; below: "sparse"
     dense_density: float = 3.0  # from here: "dense"
+    several_cells: int = 4  # cells per image; below: "few" (the demo's 1-3 cells)
+    many_cells: int = 16  # from here: "many" (DSB2018 at 512 px: 125; 256-px tiles: ~30)
 
     def __post_init__(self):
         if self.tile < 0 or self.min_area < 1 or not 0 < self.min_visible <= 1:
             raise ValueError("CellConfig: tile must be >= 0, min_area >= 1 and min_visible in (0, 1]")
-        if self.small_diameter > self.large_diameter or self.sparse_density > self.dense_density:
-            raise ValueError("CellConfig: small_diameter <= large_diameter and sparse_density <= dense_density")
+        if (self.small_diameter > self.large_diameter or self.sparse_density > self.dense_density
+                or not 1 <= self.several_cells <= self.many_cells):
+            raise ValueError("CellConfig: small_diameter <= large_diameter, sparse_density <= dense_density and "
+                             "1 <= several_cells <= many_cells")
 
 
 def eccentricity(rows: np.ndarray, cols: np.ndarray) -> float:
@@ -132,7 +141,10 @@ def _strata(cfg: CellConfig, cells: list[dict], width: int, height: int) -> dict
     size = "small" if median_d < cfg.small_diameter else "large" if median_d >= cfg.large_diameter else "medium"
     density = len(cells) / (width * height) * 1e4
     dens = "sparse" if density < cfg.sparse_density else "dense" if density >= cfg.dense_density else "medium"
-    return {"size": size, "shape": Counter(c["shape"] for c in cells).most_common(1)[0][0], "density": dens}
+    n = len(cells)
+    count = "few" if n < cfg.several_cells else "many" if n >= cfg.many_cells else "several"
+    return {"size": size, "shape": Counter(c["shape"] for c in cells).most_common(1)[0][0], "density": dens,
+            "count": count}
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -218,7 +230,7 @@ def run(cfg: CellConfig) -> Path:
     write_jsonl(records, out / "records.jsonl")
     report = {
         "records": len(records), "cells": sum(len(r.answer["boxes"]) for r in records),
-        "strata": {k: dict(Counter(r.meta["strata"][k] for r in records)) for k in ("size", "shape", "density")},
+        "strata": {k: dict(Counter(r.meta["strata"][k] for r in records)) for k in STRATA},
         "cells_by_size": dict(Counter(c["size"] for r in records for c in r.meta["cells"])),
         "cells_by_shape": dict(Counter(c["shape"] for r in records for c in r.meta["cells"])),
         "dropped": drops.to_dict(),

@@ -7,9 +7,12 @@ masks, converted on the fly (whole images, no tiling).
 One item per image (or tile): "Detect and localize all cells in the image."
 Coordinates: grid (MedMO/Qwen3-VL), compared in pixels; score = set IoU over all cells
 (one-to-one Hungarian matching, extra and missing boxes cost). With one dense image the
-per-item IoU says little, so the aggregate adds per-cell detection recall at IoU >= 0.5
-("cell_recall@0.5"), overall and by cell size and shape class, next to the per-item
-breakdowns by the records' size / shape / density strata.
+per-item IoU says little: the aggregate carries the detection metrics of
+medmo.eval.grounding (precision / recall / F1 at IoU 0.3 / 0.5 / 0.7, micro over cells and
+macro over images, count MAE), per-cell recall at IoU >= 0.5 ("cell_recall@0.5") overall
+and by cell size and shape class, and every metric per stratum of the records (by_size,
+by_shape, by_density, by_count: medmo.data.cell's strata), e.g. `by_count.many.f1@0.5`.
+`medmo data cell --tile 128` gives images of varying cell counts from one large image.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from medmo.boxes import Box, match_boxes
-from medmo.data.cell import CellConfig, build_records
+from medmo.boxes import Box, matches_at
+from medmo.data.cell import STRATA, CellConfig, build_records
 from medmo.data.schema import read_records, resolve_image
 from medmo.eval.benchmarks._grounding import register_grounding
 
@@ -35,12 +38,12 @@ def _load(path: Path, drops):
 
 
 def cell_hits(sample: dict, scored: dict) -> dict[str, Any]:
-    """{"cell_hits": [bool per ground-truth cell]}: matched one to one with IoU >= 0.5."""
+    """{"cell_hits": [bool per ground-truth cell]}: matched one to one at IoU >= 0.5 (the tp@0.5 matches)."""
     gt = [Box.from_record(b) for b in sample["answer"]["boxes"]]
     pred = [Box.from_list(b) for b in scored.get("parsed") or []]
     hits = [False] * len(gt)
-    for _, j, iou in match_boxes(pred, gt):
-        hits[j] = iou >= HIT_IOU
+    for _, j, _ in matches_at(pred, gt, HIT_IOU):
+        hits[j] = True
     return {"cell_hits": hits}
 
 
@@ -60,9 +63,10 @@ def cell_recall(samples: list[dict]) -> dict[str, Any]:
 
 
 register_grounding(
-    "cell", default_data="cell_nuclei_dsb2018", groups=("strata.size", "strata.shape", "strata.density"),
+    "cell", default_data="cell_nuclei_dsb2018", groups=tuple(f"strata.{k}" for k in STRATA),
     load_records=_load, extra_score=cell_hits, extra_aggregate=cell_recall,
     expected="a `medmo data cell` output folder or a folder of images + instance masks",
-    description="Cell detection from instance masks; set IoU and per-cell recall by size/shape/density",
+    description="Cell detection from instance masks; set IoU, P/R/F1@0.5, count MAE, per stratum "
+                "(size/shape/density/count) and per-cell recall by size",
     size_checked="unverified: MedMO's Cell set is not published",
 )

@@ -307,3 +307,51 @@ def test_monuseg_polygon_extents():
     # a two-vertex region; a nucleus past the tile edge; a tile missing; a vertex with X="x"
     assert dict(drops.counts) == {"bad_polygon": 1, "box_clamped_to_image": 1, "image_missing": 1, "box_malformed": 1}
     assert [r.split for r in convert("monuseg", split="test")[0]] == ["test"]
+
+
+# ------------------------------------------------------------------- 2-D slices of 3-D label volumes
+
+VOLUME_SOURCES = [
+    # (source, {record id: boxes}, drops). The fixture case: a CT of -100 HU with a 60 HU organ
+    # and 200 HU tumours; tumour 1 spans 3 slices (largest, 7x8 px, in the middle one), tumour 2
+    # lies on one slice (6x5 px), tumours 3 and 4 (12 px, 4 px) are below the 16-px minimum
+    ("msd_liver",   # stored with x and y flipped (an LPS-like affine): RAS+ and rot90 undo it
+     {"msd_liver/train/liver_0/z0002": [[15, 3, 22, 11]], "msd_liver/train/liver_0/z0004": [[4, 12, 10, 17]]},
+     # tumour 3 shares tumour 1's slice, so it is also a too-small cross-section there;
+     # liver_1 has no label volume, liver_2 no tumour, liver_3 an unreadable label volume
+     {"lesion_too_small": 2, "too_small": 1, "label_missing": 1, "no_finding": 1, "volume_unreadable": 1}),
+    ("kits19",      # stored (z, y, x) with z pointing down: the slice order is reversed
+     {"kits19/train/case_00000/z0001": [[4, 12, 10, 17]], "kits19/train/case_00000/z0003": [[15, 3, 22, 11]]},
+     {"lesion_too_small": 2, "too_small": 1, "label_missing": 1}),   # case_00210 is a test case: no segmentation
+]
+
+
+@pytest.mark.parametrize("name,expected,drops", VOLUME_SOURCES)
+def test_volume_slices(name, expected, drops, tmp_path):
+    from PIL import Image
+
+    recs, dropped = convert(name, image_dir=tmp_path)
+    assert {r.id: boxes_of(r) for r in recs} == expected
+    assert dict(dropped.counts) == drops
+    for rec in recs:
+        # the written slice shows the tumour exactly inside its box (orientation and windowing agree
+        # with the boxes): 200 HU is ~236 in the abdomen window, the organ ~140, nothing else as bright
+        pixels = np.asarray(Image.open(rec.images[0]))
+        assert Path(rec.images[0]).parent == tmp_path and pixels.shape[::-1] == tuple(rec.answer["image_size"])
+        x1, y1, x2, y2 = (int(v) for v in boxes_of(rec)[0])
+        assert (pixels[y1:y2, x1:x2] > 220).all()
+        assert (pixels > 220).sum() == (x2 - x1) * (y2 - y1) + (12 if rec.meta["slice_index"] in (2, 3) else 0)
+    again, _ = convert(name, image_dir=tmp_path)
+    assert [r.images for r in again] == [r.images for r in recs]   # content-addressed: a re-run writes nothing new
+    assert convert(name, image_dir=tmp_path, split="test")[0] == []  # the one labelled case is seeded into train
+
+
+def test_chosen_slices_rule():
+    from medmo.data.sources._volumes import chosen_slices
+
+    vol = np.zeros((10, 10, 5), bool)
+    vol[0:4, 0:4, 1] = vol[0:5, 0:5, 2] = True    # one lesion: 16 then 25 px -> slice 2
+    vol[6:10, 6:10, 4] = True                       # another: slice 4
+    vol[8:9, 0:2, 0] = True                         # 2 px at most: too small, chooses nothing
+    assert chosen_slices(vol, 16) == ([2, 4], [2])
+    assert chosen_slices(np.zeros((3, 3, 3), bool), 16) == ([], [])

@@ -58,7 +58,6 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-
 from medmo.boxes import GRID, Box, matches_at, parse_boxes
 from medmo.eval.scoring import strip_think
 from medmo.registry import Registry

@@ -27,7 +27,9 @@ from medmo.data.sources._qa import find_file, keep, read_rows
 from medmo.data.sources._report import clean, first_existing, report_record, split_sections
 
 
-@register_source("chexpert_plus", tasks=("report",), modality="xray")
+@register_source("chexpert_plus", tasks=("report",), modality="xray",
+                 licence="Stanford University Dataset Research Use Agreement",
+                 url="https://stanfordaimi.azurewebsites.net/ (CheXpert Plus; github Stanford-AIMI/chexpert-plus)")
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the CheXpert Plus folder with df_chexpert_plus_240401.csv (or that CSV)")
     path = find_file(raw, ["df_chexpert_plus*.csv", "*/df_chexpert_plus*.csv"], "df_chexpert_plus_240401.csv")

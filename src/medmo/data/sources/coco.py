@@ -70,7 +70,8 @@ def _locate(file_name: str, json_path: Path, split: str) -> Path | None:
     return None
 
 
-@register_source("coco", tasks=("grounding",), modality="other")
+@register_source("coco", tasks=("grounding",), modality="other", importer=True,
+                 licence="that of the dataset imported", url="https://cocodataset.org/#format-data")
 def convert(raw: str | Path, drops: Drops, split: str | None = None, modality: str = "other",
             target: str | None = None, source: str = "coco") -> Iterator[Record]:
     raw = require_path(raw, "a COCO json file or a folder with one (images, annotations, categories)")

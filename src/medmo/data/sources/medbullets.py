@@ -39,11 +39,13 @@ def _convert(n_options: int, raw: Path, drops: Drops, split: str | None) -> Iter
                              choices=choices, letter=letter, meta={"explanation": row.get("explanation")})
 
 
-@register_source("medbullets_op4", tasks=("mcq",), modality="text")
+@register_source("medbullets_op4", tasks=("mcq",), modality="text", licence="research use (questions (c) Medbullets)",
+                 url="https://github.com/HanjieChen/ChallengeClinicalQA", splits={"test": 308})
 def convert_op4(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     return _convert(4, Path(raw), drops, split)
 
 
-@register_source("medbullets_op5", tasks=("mcq",), modality="text")
+@register_source("medbullets_op5", tasks=("mcq",), modality="text", licence="research use (questions (c) Medbullets)",
+                 url="https://github.com/HanjieChen/ChallengeClinicalQA", splits={"test": 308})
 def convert_op5(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     return _convert(5, Path(raw), drops, split)

@@ -45,7 +45,9 @@ def _normalize(row: dict, zero_based: bool) -> dict | None:
             "mid": row.get("realidx")}
 
 
-@register_source("medmcqa", tasks=("mcq",), modality="text")
+@register_source("medmcqa", tasks=("mcq",), modality="text", licence="MIT",
+                 url="https://github.com/medmcqa/medmcqa (HF openlifescienceai/medmcqa)",
+                 splits={"train": 182_822, "validation": 4_183, "test": 6_150})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "MedMCQA (dev.json, an openlifescienceai/medmcqa snapshot, or medmcqa_input.jsonl)")
     split = {"dev": "validation", None: "validation"}.get(split, split)

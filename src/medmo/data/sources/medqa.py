@@ -19,7 +19,8 @@ from medmo.data.sources import Drops, register_source, require_path
 from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
-@register_source("medqa", tasks=("mcq",), modality="text")
+@register_source("medqa", tasks=("mcq",), modality="text", licence="MIT", url="https://github.com/jind11/MedQA",
+                 splits={"train": 10_178, "dev": 1_272, "test": 1_273})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "a MedQA-USMLE jsonl file or its folder (test.jsonl, 4_options/, or a GBaker/MedQA parquet copy)")
     split = split or "test"

@@ -131,7 +131,8 @@ def _train_records(item: dict, i: int, base: Path, stem: str, drops: Drops) -> I
         )
 
 
-@register_source("medsg_bench", tasks=("grounding",), modality="mixed")
+@register_source("medsg_bench", tasks=("grounding",), modality="mixed", licence="CC BY 4.0",
+                 url="https://huggingface.co/MedSG-Bench", splits={"test": 9_630})
 def convert(raw: str | Path, drops: Drops, split: str | None = None, tasks: tuple[str, ...] | None = None
             ) -> Iterator[Record]:
     """Records of every item in `raw`; `tasks` keeps only those MedSG tasks."""

@@ -30,7 +30,8 @@ def _image(row: dict, root: Path, folder: Path, stem: str) -> str:
     return save_image(value, folder, stem)
 
 
-@register_source("medtrinity", tasks=("report",), modality="mixed")
+@register_source("medtrinity", tasks=("report",), modality="mixed", licence="research use (dataset card)",
+                 url="https://huggingface.co/datasets/UCSC-VLAA/MedTrinity-25M")
 def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the MedTrinity-25M Hugging Face folder (parquet shards or save_to_disk) or one parquet/jsonl file")
     split = split or "train"

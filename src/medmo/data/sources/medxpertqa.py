@@ -54,11 +54,13 @@ def _convert(kind: str, raw: Path, drops: Drops, split: str | None) -> Iterator[
                              meta={k: row.get(k) for k in ("medical_task", "body_system", "question_type")})
 
 
-@register_source("medxpertqa_text", tasks=("mcq",), modality="text")
+@register_source("medxpertqa_text", tasks=("mcq",), modality="text", licence="MIT",
+                 url="https://github.com/TsinghuaC3I/MedXpertQA", splits={"dev": 5, "test": 2_450})
 def convert_text(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     return _convert("text", Path(raw), drops, split)
 
 
-@register_source("medxpertqa_mm", tasks=("mcq",), modality="mixed")
+@register_source("medxpertqa_mm", tasks=("mcq",), modality="mixed", licence="MIT",
+                 url="https://github.com/TsinghuaC3I/MedXpertQA", splits={"dev": 5, "test": 2_000})
 def convert_mm(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     return _convert("mm", Path(raw), drops, split)

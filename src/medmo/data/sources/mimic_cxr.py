@@ -45,7 +45,9 @@ def _read_csv(folder: Path, stem: str, required: bool) -> list[dict] | None:
     return None
 
 
-@register_source("mimic_cxr", tasks=("report",), modality="xray")
+@register_source("mimic_cxr", tasks=("report",), modality="xray", licence="PhysioNet Credentialed Health Data 1.5.0",
+                 url="https://physionet.org/content/mimic-cxr-jpg/2.0.0/",
+                 splits={"train": 222_758, "validate": 1_808, "test": 3_269})
 def convert(raw: Path, drops: Drops, split: str | None = None, reports_dir: Path | None = None,
             views: str = "all") -> Iterator[Record]:
     raw = require_path(raw, "the MIMIC-CXR-JPG 2.0.0 folder (mimic-cxr-2.0.0-split.csv.gz, files/)")

@@ -49,7 +49,8 @@ def _rows(raw: Path, split: str) -> Iterator[tuple[str, dict]]:
                                                    "letter": LETTERS[ans] if isinstance(ans, int) and 0 <= ans < 4 else None}
 
 
-@register_source("mmlu_med", tasks=("mcq",), modality="text")
+@register_source("mmlu_med", tasks=("mcq",), modality="text", licence="MIT",
+                 url="https://github.com/hendrycks/test (HF cais/mmlu)", splits={"test": 1_871})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "MMLU (data/test/*_test.csv, a cais/mmlu snapshot, or a MedAgents test.jsonl)")
     split = split or "test"

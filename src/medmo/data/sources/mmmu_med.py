@@ -44,7 +44,8 @@ def mmmu_layout(record: Record, question: str, choices: dict[str, str] | None) -
     return record
 
 
-@register_source("mmmu_med", tasks=("mcq", "vqa"), modality="mixed")
+@register_source("mmmu_med", tasks=("mcq", "vqa"), modality="mixed", licence="Apache-2.0",
+                 url="https://huggingface.co/datasets/MMMU/MMMU", splits={"validation": 150})
 def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path | None = None,
             layout: str = "medmo") -> Iterator[Record]:
     if layout not in LAYOUTS:

@@ -24,7 +24,8 @@ _MODALITY = {"ct(computed tomography)": "ct", "mr (mag-netic resonance imaging)"
              "dermoscopy": "dermoscopy", "endoscopy": "endoscopy", "oct (optical coherence tomography": "oct"}
 
 
-@register_source("omnimedvqa", tasks=("mcq",), modality="mixed")
+@register_source("omnimedvqa", tasks=("mcq",), modality="mixed", licence="per source dataset (research use)",
+                 url="https://huggingface.co/datasets/foreverbeliever/OmniMedVQA", splits={"test": 88_996})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the OmniMedVQA folder (QA_information/Open-access/*.json, Images/)")
     split = split or "test"

@@ -19,7 +19,9 @@ from medmo.data.sources import Drops, register_source, require_path
 from medmo.data.sources._qa import embedded_image_rows, vqa_record, yes_no_closed
 
 
-@register_source("path_vqa", tasks=("vqa",), modality="pathology")
+@register_source("path_vqa", tasks=("vqa",), modality="pathology", licence="MIT",
+                 url="https://huggingface.co/datasets/flaviagiammarino/path-vqa",
+                 splits={"train": 19_654, "validation": 6_259, "test": 6_719})
 def convert(raw: Path, drops: Drops, split: str | None = None, image_dir: Path | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the flaviagiammarino/path-vqa parquet folder (data/test-*.parquet) or save_to_disk folder")
     split = split or "test"

@@ -25,7 +25,8 @@ from medmo.data.sources._report import caption_record, first_existing
 _IMAGE_DIRS = ("images", "caption_T060_filtered_top4_sep_v0_subfigures", ".")
 
 
-@register_source("pmc_oa", tasks=("caption",), modality="mixed")
+@register_source("pmc_oa", tasks=("caption",), modality="mixed", licence="PMC open-access licences of the articles",
+                 url="https://huggingface.co/datasets/axiong/pmc_oa")
 def convert(raw: Path, drops: Drops, split: str | None = None, beta: bool = False) -> Iterator[Record]:
     raw = require_path(raw, "the PMC-OA folder (pmc_oa.jsonl or train/valid/test.jsonl, images/) or one .jsonl")
     if raw.is_file():

@@ -28,7 +28,8 @@ def _choice(value: str, letter: str) -> str:
     return re.sub(rf"^\s*{letter}\s*[:.]\s*", "", str(value)).strip()
 
 
-@register_source("pmc_vqa", tasks=("mcq",), modality="mixed")
+@register_source("pmc_vqa", tasks=("mcq",), modality="mixed", licence="CC BY-SA 4.0",
+                 url="https://huggingface.co/datasets/xmcmic/PMC-VQA", splits={"test": 2_000})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the PMC-VQA folder (test_2.csv, images/) or one of its CSV files")
     split = split or "test"

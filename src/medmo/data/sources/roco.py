@@ -51,7 +51,9 @@ def _github(folder: Path, split: str, subset: str, drops: Drops) -> Iterator[Rec
                                  meta={"roco_id": rid, "subset": subset})
 
 
-@register_source("roco", tasks=("caption",), modality="radiology")
+@register_source("roco", tasks=("caption",), modality="radiology", licence="CC BY-NC-SA 4.0 (captions); images PMC OA",
+                 url="https://github.com/razorx89/roco-dataset",
+                 splits={"train": 65_450, "validation": 8_180, "test": 8_176})
 def convert(raw: Path, drops: Drops, split: str | None = None, subset: str = "radiology",
             image_dir: Path | None = None) -> Iterator[Record]:
     raw = require_path(raw, "ROCO's data/ folder (train|validation|test/radiology/captions.txt) or its HF copy")

@@ -21,7 +21,8 @@ from medmo.data.sources._qa import find_file, keep, read_rows, vqa_record
 _MODALITY = {"ct": "ct", "mri": "mri", "x-ray": "xray"}
 
 
-@register_source("slake", tasks=("vqa",), modality="radiology")
+@register_source("slake", tasks=("vqa",), modality="radiology", licence="CC BY 4.0",
+                 url="https://www.med-vqa.com/slake/ (HF BoKelvin/SLAKE)", splits={"test": 2_094})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the SLAKE folder (test.json, imgs/) or one of its json files")
     split = {"validation": "validate", None: "test"}.get(split, split)

@@ -18,7 +18,8 @@ from medmo.data.sources import Drops, register_source, require_path
 from medmo.data.sources._qa import choices_and_letter, find_file, keep, mcq_record, read_rows
 
 
-@register_source("supergpqa_med", tasks=("mcq",), modality="text")
+@register_source("supergpqa_med", tasks=("mcq",), modality="text", licence="ODC-BY",
+                 url="https://huggingface.co/datasets/m-a-p/SuperGPQA", splits={"test": 2_755})
 def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "SuperGPQA-all.jsonl (HF m-a-p/SuperGPQA) or its folder")
     hf = raw.is_dir() and (any(raw.glob("**/*.parquet")) or (raw / "dataset_dict.json").exists())

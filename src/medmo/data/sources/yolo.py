@@ -67,7 +67,8 @@ def _pairs(root: Path) -> Iterator[tuple[Path, Path | None, str]]:
             yield image.with_suffix(".txt"), image, split
 
 
-@register_source("yolo", tasks=("grounding",), modality="other")
+@register_source("yolo", tasks=("grounding",), modality="other", importer=True,
+                 licence="that of the dataset imported", url="https://docs.ultralytics.com/datasets/detect/")
 def convert(raw: str | Path, drops: Drops, split: str | None = None, modality: str = "other",
             target: str | None = None, source: str = "yolo") -> Iterator[Record]:
     raw = require_path(raw, "a YOLO dataset folder (images/ + labels/, or images with .txt beside them)")

@@ -56,7 +56,8 @@ def image_path(folder: Path, file_name: str) -> Path:
     return folder / "Images_png" / series / slice_png
 
 
-@register_source("deeplesion", tasks=("grounding",), modality="ct")
+@register_source("deeplesion", tasks=("grounding",), modality="ct", licence="NIH Clinical Center public release (cite the paper)",
+                 url="https://nihcc.app.box.com/v/DeepLesion")
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, f"the DeepLesion folder or its {CSV_NAME}")
     csv_path = raw

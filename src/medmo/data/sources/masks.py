@@ -194,7 +194,8 @@ def find_pairs(root: Path) -> list[tuple[str, Path | None, list[Path]]]:
     return pairs
 
 
-@register_source("masks", tasks=("grounding",), modality="microscopy")
+@register_source("masks", tasks=("grounding",), modality="microscopy", importer=True,
+                 licence="that of the dataset imported", url="see the module docstring (layouts understood)")
 def convert(raw: str | Path, drops: Drops, split: str | None = None, modality: str = "microscopy",
             label: str = "object", target: str | None = None, min_area: int = 1, source: str = "masks"
             ) -> Iterator[Record]:

@@ -52,7 +52,9 @@ def _image_index(folder: Path) -> dict[str, Path]:
     return found
 
 
-@register_source("nih_chestxray14", tasks=("grounding",), modality="xray")
+@register_source("nih_chestxray14", tasks=("grounding",), modality="xray",
+                 licence="NIH Clinical Center, no restrictions on use (attribution)",
+                 url="https://nihcc.app.box.com/v/ChestXray-NIHCC", splits={"test": 984})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, f"the NIH ChestX-ray14 folder or its {CSV_NAME}")
     csv_path = raw / CSV_NAME if raw.is_dir() else raw

@@ -250,3 +250,23 @@ def test_benchmark_sources_train_split_fixtures(source, raw, n, dropped, tmp_pat
     kw = {"image_dir": tmp_path} if source == "path_vqa" else {}
     recs, drops = _convert(source, raw, split="train", **kw)
     assert len(recs) == n and {r.split for r in recs} == {"train"} and dict(drops.counts) == dropped
+
+
+# ----------------------------------------------------------------- the catalogue
+def test_data_sources_prints_every_source_with_licence_and_download_location(capsys):
+    from medmo.cli import main
+    from medmo.data.sources import SOURCES
+
+    assert main(["data", "sources"]) == 0
+    out = capsys.readouterr().out
+    datasets, importers = out.split("## Importers")
+    named = [SOURCES.get(n) for n in SOURCES.names() if not SOURCES.get(n).importer]
+    assert len(named) >= 45  # the paper's 45 datasets (issue 16); importers are not counted
+    for src in named:
+        line = next((ln for ln in datasets.splitlines() if ln.startswith(f"| {src.name} |")), None)
+        assert line, f"{src.name} is not listed"
+        assert src.licence != "see the docstring" and src.licence in line, f"{src.name}: no licence registered"
+        assert src.url and src.url in line, f"{src.name}: no download location registered"
+    assert {ln.split(" | ")[0][2:] for ln in importers.splitlines() if ln.startswith("| ") and "---" not in ln} \
+        == {"source", "coco", "yolo", "masks"}
+    assert "| vqa_rad | radiology | vqa | CC0 1.0 | https://osf.io/89kps/" in out and "train 1,797, test 451 |" in out

@@ -81,6 +81,13 @@ def _cmd_data_convert(args) -> int:
     return 0
 
 
+def _cmd_data_sources(args) -> int:
+    from medmo.data.catalogue import catalogue
+
+    print(catalogue())
+    return 0
+
+
 def _cmd_data_stats(args) -> int:
     from medmo.config import load_config
     from medmo.data.stats import StatsConfig, run
@@ -271,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--allow-outside-images", action="store_true",
                    help="keep image paths outside the release folder (absolute, ../, symlinks out); default: drop them")
     d.set_defaults(func=_cmd_data_convert)
+
+    d = data_sub.add_parser("sources", help="every data source: modality, tasks, licence, where to get it, split sizes")
+    d.set_defaults(func=_cmd_data_sources)
 
     d = data_sub.add_parser("stats", help="counts by source/task/modality/split, size and length histograms")
     d.add_argument("dir", help="folder of record shards (.jsonl / .parquet)")

@@ -355,3 +355,30 @@ def test_chosen_slices_rule():
     vol[8:9, 0:2, 0] = True                         # 2 px at most: too small, chooses nothing
     assert chosen_slices(vol, 16) == ([2, 4], [2])
     assert chosen_slices(np.zeros((3, 3, 3), bool), 16) == ([], [])
+
+
+# ------------------------------------------------------------------- registration and the stage-2 mixture
+
+NEW_SOURCES = ("vindr_cxr", "rsna_pneumonia", "tbx11k", "chestx_det", "siim_acr", "kvasir_seg", "cvc_clinicdb", "isic",
+               "busi", "bccd", "monuseg", "dsb2018", "darkfield_bacteria", "msd_liver", "kits19")
+
+
+@pytest.mark.parametrize("name", NEW_SOURCES)
+def test_detection_source_is_registered_with_its_release(name):
+    src = get_source(name)
+    assert src.tasks == ("grounding",) and not src.importer
+    assert src.licence != "see the docstring" and src.url.startswith("http") and src.splits
+    doc = src.doc.lower()
+    assert "licence" in doc and "layout" in doc and "split" in doc   # release layout, licence, split rule
+    assert (FIXTURES / name).is_dir()
+
+
+def test_stage2_mixture_names_the_detection_sources():
+    from medmo.config import load_config
+    from medmo.data.mixture import MixtureConfig
+
+    mix = load_config(MixtureConfig, Path(__file__).parents[1] / "recipes" / "data" / "stage2_mix.yaml")
+    names = [s.name for s in mix.sources]
+    assert set(NEW_SOURCES) <= set(names) and "nih_chestxray14" not in names   # NIH's boxes are a benchmark
+    assert all(get_source(n).tasks == ("grounding",) for n in names)
+    assert mix.total == 3_000_000 and sum(s.weight for s in mix.sources) * 1000 == mix.total

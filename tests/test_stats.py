@@ -81,3 +81,42 @@ def test_images_over_stage_budgets(tmp_path):
     recs = [vqa("a", "q?", "x", [str(tmp_path / "big.png")]), vqa("b", "q?", "x", [str(tmp_path / "huge.png")])]
     s = collect(write_folder(tmp_path / "r", recs))
     assert s["images_over_budget"] == {"768x768": 2, "1280x1280": 1}
+
+
+def _rec(source="toy", modality="ct", question="", answer="", **meta):
+    return {"source": source, "modality": modality, "meta": meta,
+            "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+
+@pytest.mark.parametrize("record,system", [
+    (_rec(body_part="Chest", question="What is in the brain?"), "chest"),  # 1. the source's own body part first
+    (_rec(location_category="Spine and Muscles"), "musculoskeletal"),  # MedPix's location category
+    (_rec(image_organ="ABD"), "abdomen"),  # VQA-RAD's organ code
+    (_rec(image_organ="XYZ", question="Is the liver enlarged?"), "abdomen"),  # an unknown part: the text decides
+    (_rec(source="mimic_cxr", question="Describe the image."), "chest"),  # 2. the source's system
+    (_rec(source="pubmedvision", modality="fundus", question="Describe."), "eye"),  # 3. the modality's
+    (_rec(modality="pathology", question="Which organ is this?"), "cells/pathology"),
+    (_rec(question="Is there a mass in the left breast?"), "breast"),  # 4. keywords: breast before chest
+    (_rec(question="Where is the lesion?", answer="In the left kidney."), "abdomen"),  # the answer counts too
+    (_rec(question="Is there pulmonary edema?"), "chest"),  # a word prefix: pulmon- matches pulmonary
+    (_rec(question="Is the hip joint normal?"), "musculoskeletal"),
+    (_rec(question="What modality is this?"), "other"),  # 5. nothing says
+    (_rec(question="Is there a polyp in the colon?"), "GI tract"),
+    (_rec(question="Anything in the tribune?"), "other"),  # "rib" only at a word start
+])
+def test_body_system_rule(record, system):
+    from medmo.data.stats import BODY_SYSTEMS, body_system
+
+    assert body_system(record) == system and system in BODY_SYSTEMS
+
+
+def test_stats_over_a_converted_source_report_modality_and_body_system(tmp_path):
+    from medmo.data.convert import ConvertConfig, run as convert
+
+    fixture = Path(__file__).parent / "fixtures" / "pubmedvision"
+    out = convert(ConvertConfig(source="pubmedvision", raw=str(fixture), out=str(tmp_path / "pmv")))
+    s = collect(out)
+    assert s["by_modality"] == {"ct": 1, "microscopy": 1, "mri": 1}
+    assert s["by_body_system"] == {"GI tract": 1, "brain/head": 1, "chest": 1}  # body_part Colon, Brain, Chest
+    md = (run(StatsConfig(dir=str(out))) / "stats.md").read_text()
+    assert "## by body system" in md and "| GI tract | 1 | 33.3% |" in md

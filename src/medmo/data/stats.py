@@ -3,18 +3,31 @@
     medmo data stats data/vqa_rad              # writes data/vqa_rad/stats/
     medmo data stats runs/mix_stage1 --out reports/stage1
 
-Counts records by source, task, modality and split (and source x split), images per
-record, duplicate ids, and the target (answer) length in words; probes image sizes from
+Counts records by source, task, modality, body system and split (and source x split),
+images per record, duplicate ids, and the target (answer) length in words, so a mixture's
+composition can be set beside the paper's; probes image sizes from
 file headers only (Pillow lazily, DICOM without pixel data, NIfTI headers), at most
 `max_image_probes` distinct reads with a cache, so a 26M-record mixture is read in one
 streaming pass. Writes stats.json, stats.md, image_sizes.png and answer_lengths.png.
 Memory grows only with the number of distinct lengths/sizes and with the id set used
 to find duplicates (8 bytes of hash per record).
+
+Body system (`body_system`), one of BODY_SYSTEMS, decided by the first rule that applies:
+1. a body part the source itself records (meta body_part, location_category, location,
+   image_organ, organ: PubMedVision, MedPix, SLAKE, VQA-RAD), matched against KEYWORDS;
+2. the source's own system when all its images show one (SOURCE_SYSTEM: MIMIC-CXR is
+   chest, ISIC skin, Kvasir the GI tract, Quilt cells/pathology, ...);
+3. the modality's when it implies one (MODALITY_SYSTEM: fundus -> eye, dermoscopy ->
+   skin, endoscopy -> GI tract, pathology/microscopy -> cells/pathology);
+4. KEYWORDS in the question and target text (the first user turn and assistant reply);
+5. "other". KEYWORDS are tried in their table order, specific systems first (breast before
+   chest, eye before brain/head), each a word prefix ("pulmon" matches pulmonary).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +39,56 @@ from medmo.data.schema import resolve_image
 from medmo.data.shards import iter_records, write_json
 
 log = logging.getLogger(__name__)
+
+BODY_SYSTEMS = ("chest", "abdomen", "brain/head", "musculoskeletal", "breast", "skin", "eye", "GI tract",
+                "cells/pathology", "other")
+KEYWORDS = {  # system -> word prefixes, tried in this order
+    "breast": ("breast", "mammo", "axilla"),
+    "eye": ("eye", "retina", "fundus", "macula", "optic disc", "ocular", "orbit", "glaucoma"),
+    "skin": ("skin", "derm", "melanom", "nevus", "naevus", "cutaneous"),
+    "GI tract": ("colon", "polyp", "stomach", "gastr", "esophag", "oesophag", "bowel", "rectum", "rectal", "duoden",
+                 "gastrointestinal", "endoscop", "jejun", "ileum"),
+    "cells/pathology": ("cell", "nuclei", "nucleus", "histo", "patholog", "h&e", "stain", "microscop", "cytolog",
+                        "blood smear"),
+    "brain/head": ("brain", "head", "skull", "cerebr", "cranial", "intracranial", "neuro", "neck", "sinus", "ventricle",
+                   "temporal lobe", "frontal lobe"),
+    "chest": ("chest", "thora", "lung", "pulmon", "pleura", "cardi", "heart", "pneumo", "mediastin", "rib", "aort"),
+    "musculoskeletal": ("bone", "fractur", "spine", "spinal", "vertebr", "knee", "joint", "hip", "shoulder", "muscle",
+                        "musculoskeletal", "femur", "tibia", "wrist", "ankle", "elbow", "hand", "foot"),
+    "abdomen": ("abdom", "liver", "hepat", "kidney", "renal", "pancrea", "spleen", "bladder", "pelvi", "adrenal",
+                "gallbladder", "uter", "ovar", "prostat"),
+}
+SOURCE_SYSTEM = {
+    "mimic_cxr": "chest", "chexpert_plus": "chest", "iu_xray": "chest", "nih_chestxray14": "chest",
+    "mimic_ext_vqa": "chest", "mimic_diff_vqa": "chest", "vindr_cxr": "chest", "rsna_pneumonia": "chest",
+    "tbx11k": "chest", "chestx_det": "chest", "siim_acr": "chest",
+    "isic": "skin", "kvasir_seg": "GI tract", "cvc_clinicdb": "GI tract", "busi": "breast",
+    "quilt_1m": "cells/pathology", "quilt_llava": "cells/pathology", "path_vqa": "cells/pathology",
+    "bccd": "cells/pathology", "monuseg": "cells/pathology", "dsb2018": "cells/pathology",
+    "darkfield_bacteria": "cells/pathology", "kits19": "abdomen", "msd_liver": "abdomen",
+}
+MODALITY_SYSTEM = {"fundus": "eye", "dermoscopy": "skin", "endoscopy": "GI tract", "pathology": "cells/pathology",
+                   "microscopy": "cells/pathology"}
+_META_PART = ("body_part", "location_category", "location", "image_organ", "organ")
+_PATTERNS = {system: re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + ")", re.I)
+             for system, words in KEYWORDS.items()}
+
+
+def _by_keywords(text: str) -> str | None:
+    return next((system for system, pattern in _PATTERNS.items() if pattern.search(text)), None)
+
+
+def body_system(d: dict) -> str:
+    """The body system of a record (dict), by the rules of the module docstring."""
+    meta = d.get("meta") or {}
+    part = re.sub(r"\bABD\b", "abdomen", " ".join(str(meta[k]) for k in _META_PART if meta.get(k)))  # VQA-RAD's organ code
+    if part and (system := _by_keywords(part)):
+        return system
+    if system := SOURCE_SYSTEM.get(str(d.get("source"))) or MODALITY_SYSTEM.get(str(d.get("modality"))):
+        return system
+    messages = d.get("messages") or []
+    text = " ".join(next((m["content"] for m in messages if m.get("role") == role), "") for role in ("user", "assistant"))
+    return _by_keywords(text) or "other"
 
 
 @dataclass
@@ -58,7 +121,8 @@ def image_size(path: Path) -> tuple[int, int] | None:
 
 
 def collect(folder: str | Path, max_image_probes: int = 200_000) -> dict:
-    counts = {k: Counter() for k in ("source", "task", "modality", "split", "source_split", "images_per_record")}
+    counts = {k: Counter() for k in ("source", "task", "modality", "body_system", "split", "source_split",
+                                     "images_per_record")}
     answer_words: Counter = Counter()
     sizes: Counter = Counter()
     image_status: Counter = Counter()
@@ -72,6 +136,7 @@ def collect(folder: str | Path, max_image_probes: int = 200_000) -> dict:
         for key in ("source", "task", "modality", "split"):
             counts[key][str(d.get(key))] += 1
         counts["source_split"][f"{d.get('source')}/{d.get('split')}"] += 1
+        counts["body_system"][body_system(d)] += 1
         images = d.get("images") or []
         counts["images_per_record"][str(len(images))] += 1
         h = hashlib.blake2b(str(d.get("id")).encode(), digest_size=8).digest()
@@ -119,7 +184,7 @@ def to_markdown(stats: dict, name: str) -> str:
              "- image references: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["images"].items())),
              "- images larger than a stage budget (downscaled by the processor): "
              + ", ".join(f"{k} {v}" for k, v in stats["images_over_budget"].items()), ""]
-    for key in ("source", "task", "modality", "split", "source_split", "images_per_record"):
+    for key in ("source", "task", "modality", "body_system", "split", "source_split", "images_per_record"):
         table = stats[f"by_{key}"]
         lines += [f"## by {key.replace('_', ' ')}", "", f"| {key} | records | share |", "|---|---:|---:|"]
         lines += [f"| {k} | {v} | {v / max(stats['records'], 1):.1%} |"

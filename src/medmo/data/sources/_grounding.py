@@ -16,7 +16,7 @@ stored as ground truth).
 
 `seeded_split` gives releases that publish no split a deterministic one, by a hash of
 the patient or image id (never the row order), so a re-download or another machine
-gives the same split. `voc_objects` reads one Pascal VOC XML file (BCCD, TBX11K): VOC
+gives the same split. `voc_boxes` reads one Pascal VOC XML file (BCCD, TBX11K): VOC
 pixel indices are 1-based and inclusive, so <xmin>1</xmin>..<xmax>640</xmax> spans the
 whole 640-px row and becomes the continuous box [0, ..., 640, ...].
 """
@@ -105,27 +105,43 @@ def seeded_split(key: str, test_fraction: float = 0.1, salt: str = "") -> str:
     return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
 
 
-def voc_objects(path: Path) -> tuple[tuple[int, int] | None, list[tuple[str, list[float]]]]:
-    """((width, height) or None, [(name, continuous xyxy)]) of a Pascal VOC XML file; a
-    1-based inclusive <bndbox> becomes [xmin - 1, ymin - 1, xmax, ymax]. Raises
-    ET.ParseError on a file that is not XML; a box with missing or non-numeric corners
-    comes back as its raw texts for check_box to count as box_malformed."""
-    root = ET.parse(path).getroot()
+def voc_boxes(path: Path, drops: Drops, default_size: tuple[int, int] | None = None
+              ) -> tuple[tuple[int, int], list[Box]] | None:
+    """((width, height), checked pixel boxes labelled through the shared vocabulary) of a
+    Pascal VOC XML file, or None with the reason counted: xml_unreadable, size_missing (no
+    <size> and no `default_size`), no_finding (no usable box). A 1-based inclusive
+    <bndbox> becomes [xmin - 1, ymin - 1, xmax, ymax]; a corner missing or not a number
+    is box_malformed (check_box)."""
+    from medmo.data.labels import canonical_label
+
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        drops.add("xml_unreadable", f"{path.name}: {e}")
+        return None
     size = root.find("size")
-    wh = None
+    wh = default_size
     if size is not None and size.findtext("width") and size.findtext("height"):
         wh = (int(float(size.findtext("width"))), int(float(size.findtext("height"))))
-    objects = []
+    if wh is None:
+        drops.add("size_missing", path.name)
+        return None
+    boxes = []
     for obj in root.iter("object"):
-        box = obj.find("bndbox")
-        corners = [box.findtext(k) if box is not None else None for k in ("xmin", "ymin", "xmax", "ymax")]
+        name = (obj.findtext("name") or "").strip()
+        corners = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
         try:
             x1, y1, x2, y2 = (float(v) for v in corners)
             xyxy: list = [x1 - 1, y1 - 1, x2, y2]
         except (TypeError, ValueError):
             xyxy = corners
-        objects.append(((obj.findtext("name") or "").strip(), xyxy))
-    return wh, objects
+        box = check_box(xyxy, *wh, drops, f"{path.name} {name}", canonical_label(name))
+        if box is not None:
+            boxes.append(box)
+    if not boxes:
+        drops.add("no_finding", path.name)
+        return None
+    return wh, sorted(boxes, key=lambda b: b.label or "")
 
 
 def dicom_size(path: Path) -> tuple[int, int]:

@@ -8,9 +8,10 @@ and every chosen slice becomes one record whose boxes are ALL lesion cross-secti
 it (one per 8-connected 2-D component, through medmo.data.sources.masks, under 16 px
 dropped as too_small), so a lesion visible on the slice is never left unboxed. A 3-D
 component whose largest cross-section is under 16 px chooses no slice and is counted
-as lesion_too_small; a case without lesion voxels is no_finding. Slices are as medmo.imaging.nifti shows them: the volume reoriented to
-RAS+, axial slice k rotated by np.rot90 (anterior up, patient's right on the image's
-right), windowed (`window`, a CT preset) to an 8-bit PNG written once under the image
+as lesion_too_small; a case without lesion voxels is no_finding.
+
+Slices are as medmo.imaging.nifti shows them: the volume reoriented to RAS+, axial slice
+k rotated by np.rot90 (anterior up, patient's right on the image's right), windowed (`window`, a CT preset) to an 8-bit PNG written once under the image
 folder (content-addressed, so a re-run is idempotent). When the in-plane spacing is not
 square, open_nifti resamples the slice; the mask is resized with it (nearest) so boxes
 stay in the PNG's pixels.
@@ -59,9 +60,19 @@ def read_bytes(path: Path) -> bytes:
 
 
 def volume_records(*, image: Path, labels: Path, values: tuple[int, ...], case: str, source: str, split: str,
-                   label: str, target: str, window: tuple[float, float], folder: Path, drops: Drops) -> Iterator[Record]:
-    """The records of one case (CT `image`, label volume `labels`); see the module docstring."""
-    lab = load_volume(read_bytes(labels), labels.name)[0]
+                   label: str, target: str, window: tuple[float, float], folder: Path,
+                   drops: Drops) -> Iterator[Record]:
+    """The records of one case (CT `image`, label volume `labels`); see the module docstring.
+    Counted: label_missing, image_missing, volume_unreadable (not NIfTI, truncated)."""
+    for path, reason in ((labels, "label_missing"), (image, "image_missing")):
+        if not path.is_file():
+            drops.add(reason, f"{case}: {path.name}")
+            return
+    try:
+        lab = load_volume(read_bytes(labels), labels.name)[0]
+    except (OSError, EOFError, ValueError) as e:
+        drops.add("volume_unreadable", f"{case}: {e}")
+        return
     lesion = np.isin(lab, values)
     del lab
     slices, small = chosen_slices(lesion)
@@ -70,9 +81,14 @@ def volume_records(*, image: Path, labels: Path, values: tuple[int, ...], case: 
     if not slices:
         drops.add("no_finding", case)
         return
-    ct = read_bytes(image)
-    for k in slices:
-        im = open_nifti(ct, image.name, window=window, slice_index=k, plane="axial")
+    try:
+        ct = read_bytes(image)
+        ims = {k: open_nifti(ct, image.name, window=window, slice_index=k, plane="axial") for k in slices}
+    except (OSError, EOFError, ValueError) as e:
+        drops.add("volume_unreadable", f"{case}: {e}")
+        return
+    del ct
+    for k, im in ims.items():
         mask = np.rot90(lesion[:, :, k])
         if mask.shape[::-1] != im.size:
             mask = np.asarray(Image.fromarray(mask).resize(im.size, Image.NEAREST))

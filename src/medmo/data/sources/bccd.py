@@ -12,7 +12,7 @@ Layout (the repository's BCCD/ folder, Pascal VOC):
     BCCD/ImageSets/Main/train.txt, val.txt, test.txt   one image stem per line
 
 Point `raw` at the repository folder or BCCD/. Coordinates: VOC's 1-based inclusive
-pixel indices, read by medmo.data.sources._grounding.voc_objects as continuous boxes
+pixel indices, read by medmo.data.sources._grounding.voc_boxes as continuous boxes
 [xmin - 1, ymin - 1, xmax, ymax], checked by check_box like every source's. Sizes
 from each XML's <size>. On the repository itself (commit d272fb1) this converter
 keeps all 364 images (205 / 87 / 72) and 4,155 RBC, 372 WBC, 361 platelet boxes,
@@ -23,14 +23,12 @@ test); an image in none of them is counted as not_in_split_lists.
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterator
 
-from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._grounding import check_box, grounding_record, voc_objects
+from medmo.data.sources._grounding import grounding_record, voc_boxes
 from medmo.model.prompts import GROUND_ALL
 
 SPLITS = ("train", "val", "test")
@@ -66,21 +64,12 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             if not image.is_file():
                 drops.add("image_missing", image.name)
                 continue
-            try:
-                size, objects = voc_objects(xml)
-            except ET.ParseError as e:
-                drops.add("xml_unreadable", f"{xml.name}: {e}")
+            found = voc_boxes(xml, drops)
+            if found is None:
                 continue
-            if size is None:
-                drops.add("size_missing", xml.name)
-                continue
-            boxes = [b for name, xyxy in objects
-                     if (b := check_box(xyxy, *size, drops, f"{xml.name} {name}", canonical_label(name))) is not None]
-            if not boxes:
-                drops.add("no_finding", xml.name)
-                continue
+            size, boxes = found
             yield grounding_record(
                 rid=f"bccd/{part}/{xml.stem}", source="bccd", split=part, modality="microscopy", images=[str(image)],
-                prompt=GROUND_ALL.format(target="blood cells"), boxes=sorted(boxes, key=lambda b: b.label or ""),
+                prompt=GROUND_ALL.format(target="blood cells"), boxes=boxes,
                 image_size=size, meta={"file_name": image.name},
             )

@@ -18,11 +18,11 @@ Coordinates: "boxes" are [x1, y1, x2, y2] integer pixels, left-top and right-bot
 used as continuous corners. They are the published boxes, not re-derived from the
 polygons: 97.5% equal the polygon's vertex extent (36302: x 799..937, y 666..761), the
 rest are small findings the annotators padded to about 20x20 px (checked on both JSON
-files of commit d82eb07). 13 classes mapped
-through the shared vocabulary ("Effusion" -> "Pleural effusion", "Diffuse Nodule" ->
-"Diffuse nodule"). Image sizes from the PNG headers. One record per (image, class),
-"Locate the <class> in the image. ..." (5,165 train and 1,172 test records). Images with no findings (empty syms) give no
-record (no_finding); a syms/boxes length mismatch is malformed_entry. Split: the
+files of commit d82eb07). 13 classes mapped through the shared vocabulary ("Effusion"
+-> "Pleural effusion", "Diffuse Nodule" -> "Diffuse nodule"). Image sizes from the PNG
+headers. One record per (image, class), "Locate the <class> in the image. ..." (5,165
+train and 1,172 test records). Images with no findings (empty syms) give no record
+(no_finding); a syms/boxes length mismatch is malformed_entry. Split: the
 release's train / test files. The images are NIH ChestX-ray14 images (renamed): before
 evaluating on the NIH box benchmark, run `medmo data overlap` on the mix.
 """
@@ -88,7 +88,8 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
                         by_label[label].append(box)
                 for label, boxes in sorted(by_label.items()):
                     yield grounding_record(
-                        rid=f"chestx_det/{part}/{Path(name).stem}/{label.lower().replace(' ', '_')}", source="chestx_det",
-                        split=part, modality="xray", images=[str(image)], prompt=GROUND_TARGET.format(target=label.lower()),
+                        rid=f"chestx_det/{part}/{Path(name).stem}/{label.lower().replace(' ', '_')}",
+                        source="chestx_det", split=part, modality="xray", images=[str(image)],
+                        prompt=GROUND_TARGET.format(target=label.lower()),
                         boxes=boxes, image_size=size, meta={"file_name": name},
                     )

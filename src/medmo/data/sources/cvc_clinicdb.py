@@ -46,7 +46,8 @@ def frame_split(stem: str) -> str:
     return seeded_split(str(int(stem) // BLOCK) if stem.isdigit() else stem, salt="cvc_clinicdb")
 
 
-@register_source("cvc_clinicdb", tasks=("grounding",), modality="endoscopy", licence="research use, cite Bernal et al. 2015",
+@register_source("cvc_clinicdb", tasks=("grounding",), modality="endoscopy",
+                 licence="research use, cite Bernal et al. 2015",
                  url="https://polyp.grand-challenge.org/CVCClinicDB/", splits={"all": 612})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     root = find_root(require_path(raw, "the CVC-ClinicDB folder (Original/, Ground Truth/)"))

@@ -53,16 +53,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, image_dir: 
         if split is not None and case_split != split:
             continue
         with drops.guard(f"kits19/{case}"):
-            image, labels = case_dir / "imaging.nii.gz", case_dir / "segmentation.nii.gz"
-            if not labels.is_file():
-                drops.add("label_missing", case)
-                continue
-            if not image.is_file():
-                drops.add("image_missing", case)
-                continue
-            try:
-                yield from volume_records(image=image, labels=labels, values=TUMOUR, case=case, source="kits19",
-                                          split=case_split, label=canonical_label("kidney tumor"), target="kidney tumors",
-                                          window=WINDOW_PRESETS["abdomen"], folder=folder, drops=drops)
-            except (OSError, EOFError, ValueError) as e:
-                drops.add("volume_unreadable", f"{case}: {e}")
+            yield from volume_records(image=case_dir / "imaging.nii.gz", labels=case_dir / "segmentation.nii.gz",
+                                      values=TUMOUR, case=case, source="kits19", split=case_split,
+                                      label=canonical_label("kidney tumor"), target="kidney tumors",
+                                      window=WINDOW_PRESETS["abdomen"], folder=folder, drops=drops)

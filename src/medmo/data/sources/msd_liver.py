@@ -49,7 +49,8 @@ def cases(root: Path, name: str) -> list[tuple[str, Path, Path]]:
     """[(case, image, label)] from an MSD task's dataset.json "training" list."""
     meta = root / "dataset.json"
     if not meta.is_file():
-        raise FileNotFoundError(f"{root}: no dataset.json; expected the {name} folder of the Medical Segmentation Decathlon")
+        raise FileNotFoundError(f"{root}: no dataset.json; expected the {name} folder of the "
+                                "Medical Segmentation Decathlon")
     data = json.loads(meta.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("training"), list):
         raise ValueError(f"{meta}: expected an MSD dataset.json with a 'training' list of {{image, label}}")
@@ -57,11 +58,13 @@ def cases(root: Path, name: str) -> list[tuple[str, Path, Path]]:
     for item in data["training"]:
         if isinstance(item, dict) and "image" in item and "label" in item:
             image = root / str(item["image"]).removeprefix("./")
-            out.append((image.name.removesuffix(".gz").removesuffix(".nii"), image, root / str(item["label"]).removeprefix("./")))
+            labels = root / str(item["label"]).removeprefix("./")
+            out.append((image.name.removesuffix(".gz").removesuffix(".nii"), image, labels))
     return out
 
 
-@register_source("msd_liver", tasks=("grounding",), modality="ct", licence="CC BY-SA 4.0", url="http://medicaldecathlon.com/",
+@register_source("msd_liver", tasks=("grounding",), modality="ct", licence="CC BY-SA 4.0",
+                 url="http://medicaldecathlon.com/",
                  splits={"all": 131})
 def convert(raw: str | Path, drops: Drops, split: str | None = None, image_dir: Path | None = None) -> Iterator[Record]:
     raw = require_path(raw, "Task03_Liver/ (dataset.json, imagesTr/, labelsTr/)")
@@ -72,15 +75,6 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None, image_dir: 
         if split is not None and case_split != split:
             continue
         with drops.guard(f"Task03_Liver/{case}"):
-            if not image.is_file():
-                drops.add("image_missing", str(image.relative_to(root)))
-                continue
-            if not labels.is_file():
-                drops.add("label_missing", str(labels.relative_to(root)))
-                continue
-            try:
-                yield from volume_records(image=image, labels=labels, values=TUMOUR, case=case, source="msd_liver",
-                                          split=case_split, label=canonical_label("liver tumor"), target="liver tumors",
-                                          window=WINDOW_PRESETS["abdomen"], folder=folder, drops=drops)
-            except (OSError, EOFError, ValueError) as e:
-                drops.add("volume_unreadable", f"{case}: {e}")
+            yield from volume_records(image=image, labels=labels, values=TUMOUR, case=case, source="msd_liver",
+                                      split=case_split, label=canonical_label("liver tumor"), target="liver tumors",
+                                      window=WINDOW_PRESETS["abdomen"], folder=folder, drops=drops)

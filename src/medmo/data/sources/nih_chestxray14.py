@@ -84,7 +84,8 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
                 except ValueError:
                     drops.add("malformed_row", f"{csv_path.name}:{line}: non-numeric box {fields[2:]}")
                     continue
-                box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}", canonical_label(label))
+                box = check_box([x, y, x + w, y + h], *IMAGE_SIZE, drops, f"{csv_path.name}:{line}",
+                                canonical_label(label))
                 if box is not None:
                     groups[(name, label)].append(box)
 

@@ -40,7 +40,8 @@ CSV_NAME = "stage_2_train_labels.csv"
 COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
 
 
-@register_source("rsna_pneumonia", tasks=("grounding",), modality="xray", licence="Kaggle competition rules (non-commercial)",
+@register_source("rsna_pneumonia", tasks=("grounding",), modality="xray",
+                 licence="Kaggle competition rules (non-commercial)",
                  url="https://www.kaggle.com/c/rsna-pneumonia-detection-challenge", splits={"all": 6012})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, f"the RSNA Pneumonia folder or its {CSV_NAME}")

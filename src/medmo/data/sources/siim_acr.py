@@ -99,8 +99,8 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             except ValueError as e:
                 drops.add("bad_rle", f"{image_id}: {e}")
                 continue
-            rec = mask_record(mask=mask, size=(width, height), rid=f"siim_acr/{rec_split}/{image_id}", source="siim_acr",
-                              split=rec_split, modality="xray", image=dicom, label=label,
+            rec = mask_record(mask=mask, size=(width, height), rid=f"siim_acr/{rec_split}/{image_id}",
+                              source="siim_acr", split=rec_split, modality="xray", image=dicom, label=label,
                               prompt=GROUND_TARGET.format(target="pneumothorax"), drops=drops,
                               meta={"image_id": image_id, "regions": len(regions)})
             if rec is not None:

@@ -18,21 +18,19 @@ the test set's labels are not public (imgs/test is never read). Classes:
 ActiveTuberculosis -> "Active tuberculosis", ObsoletePulmonaryTuberculosis -> "Latent
 tuberculosis" (the paper's name for it), PulmonaryTuberculosis -> "Tuberculosis" (type
 uncertain), through the shared vocabulary. Coordinates: VOC's 1-based inclusive
-corners as [xmin - 1, ymin - 1, xmax, ymax] (voc_objects; the release follows the VOC
+corners as [xmin - 1, ymin - 1, xmax, ymax] (voc_boxes; the release follows the VOC
 format and medmo did not find the authors stating otherwise). One record per TB image,
 "Detect and localize all tuberculosis lesions in the image.", targets grouped by label;
 healthy and sick-but-not-TB images (no XML) give no record (counted as no_finding).
 """
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Iterator
 
-from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, register_source, require_path
-from medmo.data.sources._grounding import check_box, grounding_record, voc_objects
+from medmo.data.sources._grounding import grounding_record, voc_boxes
 from medmo.model.prompts import GROUND_ALL
 
 LISTS = {"train": "TBX11K_train.txt", "val": "TBX11K_val.txt"}
@@ -59,20 +57,12 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
                 if not image.is_file():
                     drops.add("image_missing", rel)
                     continue
-                try:
-                    size, objects = voc_objects(xml)
-                except ET.ParseError as e:
-                    drops.add("xml_unreadable", f"{xml.name}: {e}")
+                found = voc_boxes(xml, drops, default_size=(512, 512))  # every TBX11K image is 512x512
+                if found is None:
                     continue
-                size = size or (512, 512)  # every TBX11K image is 512x512
-                boxes = [b for label, xyxy in objects
-                         if (b := check_box(xyxy, *size, drops, f"{xml.name} {label}", canonical_label(label))) is not None]
-                if not boxes:
-                    drops.add("no_finding", rel)
-                    continue
+                size, boxes = found
                 yield grounding_record(
                     rid=f"tbx11k/{part}/{Path(rel).stem}", source="tbx11k", split=part, modality="xray",
                     images=[str(image)], prompt=GROUND_ALL.format(target="tuberculosis lesions"),
-                    boxes=sorted(boxes, key=lambda b: b.label or ""), image_size=size,
-                    meta={"classes": sorted({label for label, _ in objects})},
+                    boxes=boxes, image_size=size, meta={"classes": sorted({b.label for b in boxes})},
                 )

@@ -76,7 +76,8 @@ def _rows(csv_path: Path, drops: Drops) -> Iterator[tuple[str, dict]]:
             yield f"{csv_path.name}:{line}", row
 
 
-@register_source("vindr_cxr", tasks=("grounding",), modality="xray", licence="PhysioNet Restricted Health Data License 1.5.0",
+@register_source("vindr_cxr", tasks=("grounding",), modality="xray",
+                 licence="PhysioNet Restricted Health Data License 1.5.0",
                  url="https://physionet.org/content/vindr-cxr/1.0.0/", splits={"train": 15000, "test": 3000})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, "the VinDr-CXR folder (annotations/annotations_{train,test}.csv, train/, test/)")

@@ -382,3 +382,18 @@ def test_stage2_mixture_names_the_detection_sources():
     assert set(NEW_SOURCES) <= set(names) and "nih_chestxray14" not in names   # NIH's boxes are a benchmark
     assert all(get_source(n).tasks == ("grounding",) for n in names)
     assert mix.total == 3_000_000 and sum(s.weight for s in mix.sources) * 1000 == mix.total
+
+
+def test_converted_detection_sources_report_modality_and_body_system(tmp_path):
+    """`medmo data convert` then `medmo data stats` on three fixtures: the CLI path writes the 3-D
+    slices under OUT/images and stats counts modality and body system for a comparison with the paper."""
+    from medmo.data.convert import ConvertConfig, run as convert_run
+    from medmo.data.stats import collect
+
+    for name, raw in (("kvasir_seg", FIXTURES / "kvasir_seg"), ("msd_liver", FIXTURES / "msd_liver"),
+                      ("vindr_cxr", FIXTURES / "vindr_cxr")):
+        convert_run(ConvertConfig(source=name, raw=str(raw), out=str(tmp_path / "mix")))   # one folder, three prefixes
+    assert len(list((tmp_path / "mix" / "images").glob("liver_0_z*.png"))) == 2
+    stats = collect(tmp_path / "mix")
+    assert stats["by_modality"] == {"ct": 2, "endoscopy": 2, "xray": 5}
+    assert stats["by_body_system"] == {"GI tract": 2, "abdomen": 2, "chest": 5}

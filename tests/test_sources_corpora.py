@@ -270,3 +270,20 @@ def test_data_sources_prints_every_source_with_licence_and_download_location(cap
     assert {ln.split(" | ")[0][2:] for ln in importers.splitlines() if ln.startswith("| ") and "---" not in ln} \
         == {"source", "coco", "yolo", "masks"}
     assert "| vqa_rad | radiology | vqa | CC0 1.0 | https://osf.io/89kps/" in out and "train 1,797, test 451 |" in out
+
+
+def test_stage1_and_stage3_mixtures_name_the_corpora_and_only_registered_sources():
+    from medmo.config import load_config
+    from medmo.data.mixture import MixtureConfig
+    from medmo.data.sources import get_source
+
+    recipes = Path(__file__).parents[1] / "recipes" / "data"
+    named = {}
+    for stage in ("stage1", "stage3"):
+        mix = load_config(MixtureConfig, recipes / f"{stage}_mix.yaml")
+        named[stage] = {s.converter for s in mix.sources}
+        for s in mix.sources:
+            get_source(s.converter)  # an unknown name raises, listing the registered ones
+    corpora = {"pubmedvision", "llava_med_alignment", "llava_med_instruct", "quilt_1m", "quilt_llava", "medpix",
+               "mimic_ext_vqa", "mimic_diff_vqa", "medquad", "rocov2"}
+    assert corpora <= named["stage1"] and corpora - {"llava_med_alignment"} <= named["stage3"]

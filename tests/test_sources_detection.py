@@ -397,3 +397,11 @@ def test_converted_detection_sources_report_modality_and_body_system(tmp_path):
     stats = collect(tmp_path / "mix")
     assert stats["by_modality"] == {"ct": 2, "endoscopy": 2, "xray": 5}
     assert stats["by_body_system"] == {"GI tract": 2, "abdomen": 2, "chest": 5}
+
+
+def test_monuseg_reads_the_nested_unzip(tmp_path):
+    import shutil
+
+    for name in ("MoNuSeg 2018 Training Data", "MoNuSegTestData"):   # unzipping nests a folder in its namesake
+        shutil.copytree(FIXTURES / "monuseg" / name, tmp_path / name / name)
+    assert [r.id for r in convert("monuseg", tmp_path)[0]] == [r.id for r in convert("monuseg")[0]]

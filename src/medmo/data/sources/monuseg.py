@@ -3,14 +3,18 @@
 Release: https://monuseg.grand-challenge.org/Data/ (Kumar et al., "A Dataset and a
 Technique for Generalized Nuclear Segmentation for Computational Pathology", IEEE TMI
 36(7), 2017; challenge: Kumar et al., IEEE TMI 39(5), 2020). Licence: CC BY-NC-SA 4.0;
-cite both papers. H&E tiles of 1000x1000 px from TCGA slides (40x): 30 training images
-(~22,000 nuclei), 14 test images (~7,000).
+cite both papers. H&E tiles of 1000x1000 px from TCGA slides (40x): the training zip
+holds 37 tiles (24,140 regions, by one user's file listing; the challenge paper speaks
+of 30), the test zip 14.
 
 Layout (the two zips):
 
     MoNuSeg 2018 Training Data/Tissue Images/TCGA-18-5592-01Z-00-DX1.tif
     MoNuSeg 2018 Training Data/Annotations/TCGA-18-5592-01Z-00-DX1.xml
     MoNuSegTestData/TCGA-2Z-A9J9-01A-01-TS1.tif + TCGA-2Z-A9J9-01A-01-TS1.xml (side by side)
+
+Unzipping often nests each folder in one of the same name ("MoNuSeg 2018 Training
+Data/MoNuSeg 2018 Training Data/Annotations"); both depths are read.
 
 The XML is Aperio ImageScope's: <Annotations><Annotation><Regions><Region Id=..>
 <Vertices><Vertex X="397.64" Y="14.87" Z="0"/>... one Region per nucleus, vertices in
@@ -38,14 +42,19 @@ TRAIN = "MoNuSeg 2018 Training Data"
 TEST = "MoNuSegTestData"
 
 
+def _folder(raw: Path, name: str) -> Path | None:
+    """raw/name, or raw/name/name when unzipping nested it."""
+    return next((p for p in (raw / name / name, raw / name) if p.is_dir() and any(p.rglob("*.xml"))), None)
+
+
 def pairs(raw: Path) -> list[tuple[str, Path, Path]]:
     """[(split, xml, tif)] of both releases under `raw`."""
     out = []
-    if (raw / TRAIN / "Annotations").is_dir():
-        out += [("train", x, raw / TRAIN / "Tissue Images" / f"{x.stem}.tif")
-                for x in sorted((raw / TRAIN / "Annotations").glob("*.xml"))]
-    if (raw / TEST).is_dir():
-        out += [("test", x, x.with_suffix(".tif")) for x in sorted((raw / TEST).glob("*.xml"))]
+    if train := _folder(raw, TRAIN):
+        out += [("train", x, train / "Tissue Images" / f"{x.stem}.tif")
+                for x in sorted((train / "Annotations").glob("*.xml"))]
+    if test := _folder(raw, TEST):
+        out += [("test", x, x.with_suffix(".tif")) for x in sorted(test.glob("*.xml"))]
     return out
 
 
@@ -69,7 +78,7 @@ def region_boxes(xml: Path, width: int, height: int, drops: Drops, label: str) -
 
 
 @register_source("monuseg", tasks=("grounding",), modality="pathology", licence="CC BY-NC-SA 4.0",
-                 url="https://monuseg.grand-challenge.org/Data/", splits={"train": 30, "test": 14})
+                 url="https://monuseg.grand-challenge.org/Data/", splits={"train": 37, "test": 14})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     raw = require_path(raw, f"the folder holding '{TRAIN}/' and/or '{TEST}/'")
     found = pairs(raw)

@@ -287,3 +287,16 @@ def test_stage1_and_stage3_mixtures_name_the_corpora_and_only_registered_sources
     corpora = {"pubmedvision", "llava_med_alignment", "llava_med_instruct", "quilt_1m", "quilt_llava", "medpix",
                "mimic_ext_vqa", "mimic_diff_vqa", "medquad", "rocov2"}
     assert corpora <= named["stage1"] and corpora - {"llava_med_alignment"} <= named["stage3"]
+
+
+def test_sft_learns_every_assistant_turn_of_a_multi_turn_record(tiny_dir):
+    from medmo.model.load import load_processor
+    from medmo.train.sft import SFTCollator, sft_row
+
+    rec = _convert("llava_med_instruct", FIX / "llava_med" / "data")[0][0]
+    row = sft_row(rec, FIX)
+    processor = load_processor(tiny_dir)
+    batch = SFTCollator(processor)([row])
+    learned = processor.tokenizer.decode(batch["labels"][0][batch["labels"][0] != -100])
+    replies = [m["content"] for m in rec.messages if m["role"] == "assistant"]
+    assert learned == "".join(f"{r}<|im_end|>" for r in replies)  # all three answers, none of the questions

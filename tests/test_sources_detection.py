@@ -107,7 +107,7 @@ MASK_SOURCES = [
     ("kvasir_seg",
      {"kvasir_seg/train/cju0qkwl35piu0993l0dewei2": [[10, 5, 25, 20]],   # JPEG mask, rows 5..19 cols 10..24
       "kvasir_seg/train/cju0qoxqj9q6s0835b43399p4": [[3, 2, 15, 12], [24, 16, 46, 30]]},
-     {"too_small": 1, "image_missing": 1, "no_finding": 1}, {"train"}),
+     {"too_small": 1, "image_missing": 1, "no_finding": 1, "not_in_split_lists": 1}, {"train"}),   # authors' lists
     ("cvc_clinicdb",
      {"cvc_clinicdb/test/1": [[4, 3, 13, 11]], "cvc_clinicdb/test/2": [[0, 0, 24, 18]],   # whole frame
       "cvc_clinicdb/train/26": [[1, 1, 5, 5], [15, 10, 21, 16]]},
@@ -135,6 +135,17 @@ def test_mask_sources(name, expected, drops, splits):
     assert all(b["label"] in canonical_names() for r in recs for b in r.answer["boxes"])
     assert all(Path(r.images[0]).is_file() for r in recs)
     assert all(r.task == "grounding" and r.prompt.startswith("<image>\nDetect and localize all") for r in recs)
+
+
+def test_kvasir_seg_without_the_authors_lists_uses_a_seeded_split(tmp_path):
+    import shutil
+
+    shutil.copytree(FIXTURES / "kvasir_seg" / "Kvasir-SEG", tmp_path / "Kvasir-SEG",
+                    ignore=shutil.ignore_patterns("train.txt", "val.txt"))
+    recs, drops = convert("kvasir_seg", tmp_path)
+    assert all(r.split == seeded_split(r.id.rsplit("/", 1)[1], salt="kvasir_seg") for r in recs)
+    # the unlisted mask is read now (and found without its image) instead of counted as unlisted
+    assert len(recs) == 2 and drops.counts["image_missing"] == 2 and "not_in_split_lists" not in drops.counts
 
 
 def test_mask_source_labels_and_sizes():

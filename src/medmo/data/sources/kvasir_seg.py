@@ -13,12 +13,18 @@ Layout (the zip, as documented on the release page and read by its users' loader
     Kvasir-SEG/kavsir_bboxes.json                      {"<id>": {"height", "width",
                                                        "bbox": [{"label": "polyp", "xmin", ...}]}}
 
+Split: the authors' 880 / 120 train / val split, published as
+kvasir-seg-train-val/train.txt and val.txt (one image id per line) in
+https://github.com/DebeshJha/2020-MediaEval-Medico-polyp-segmentation (commit d594c08);
+the zip does not hold them, so copy both files into Kvasir-SEG/ to use them. An image
+in neither list is counted as not_in_split_lists. Without the lists, medmo falls back
+to a split seeded by image id (`seeded_split`, 10% "test").
+
 Point `raw` at Kvasir-SEG/ (or the folder above it). Boxes come from the masks through
 medmo.data.sources.masks (foreground >= 128, so the JPEG fringe is not polyp; one box per
 8-connected component, components under 16 px dropped as too_small), in pixels of the
 image with exclusive upper corners. kavsir_bboxes.json is not read: it holds the same
-masks' extents, and the masks are the reference. Departure: the release publishes no
-split; medmo's is seeded by image id (`seeded_split`, 10% "test").
+masks' extents, and the masks are the reference.
 """
 from __future__ import annotations
 
@@ -40,11 +46,18 @@ def find_root(raw: Path) -> Path:
 
 
 @register_source("kvasir_seg", tasks=("grounding",), modality="endoscopy", licence="research and education (Simula)",
-                 url="https://datasets.simula.no/kvasir-seg/", splits={"all": 1000})
+                 url="https://datasets.simula.no/kvasir-seg/", splits={"train": 880, "val": 120})
 def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator[Record]:
     root = find_root(require_path(raw, "the Kvasir-SEG folder (images/, masks/, kavsir_bboxes.json)"))
     images = {p.stem: p for p in sorted((root / "images").glob("*.jpg"))}
-    pairs = [(m.stem, seeded_split(m.stem, salt="kvasir_seg"), images.get(m.stem), [m])
-             for m in sorted((root / "masks").glob("*.jpg"))]
+    listed = {stem: part for part in ("train", "val") if (root / f"{part}.txt").is_file()
+              for stem in (root / f"{part}.txt").read_text().split()}
+    pairs = []
+    for m in sorted((root / "masks").glob("*.jpg")):
+        part = listed.get(m.stem) if listed else seeded_split(m.stem, salt="kvasir_seg")
+        if part is None:
+            drops.add("not_in_split_lists", m.stem)
+            continue
+        pairs.append((m.stem, part, images.get(m.stem), [m]))
     yield from pair_records(pairs, drops, source="kvasir_seg", modality="endoscopy", label=canonical_label("polyp"),
                             target="polyps", split=split)

@@ -41,7 +41,7 @@ CASES = [
     ("rocov2", FIX / "rocov2", {}, 4, {"train", "valid", "test"}, [1] * 4, {"missing_field": 1}),  # empty caption
     ("rocov2", FIX / "rocov2", {"split": "validation"}, 1, {"valid"}, [1], {}),  # the HF name of valid
     ("medquad", FIX / "medquad", {}, 3, {"train"}, [1] * 3,
-     {"empty_answer": 1, "bad_xml": 1}),  # MedlinePlus answers removed by the authors; a truncated file
+     {"empty_answer": 1, "malformed_xml": 1}),  # MedlinePlus answers removed by the authors; a truncated file
 ]
 
 

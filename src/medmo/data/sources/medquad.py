@@ -15,7 +15,7 @@ their pairs are counted as "empty_answer", not converted. Point `raw` at the rep
 folder. One split, "train" (the authors publish none; MedQuAD is no medmo benchmark).
 Each pair is one task "vqa" record, modality "text", no image: the question as the user
 turn, the answer as the assistant turn (no short-answer prompt: the answers are
-paragraphs). A file that is not well-formed XML is counted ("bad_xml").
+paragraphs). A file that is not well-formed XML is counted ("malformed_xml").
 Licence: CC BY 4.0 (repository README).
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ def convert(raw: Path, drops: Drops, split: str | None = None) -> Iterator[Recor
             try:
                 doc = ET.parse(path).getroot()
             except ET.ParseError as e:
-                drops.add("bad_xml", f"{path.name}: {e}")
+                drops.add("malformed_xml", f"{path.name}: {e}")
                 continue
             for pair in doc.iter("QAPair"):
                 where = f"{path.parent.name}/{path.name}#{pair.get('pid')}"

@@ -384,6 +384,14 @@ def test_detection_source_is_registered_with_its_release(name):
     assert (FIXTURES / name).is_dir()
 
 
+@pytest.mark.parametrize("name", NEW_SOURCES)
+def test_a_wrong_raw_folder_is_a_clear_error(name, tmp_path):
+    with pytest.raises((FileNotFoundError, ValueError), match="expected|no "):
+        convert(name, tmp_path)          # an empty folder: says what the release should hold
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        convert(name, tmp_path / "missing")
+
+
 def test_stage2_mixture_names_the_detection_sources():
     from medmo.config import load_config
     from medmo.data.mixture import MixtureConfig

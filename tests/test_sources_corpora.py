@@ -190,6 +190,10 @@ TRAIN_SIDES = [
     ("medqa", "medqa", FIX / "medqa", "medqa", False),
     ("medmcqa", "medmcqa", FIX / "medmcqa", "medmcqa", True),
     ("pubmedqa", "pubmedqa", "pubmedqa", "pubmedqa", True),  # the real 1,000 labelled items: train = the 500 outside test
+    ("mimic_cxr", "mimic_cxr", FIX / "mimic_cxr", FIX / "mimic_cxr", True),  # reports: split.csv's train vs test
+    ("iu_xray_r2gen", "iu_xray", FIX / "iu_xray", FIX / "iu_xray", True),  # R2Gen's annotation.json train vs test
+    ("chexpert_plus", "chexpert_plus", FIX / "chexpert_plus", FIX / "chexpert_plus", True),  # train vs valid
+    ("deeplesion", "deeplesion", "deeplesion", "deeplesion", True),  # Train_Val_Test 1 vs 3
 ]
 
 
@@ -203,7 +207,8 @@ def test_no_converter_reads_a_benchmarks_test_split_into_training(bench, source,
     from medmo.data.shards import iter_records
 
     train_raw = shared_data / train_raw if isinstance(train_raw, str) else train_raw
-    data = shared_data / bench_data if isinstance(bench_data, str) else bench_data(tmp_path)
+    data = shared_data / bench_data if isinstance(bench_data, str) else bench_data if isinstance(bench_data, Path) \
+        else bench_data(tmp_path)
     out = convert(ConvertConfig(source=source, raw=str(train_raw), out=str(tmp_path / "train"), split="train"))
     train = [d for d, _ in iter_records(out)]
     bench_dir = _bench_folder(bench, data, tmp_path)

@@ -4,12 +4,12 @@ tweets and LAION), for captioning and image-text retrieval.
 
 Release layout (quilt1m.github.io; the Zenodo record 8239942 of images rescaled to 512 px,
 or the full-size copy on request): `quilt_1M_lookup.csv` beside the image folder
-`quilt_1m/` (the image zips unpack to `quilt_1m/`). The CSV, as pandas writes it (an unnamed index column first), has the columns
-caption, image_path (a file name in the image folder), subset (quilt | pubmed | openpath |
-laion), split (train | val, as public loaders of the file assert), pathology (a
-Python-list string such as "['Dermatopathology']"), roi_text, noisy_text, corrected_text,
-med_umls_ids, magnification, height, width; the column list was
-read from loader code that opens this file (a public QUILT cleaning script quoting
+`quilt_1m/` (the image zips unpack to it). The CSV, as pandas writes it (an unnamed index
+column first), has the columns caption, image_path (a file name in the image folder),
+subset (quilt | pubmed | openpath | laion), split (train | val, as public loaders of the
+file assert), pathology (a Python-list string such as "['Dermatopathology']"), roi_text,
+noisy_text, corrected_text, med_umls_ids, magnification, height, width; the column list
+was read from loader code that opens this file (a public QUILT cleaning script quoting
 `df.columns`). Point `raw` at the folder holding the CSV (or at the CSV).
 Splits: the CSV's `split` column; `--split` keeps one, default all. Records are task
 "caption", modality "pathology", one per row; a row without caption or image_path is

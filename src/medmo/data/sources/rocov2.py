@@ -13,11 +13,12 @@ Release layouts read:
 - Hugging Face `eltorio/ROCOv2-radiology` (parquet `data/{train,validation,test}-*.parquet`;
   columns image (embedded), image_id, caption, cui), images written once under the
   image folder like the other HF copies.
-Splits: train 59,958 / valid 9,904 / test 9,927 (the paper; "validation" is accepted for
+Splits: train 59,958 / valid 9,904 / test 9,927 (the paper and the HF card; "validation" is accepted for
 valid); split=None converts all three. ROCOv2 is no medmo benchmark, but its images are
 PMC figures that ROCO, PMC-OA and PMC-VQA also hold: `medmo data overlap` against the
 pmc_vqa benchmark before training. Records are task "caption", modality "radiology".
-Licence: CC BY-NC-SA 4.0 (HF card); each image keeps its article's PMC licence.
+Licence: CC BY-NC-SA 4.0 (HF card); the images come only from articles licensed CC BY or
+CC BY-NC (the paper's licence filter) and keep those licences.
 """
 from __future__ import annotations
 

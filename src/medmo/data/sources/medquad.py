@@ -16,7 +16,9 @@ folder. One split, "train" (the authors publish none; MedQuAD is no medmo benchm
 Each pair is one task "vqa" record, modality "text", no image: the question as the user
 turn, the answer as the assistant turn (no short-answer prompt: the answers are
 paragraphs). A file that is not well-formed XML is counted ("malformed_xml").
-Licence: CC BY 4.0 (repository README).
+The catalogue's 47,457 is the published pair count (paper); the records are fewer, since
+folders 10-12 have no answers. Licence: CC BY 4.0, as the repository README states (the
+README was not re-read offline here).
 """
 from __future__ import annotations
 

@@ -23,7 +23,9 @@ files of commit d82eb07). 13 classes mapped through the shared vocabulary ("Effu
 headers. One record per (image, class), "Locate the <class> in the image. ..." (5,165
 train and 1,172 test records). Images with no findings (empty syms) give no record
 (no_finding); a syms/boxes length mismatch is malformed_entry. Split: the
-release's train / test files. The images are NIH ChestX-ray14 images (renamed): before
+release's train / test files. On the release's two JSON files (commit d82eb07, with
+stand-in PNGs) this converter keeps 5,165 train and 1,172 test records and drops only
+611 images without findings. The images are NIH ChestX-ray14 images (renamed): before
 evaluating on the NIH box benchmark, run `medmo data overlap` on the mix.
 """
 from __future__ import annotations

@@ -8,7 +8,8 @@ items {"id", "image": "<pmcid>_<figure>.jpg", "conversations": [{"from": "human"
 "<image>\\n<a describe-the-image instruction>"}, {"from": "gpt", "value": "<the caption>"}]},
 and the images that `llava/data/download_images.py` fetches from PMC into `data/images/`.
 Point `raw` at LLaVA-Med's `data/` folder (alignment/ and images/ inside it) or at the JSON
-(then images are looked up in `images/` beside it, else in `../images/`).
+(then images are looked up in `images/` beside it, else in `../images/`, which
+`medmo data convert` refuses as outside the release unless `--allow-outside-images`).
 One split, "train"; the catalogue's count (500k) is the file name's, not a verified count.
 Records are task "caption": one user turn, one assistant caption (multi-turn items stay multi-turn).
 Licence: the annotations are released for research use only under LLaVA-Med's terms

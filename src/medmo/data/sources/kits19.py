@@ -22,8 +22,8 @@ cross-section; all tumours on the slice boxed), windowed with the CT "abdomen" p
 exclusive upper corners, label "Kidney tumor". On the repository's own segmentations of
 cases 0-2 (commit 456b293, with a stand-in CT) it gives 5 slices (1, 3 and 1 tumours),
 every tumour pixel of each slice inside its box, in 0.9 GB peak for a 611x512x512 case.
-Split: the 210 labelled cases are the
-release's training set; medmo holds out a seeded 10% of cases as "test" (by case id).
+Split: the 210 labelled cases are the release's training set; medmo holds out a seeded
+10% of cases as "test" (by case id).
 """
 from __future__ import annotations
 

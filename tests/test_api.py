@@ -145,7 +145,8 @@ def test_prompt_tokens_equal_what_the_model_reads(client, size):
     image = _data_url(Image.new("RGB", size, (90, 90, 90)))
     req = chat_request([{"role": "system", "content": "You are a radiologist."},
                         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
-                                                     {"type": "text", "text": "Describe."}]}], 10**8, 8)
+                                                     {"type": "text", "text": "Describe."}]}],
+                       client.app.state.cfg.image_budget(), 8)
     real = backend.processor(text=[backend._prompt(req)], images=req.images, return_tensors="pt")
     assert prompt_tokens(backend.processor, req) == real["input_ids"].shape[1]
 
@@ -228,8 +229,8 @@ BAD = [
     ("relative path", {"image": "../data/img.png", "target": "x"}, 400, "paths and URLs are not accepted"),
     ("unsupported type", {"image": "data:text/plain;base64," + base64.b64encode(b"%PDF-1.4 hello").decode(),
                           "target": "x"}, 400, "expected PNG"),
-    ("image over the pixel cap", {"image": _data_url(Image.new("RGB", (700, 700))), "target": "x"}, 400,
-     "cap of 360000 pixels"),
+    ("image over the pixel cap", {"image": _data_url(Image.new("RGB", (700, 700))), "target": "x"}, 413,
+     "cap of 360000 pixels (max_image_pixels)"),
     ("image too elongated for the processor", {"image": _data_url(Image.new("RGB", (500, 2))), "target": "x"}, 400,
      "200:1"),
     ("unknown window preset", {"image": GRAY, "target": "x", "window": "lungs"}, 400, "lung"),

@@ -301,3 +301,163 @@ def test_fit_pixels_keeps_aspect():
     im = fit_pixels(Image.new("RGB", (4000, 3000)), 768 * 768)
     assert im.width * im.height <= 768 * 768 and im.width % 32 == 0 and im.height % 32 == 0
     assert abs(im.width / im.height - 4 / 3) < 0.05
+
+
+# ---- hostile input: junk, windows, patient values in logs -----------------------------
+
+JUNK = [
+    # (what, bytes, name): every one must be a one-line ValueError naming the file, nothing else
+    ("gzip magic, invalid deflate block", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 16, "x.png"),
+    ("gzip magic, unknown method", b"\x1f\x8bjunkjunkjunk", "x.nii.gz"),
+    ("gzip magic only", b"\x1f\x8b", "x.bin"),
+    ("truncated .nii.gz", None, "t.nii.gz"),
+    ("NIfTI header with a negative dim", None, "neg.nii"),
+    ("DICM magic, then junk", b"\0" * 128 + b"DICM" + b"\xff" * 64, "x.dcm"),
+    ("TIFF magic, then junk", b"II*\x00" + b"\xff" * 64, "x.tif"),
+    ("PNG signature, truncated", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "x.png"),
+    ("text", b"hello\nworld\n", "notes.txt"),
+    ("empty", b"", "empty.png"),
+]
+
+
+def _junk(kind: str, data: bytes | None) -> bytes:
+    if data is not None:
+        return data
+    img = nib.Nifti1Image(np.random.default_rng(0).integers(0, 99, (32, 32, 32), dtype=np.int16), np.eye(4))
+    if kind.startswith("truncated"):
+        import gzip
+
+        return gzip.compress(img.to_bytes())[:20_000]
+    raw = bytearray(img.to_bytes())
+    raw[42:44] = (-5).to_bytes(2, "little", signed=True)  # dim[1]
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("what,data,name", JUNK, ids=[j[0] for j in JUNK])
+def test_junk_is_a_one_line_value_error_naming_the_file(tmp_path, what, data, name):
+    path = tmp_path / name
+    path.write_bytes(_junk(what, data))
+    with pytest.raises(ValueError) as e:
+        open_image(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value), str(e.value)
+    with pytest.raises(ValueError):
+        open_image(path.read_bytes())  # from bytes too (the HTTP path): never zlib.error, OSError, ...
+
+
+def test_sniff_refuses_gzip_junk_as_a_value_error():
+    assert sniff(b"\x1f\x8b\x08\x00" + b"\x00" * 6, "ok.png") == "raster"  # an empty gzip stream: not NIfTI
+    with pytest.raises(ValueError, match=r"junk.png: corrupt gzip stream .*expected PNG"):
+        sniff(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 16, "junk.png")
+
+
+@pytest.mark.parametrize("window,expected", [
+    (None, None), ("", None), ("  ", None),
+    ("lung", (-600.0, 1500.0)), (" Soft tissue ", (40.0, 400.0)),
+    ("-600,1500", (-600.0, 1500.0)), (" 40 , 400 ", (40.0, 400.0)),   # the CLI's and the API's string form
+    ((40, 400), (40.0, 400.0)), ([40.5, 1], (40.5, 1.0)), (["40", "400"], (40.0, 400.0)),
+    ("1,inf", "finite"), ("nan,400", "finite"), ([1, float("inf")], "finite"), ((float("nan"), 1), "finite"),
+    ("1e400,5", "finite"),                  # overflows to inf
+    ("40,0", "width must be > 0"), ([40, -5], "width must be > 0"),
+    ("a,b", "preset name"), ("1,2,3", "preset name"), ([True, 5], "preset name"), (7, "preset name"),
+    ("lungs", "Did you mean 'lung'"),
+])
+def test_parse_window_is_the_one_parser(window, expected):
+    from medmo.imaging import parse_window
+
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            parse_window(window)
+    else:
+        assert parse_window(window) == expected
+
+
+def test_window_to_uint8_matches_the_plain_formula():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 500, (64, 64)).astype(np.float64)
+    a[0, :3] = (np.nan, np.inf, -np.inf)
+    for window in (None, (40.0, 400.0), (-600.0, 1500.0)):
+        f = a.astype(np.float32)
+        if window is None:
+            fin = f[np.isfinite(f)]
+            lo, hi = float(fin.min()), float(fin.max())
+        else:
+            lo, hi = window[0] - window[1] / 2, window[0] + window[1] / 2
+        ref = np.clip((np.nan_to_num(f, nan=lo) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+        assert np.array_equal(window_to_uint8(a, window), ref)
+    assert window_to_uint8(np.full((3, 3), np.nan)).tolist() == [[0] * 3] * 3
+    before = a.copy()
+    window_to_uint8(a.astype(np.float32))
+    assert np.array_equal(a, before, equal_nan=True)  # the caller's array is untouched
+
+
+def _phi_dicom() -> bytes:
+    """CT_small whose patient tags, a malformed UID and a private tag carry identifiers."""
+    from pydicom import config
+
+    modes = config.settings.reading_validation_mode, config.settings.writing_validation_mode
+    config.settings.reading_validation_mode = config.settings.writing_validation_mode = config.IGNORE
+    try:
+        ds = pydicom.dcmread(dcm("CT_small.dcm"))
+        ds.PatientName, ds.PatientID = "Qzxvbn^Wlkjhg", "MRN-5550193"
+        ds.StudyInstanceUID = "MRN5550193.Qzxvbn"  # a UID that breaks its VR
+        ds.add_new("OtherPatientIDs", "LO", "Wlkjhg-5550193-" + "X" * 60)  # over LO's 64 characters
+        ds.add_new(0x00091001, "LO", "Qzxvbn private")
+        seq = pydicom.Dataset()
+        seq.ReferencedSOPInstanceUID = "MRN5550193^Qzxvbn"
+        ds.add_new("ReferencedImageSequence", "SQ", pydicom.Sequence([seq]))
+        buf = io.BytesIO()
+        ds.save_as(buf)
+    finally:
+        config.settings.reading_validation_mode, config.settings.writing_validation_mode = modes
+    return buf.getvalue()
+
+
+def test_reading_dicom_logs_and_warns_no_patient_value(caplog, recwarn):
+    import logging
+
+    from medmo.imaging import decode
+
+    data = _phi_dicom()
+    with caplog.at_level(logging.DEBUG):
+        out = decode(data)
+        no_pixels = pydicom.dcmread(io.BytesIO(data))
+        del no_pixels.PixelData
+        buf = io.BytesIO()
+        no_pixels.save_as(buf)
+        with pytest.raises(ValueError) as e:
+            open_image(buf.getvalue())
+    assert out.image.size == (128, 128) and out.info["Modality"] == "CT"
+    texts = [caplog.text, str(e.value), json_dump(out.info)] + [str(w.message) for w in recwarn]
+    for text in texts:
+        for secret in ("Qzxvbn", "Wlkjhg", "5550193"):
+            assert secret not in text, text
+
+
+def json_dump(obj) -> str:
+    import json
+
+    return json.dumps(obj, default=str)
+
+
+def test_deidentify_never_decodes_a_value():
+    from medmo.imaging.dicom import patient_values
+
+    ds = pydicom.dcmread(io.BytesIO(_phi_dicom()))
+    secrets = patient_values(ds)
+    assert "Qzxvbn" in secrets and "MRN-5550193" in secrets and "MRN5550193.Qzxvbn" in secrets
+    deidentify(ds)
+    assert "PatientName" not in ds and "StudyInstanceUID" not in ds and not any(e.tag.is_private for e in ds)
+    assert all(e.keyword not in PATIENT_TAGS for e in ds.iterall())
+
+
+def test_pydicom_log_records_are_scrubbed(caplog):
+    import logging
+
+    from medmo.imaging.dicom import quiet_pydicom, scrub
+
+    assert scrub("Invalid value for VR UI: 'MRN123^Doe'. Please see ...") == "Invalid value for VR UI: '…'. Please see ..."
+    quiet_pydicom()
+    with caplog.at_level(logging.DEBUG, logger="pydicom"):
+        logging.getLogger("pydicom").warning("Value %r for tag", "Doe^Jane")
+        logging.getLogger("pydicom.pixels.utils").warning("decoding 'Doe^Jane' failed")
+    assert "Doe" not in caplog.text and "…" in caplog.text

@@ -135,3 +135,36 @@ def trained_dir(tiny_dir, tmp_path_factory):
     from serve_model import train_fixed_answers
 
     return train_fixed_answers(tiny_dir, tmp_path_factory.getbasetemp() / "fixed_answers")
+
+
+# ---- hostile input: one-line errors (exit 2) before any model is loaded ----------------
+
+@pytest.mark.parametrize("argv,words", [
+    (["--window", "1,inf"], "finite"),                                   # refused by the one window parser
+    (["--window", "nan,400"], "finite"),
+    (["--window", "40,0"], "width must be > 0"),
+    (["--max-image-pixels", "100"], "over the cap of 100 pixels (max_image_pixels); raise it with "
+                                    "`medmo infer --max-image-pixels N`"),
+    (["--max-volume-voxels", "0"], "--max-volume-voxels must be > 0"),
+])
+def test_cli_refuses_bad_windows_and_over_budget_images(tmp_path, capsys, argv, words):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (20, 10)).save(img)
+    assert main(["infer", "--model", str(tmp_path / "nowhere"), "--image", str(img), "--prompt", "q", *argv]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_cli_on_gzip_junk_prints_one_line_and_no_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    junk = tmp_path / "scan.png"
+    junk.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 32)  # gzip magic, then junk (zlib.error)
+    run = subprocess.run([sys.executable, "-m", "medmo", "infer", "--model", str(tmp_path / "nowhere"), "--image",
+                          str(junk), "--prompt", "q"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONWARNINGS": "default"})
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert lines[0].startswith("medmo infer: error: ") and "scan.png: corrupt gzip stream" in lines[0]

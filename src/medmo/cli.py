@@ -150,9 +150,26 @@ def _cmd_infer(args) -> int:
     cfg = load_config(InferConfig, None, (), model=args.model, image=args.image, prompt=args.prompt, task=args.task,
                       target=args.target, window=args.window, slice_index=args.slice, frame=args.frame,
                       draw=args.draw, max_new_tokens=args.max_new_tokens, max_pixels=args.max_pixels,
-                      dtype=args.dtype, device=args.device)
+                      dtype=args.dtype, device=args.device, **_budgets(args))
     print(format_result(infer(cfg), as_json=args.json))
     return 0
+
+
+_BUDGETS = (  # decoding budgets shared by infer and serve (medmo.imaging.limits), checked on headers
+    ("max_image_pixels", 40_000_000, "pixels of one decoded image (frame, slice, montage)"),
+    ("max_request_pixels", 80_000_000, "pixels of all images of one request together"),
+    ("max_volume_voxels", 134_217_728, "voxels of a NIfTI volume, multi-frame DICOM or DICOM series"),
+    ("max_decompressed_bytes", 335_544_320, "bytes a .nii.gz or deflated DICOM may inflate to"),
+)
+
+
+def _add_budget_flags(p, over: str) -> None:
+    for name, default, what in _BUDGETS:
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=f"{what}; more {over}")
+
+
+def _budgets(args) -> dict:
+    return {name: getattr(args, name) for name, _, _ in _BUDGETS}
 
 
 def _cmd_serve(args) -> int:
@@ -162,7 +179,7 @@ def _cmd_serve(args) -> int:
     cfg = load_config(ServeConfig, None, (), model=args.model, host=args.host, port=args.port,
                       max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                       max_new_tokens=args.max_new_tokens, max_body_mb=args.max_body_mb,
-                      max_image_pixels=args.max_image_pixels, max_pixels=args.max_pixels, dtype=args.dtype,
+                      max_pixels=args.max_pixels, dtype=args.dtype, **_budgets(args),
                       device=args.device, api_key=args.api_key, api_key_file=args.api_key_file,
                       max_prompt_tokens=args.max_prompt_tokens, max_request_tokens=args.max_request_tokens,
                       header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
@@ -342,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
     p.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    _add_budget_flags(p, "is an error")
     p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP API, /v1/ground|report|vqa, and a web page at /")
@@ -356,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="dynamic batching: wait window for a batch")
     p.add_argument("--max-new-tokens", type=int, default=256, help="default generation budget per request")
     p.add_argument("--max-body-mb", type=float, default=20.0, help="larger request bodies get 413")
-    p.add_argument("--max-image-pixels", type=int, default=40_000_000, help="larger images get 400")
+    _add_budget_flags(p, "gets 413")
     p.add_argument("--max-pixels", type=int, default=None, help="model input pixel budget (default: processor's)")
     p.add_argument("--dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")

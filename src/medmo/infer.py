@@ -9,7 +9,10 @@ Tasks: `vqa` asks the prompt as written; `ground` asks MedMO's grounding prompt 
 splits the answer into those two sections. Whatever the task, boxes in the answer
 (`medmo.boxes.parse_boxes`, 0-1000 grid) are mapped to the image's pixels, reported
 with their grid coordinates, and drawn with `--draw`. DICOM and NIfTI are read by
-`medmo.imaging.open_image` (window, slice and frame options pass through).
+`medmo.imaging.open_image` (window, slice and frame options pass through) within the
+same decoding budgets as `medmo serve` (`--max-image-pixels`, `--max-request-pixels`,
+`--max-volume-voxels`, `--max-decompressed-bytes`), before any model is loaded: a bad or
+oversized image is a one-line error naming the file (and the budget and its flag).
 
 The same `build_request` and `interpret` serve the HTTP API (`medmo.serve.api`), so the
 shell and the server give the same answer for the same image and prompt.
@@ -26,6 +29,8 @@ from PIL import Image
 
 from medmo.boxes import Box, parse_boxes
 from medmo.data.schema import IMAGE_TOKEN
+from medmo.imaging.core import parse_window
+from medmo.imaging.limits import Budget, Limits
 from medmo.model.prompts import GROUND_TARGET, REPORT_SECTIONS
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,11 @@ class InferConfig:
     max_pixels: int | None = None  # model input budget (None: the processor's default)
     dtype: str = "float32"  # float32 | bfloat16 | float16
     device: str | None = None  # cpu | cuda (default: cuda when available)
+    # decoding budgets, the same as `medmo serve`'s (medmo.imaging.limits), checked on headers first
+    max_image_pixels: int = Limits.max_image_pixels  # one decoded image (frame, slice, montage)
+    max_request_pixels: int = Limits.max_request_pixels  # all montage tiles together
+    max_volume_voxels: int = Limits.max_volume_voxels  # a NIfTI volume, multi-frame DICOM, DICOM series folder
+    max_decompressed_bytes: int = Limits.max_decompressed_bytes  # what .nii.gz / deflated DICOM may inflate to
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -58,6 +68,18 @@ class InferConfig:
             raise ValueError("task vqa needs --prompt (the question to ask about the image)")
         if self.task == "ground" and not (self.target or self.prompt):
             raise ValueError("task ground needs --target (what to find, e.g. 'nodule') or --prompt")
+        parse_window(self.window)  # a bad --window fails here, before anything is read
+        for name in BUDGETS:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+
+    def budget(self) -> Budget:
+        """The decoding budget of one call; its errors name infer's flags."""
+        return Budget(Limits(**{name: getattr(self, name) for name in BUDGETS},
+                             raise_with="raise it with `medmo infer --{flag} N`"))
+
+
+BUDGETS = ("max_image_pixels", "max_request_pixels", "max_volume_voxels", "max_decompressed_bytes")
 
 
 def task_prompt(task: str, prompt: str | None = None, target: str | None = None) -> str:
@@ -131,21 +153,11 @@ def interpret(task: str, answer: str, image_size: tuple[int, int], target: str |
     return out
 
 
-def parse_window(text: str | None):
-    """CLI window: a preset name or "centre,width" -> what open_image takes."""
-    if text is None or "," not in text:
-        return text
-    try:
-        centre, width = (float(v) for v in text.split(","))
-    except ValueError as e:
-        raise ValueError(f"--window must be a preset name or 'centre,width' (e.g. -600,1500), got {text!r}") from e
-    return centre, width
-
-
 def load_input(cfg: InferConfig) -> Image.Image:
     from medmo.imaging import open_image
 
-    return open_image(cfg.image, window=parse_window(cfg.window), slice_index=cfg.slice_index, frame=cfg.frame)
+    return open_image(cfg.image, window=cfg.window, slice_index=cfg.slice_index, frame=cfg.frame,
+                      budget=cfg.budget())
 
 
 def infer(cfg: InferConfig, backend=None) -> dict:

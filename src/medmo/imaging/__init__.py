@@ -6,12 +6,15 @@
     im = open_image("brain.nii.gz", montage=9)                # 3x3 grid of axial slices
     im = open_image("ct_series/", slice_index=40)             # one slice of a DICOM series folder
     im = fit_pixels(im, 768 * 768)                            # stage-1 resolution budget
+    im = open_image(upload, budget=Budget(Limits()))          # untrusted: sizes checked on headers first
 
-- `core.py`    format sniffing (path, bytes or file object), 8/16-bit rasters, windowing,
-               resolution budgets.
+- `core.py`    format sniffing (path, bytes or file object), 8/16-bit rasters, windowing
+               (`parse_window`, the one window parser), resolution budgets.
+- `limits.py`  per-request budgets (pixels per image and per request, volume voxels,
+               inflated bytes) checked before any large allocation; `OverBudget`.
 - `dicom.py`   rescale slope/intercept, window from tags or a named preset, MONOCHROME1,
                palette and YBR colour, multi-frame, compressed syntaxes (pylibjpeg), and
-               `deidentify` / `PATIENT_TAGS`.
+               `deidentify` / `PATIENT_TAGS`; `quiet_pydicom` keeps tag values out of logs.
 - `nifti.py`   plane and slice choice in the canonical (RAS+) orientation, 4-D volumes,
                montages.
 - `series.py`  a folder with one DICOM series: slices in anatomical order, slice or montage.
@@ -20,8 +23,10 @@ Every medical format ends as an 8-bit RGB image because that is what Qwen3-VL's
 processor consumes; where the source has more dynamic range (CT Hounsfield units, 16-bit
 radiographs), the window decides what the model sees.
 """
-from medmo.imaging.core import FORMATS, WINDOW_PRESETS, budget_size, fit_pixels, open_image, window_to_uint8
+from medmo.imaging.core import (FORMATS, WINDOW_PRESETS, Decoded, budget_size, decode, fit_pixels, open_image,
+                                parse_window, window_to_uint8)
 from medmo.imaging.dicom import PATIENT_TAGS, deidentify, dicom_info
+from medmo.imaging.limits import Budget, Limits, OverBudget
 
-__all__ = ["FORMATS", "PATIENT_TAGS", "WINDOW_PRESETS", "budget_size", "deidentify", "dicom_info",
-           "fit_pixels", "open_image", "window_to_uint8"]
+__all__ = ["FORMATS", "PATIENT_TAGS", "WINDOW_PRESETS", "Budget", "Decoded", "Limits", "OverBudget", "budget_size",
+           "decode", "deidentify", "dicom_info", "fit_pixels", "open_image", "parse_window", "window_to_uint8"]

@@ -8,19 +8,26 @@ the file name second, so a DICOM saved as `.bin` or a PNG named `.dcm` still ope
 16-bit greyscale rasters (PNG/TIFF) are scaled by their own min..max unless a window is
 given: a 12-bit detector stored in 16 bits would otherwise render almost black, which is
 what a plain `Image.convert("RGB")` does.
+
+Untrusted input: with a `Budget` (limits.py) every size is checked on the header before
+pixels are decoded, and every failure, whatever the decoder raised, surfaces as one
+one-line ValueError naming the file (FileNotFoundError for a missing path). Windows go
+through one parser, `parse_window`, which the CLI and the HTTP API share.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import math
+import re
 import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from medmo.imaging.limits import GZIP_MAGIC, Budget, OverBudget, inflate
 from medmo.registry import unknown_name_message
 
 Source = Union[str, Path, bytes, bytearray, BinaryIO]
@@ -42,43 +49,86 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 }
 
 
+@dataclass
+class Decoded:
+    """What `decode` returns: the image and where it came from."""
+
+    image: Image.Image  # RGB, what the model sees
+    format: str  # "raster" | "dicom" | "nifti" | "series"
+    info: dict = field(default_factory=dict)  # de-identified DICOM metadata (dicom_info); {} otherwise
+
+
 def open_image(src: Source, *, window: Window = None, slice_index: int | None = None, plane: str = "axial",
-               frame: int | None = None, montage: int | None = None) -> Image.Image:
+               frame: int | None = None, montage: int | None = None, budget: Budget | None = None) -> Image.Image:
     """Any supported image -> RGB PIL.
 
-    window: a preset name (WINDOW_PRESETS), (centre, width), or None for the file's own
-        window (DICOM tags) or else its intensity range. Greyscale only: colour images
-        (RGB PNG/JPEG, colour DICOM) are returned as they are.
+    window: a preset name (WINDOW_PRESETS), (centre, width), "centre,width", or None for
+        the file's own window (DICOM tags) or else its intensity range. Greyscale only:
+        colour images (RGB PNG/JPEG, colour DICOM) are returned as they are.
     slice_index, plane ("axial" | "coronal" | "sagittal"), montage (N slices in a grid):
         NIfTI volumes and DICOM series folders (acquisition plane only); default the
         middle slice.
     frame: multi-frame DICOM / multi-page TIFF frame, or the volume of a 4-D NIfTI;
         default the middle DICOM frame, the first page or volume.
-    Raises FileNotFoundError for a missing path and ValueError naming the file and the
-    expected formats for anything unreadable.
+    budget: limits.Budget checked on the headers before anything large is decoded
+        (None: no limits); `OverBudget` (a ValueError) names the budget exceeded.
+    Raises FileNotFoundError for a missing path and a one-line ValueError naming the file
+    and the expected formats for anything unreadable.
     """
-    win = resolve_window(window)
+    return decode(src, window=window, slice_index=slice_index, plane=plane, frame=frame, montage=montage,
+                  budget=budget).image
+
+
+def decode(src: Source, *, window: Window = None, slice_index: int | None = None, plane: str = "axial",
+           frame: int | None = None, montage: int | None = None, budget: Budget | None = None) -> Decoded:
+    """`open_image` that also says the format and, for DICOM, the de-identified metadata."""
+    win = parse_window(window)
     if isinstance(src, (str, Path)) and Path(src).is_dir():
+        name, kind, data = str(src), "series", b""
+    else:
+        name, data = _read_source(src)
+        kind = sniff(data, name)
+    try:
+        out = _decode(src, name, data, kind, win, slice_index, plane, frame, montage, budget)
+        if budget is not None:  # every path checked its header first; this catches a header that lied
+            budget.image(*out.image.size, name, charge=False)
+        return out
+    except (OverBudget, FileNotFoundError, MemoryError):
+        raise
+    except ValueError as e:  # ours name the file; a library's (numpy, nibabel) does not
+        msg = one_line(str(e))
+        if msg == str(e) and msg.startswith(name):
+            raise
+        raise ValueError(msg if msg.startswith(name) else f"{name}: cannot be read as {kind} ({msg}); "
+                                                          f"expected {FORMATS}") from e
+    except Exception as e:  # decoder errors come in many types (OSError, struct.error, zlib.error, ...)
+        raise ValueError(one_line(f"{name}: cannot be read as {kind} ({type(e).__name__}: {e}); "
+                                  f"expected {FORMATS}")) from e
+
+
+def _decode(src, name: str, data: bytes, kind: str, win, slice_index, plane, frame, montage,
+            budget: Budget | None) -> Decoded:
+    if kind == "series":
         from medmo.imaging.series import open_series
 
-        return open_series(Path(src), window=win, slice_index=slice_index, montage=montage)
-    name, data = _read_source(src)
-    kind = sniff(data, name)
-    try:
-        if kind == "dicom":
-            from medmo.imaging.dicom import open_dicom
+        return Decoded(open_series(Path(src), window=win, slice_index=slice_index, montage=montage, budget=budget),
+                       kind)
+    if kind == "dicom":
+        from medmo.imaging.dicom import decode_dicom
 
-            return open_dicom(data, name, window=win, frame=frame)
-        if kind == "nifti":
-            from medmo.imaging.nifti import open_nifti
+        image, info = decode_dicom(data, name, window=win, frame=frame, budget=budget)
+        return Decoded(image, kind, info)
+    if kind == "nifti":
+        from medmo.imaging.nifti import open_nifti
 
-            return open_nifti(data, name, window=win, slice_index=slice_index, plane=plane, frame=frame,
-                              montage=montage)
-        return _open_raster(data, name, win, frame)
-    except (ValueError, FileNotFoundError):
-        raise
-    except Exception as e:  # decoder errors come in many types (OSError, struct.error, RuntimeError, ...)
-        raise ValueError(f"{name}: cannot be read as {kind} ({type(e).__name__}: {e}); expected {FORMATS}") from e
+        return Decoded(open_nifti(data, name, window=win, slice_index=slice_index, plane=plane, frame=frame,
+                                  montage=montage, budget=budget), kind)
+    return Decoded(_open_raster(data, name, win, frame, budget), kind)
+
+
+def one_line(text: str) -> str:
+    """Decoder messages may span lines; a CLI error and a log line should not."""
+    return " ".join(text.split())
 
 
 def _read_source(src: Source) -> tuple[str, bytes]:
@@ -88,22 +138,28 @@ def _read_source(src: Source) -> tuple[str, bytes]:
         p = Path(src)
         if not p.is_file():
             raise FileNotFoundError(f"image {p} does not exist (expected a file in {FORMATS})")
-        return str(p), p.read_bytes()
+        try:
+            return str(p), p.read_bytes()
+        except OSError as e:  # permissions, a FIFO, an I/O error
+            raise ValueError(f"{p}: cannot be read ({type(e).__name__}: {e.strerror or e})") from None
     if hasattr(src, "read"):
         return str(getattr(src, "name", "<stream>")), src.read()
     raise ValueError(f"open_image takes a path, bytes or a binary file object, not {type(src).__name__}")
 
 
 def sniff(data: bytes, name: str = "") -> str:
-    """'dicom' | 'nifti' | 'raster' from the first bytes, the file name breaking ties."""
+    """'dicom' | 'nifti' | 'raster' from the first bytes, the file name breaking ties.
+
+    Never raises anything but ValueError: gzip data that does not inflate (the only
+    compressed format read is .nii.gz) is refused here, naming the file."""
     if data[128:132] == b"DICM":
         return "dicom"
     head = data[:4]
-    if data[:2] == b"\x1f\x8b":
+    if data[:2] == GZIP_MAGIC:
         try:
-            head = gzip.GzipFile(fileobj=io.BytesIO(data)).read(4)
-        except (OSError, EOFError):
-            head = b""
+            head = inflate(data, 4, wbits=31, what=name or "<bytes>")
+        except ValueError as e:  # the only compressed format read is .nii.gz
+            raise ValueError(f"{e}; expected {FORMATS}") from None
     if len(head) == 4 and (struct.unpack("<i", head)[0] in (348, 540) or struct.unpack(">i", head)[0] in (348, 540)):
         return "nifti"
     low = name.lower()
@@ -114,73 +170,122 @@ def sniff(data: bytes, name: str = "") -> str:
     return "raster"
 
 
-def resolve_window(window: Window) -> tuple[float, float] | None:
-    """A preset name or (centre, width) -> (centre, width); None stays None."""
+WINDOW_HELP = "a preset name ({}) or centre,width with finite numbers and width > 0, e.g. -600,1500"
+
+
+def parse_window(window: Window) -> tuple[float, float] | None:
+    """THE window parser (CLI, HTTP API, code): None or "" -> None; a preset name;
+    "centre,width"; (centre, width) or [centre, width]. Both numbers must be finite and
+    the width > 0; anything else is a ValueError that says what to give."""
     if window is None:
         return None
+    given = window
+    what = f"window must be {WINDOW_HELP.format(', '.join(WINDOW_PRESETS))}, got {given!r}"
     if isinstance(window, str):
-        key = window.strip().lower().replace("-", "_").replace(" ", "_")
-        if key not in WINDOW_PRESETS:
-            raise ValueError(unknown_name_message("window preset", window, WINDOW_PRESETS)
-                             + "; or give (centre, width)")
-        return WINDOW_PRESETS[key]
-    if isinstance(window, (tuple, list)) and len(window) == 2:
+        text = window.strip()
+        if not text:
+            return None
+        if "," not in text:
+            key = text.lower().replace("-", "_").replace(" ", "_")
+            if key not in WINDOW_PRESETS:
+                raise ValueError(unknown_name_message("window preset", text, WINDOW_PRESETS)
+                                 + "; or give centre,width")
+            return WINDOW_PRESETS[key]
+        window = text.split(",")
+    if not isinstance(window, (tuple, list)) or len(window) != 2 or any(isinstance(v, bool) for v in window):
+        raise ValueError(what)
+    try:
         c, w = float(window[0]), float(window[1])
-        if not w > 0:
-            raise ValueError(f"window width must be > 0, got {w}")
-        return c, w
-    raise ValueError(f"window must be a preset name ({', '.join(WINDOW_PRESETS)}) or (centre, width), got {window!r}")
+    except (TypeError, ValueError):
+        raise ValueError(what) from None
+    if not (math.isfinite(c) and math.isfinite(w)):
+        raise ValueError(f"window centre and width must be finite numbers, got {given!r}")
+    if not w > 0:
+        raise ValueError(f"window width must be > 0, got {given!r}")
+    return c, w
 
 
 def window_to_uint8(arr: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
-    """Linear window (centre, width) -> uint8; None -> the array's own min..max."""
-    a = np.asarray(arr, dtype=np.float32)
+    """Linear window (centre, width) -> uint8; None -> the array's own finite min..max.
+    Works on one float32 copy in place (a 40 MP frame costs 160 MB here, not 4x that)."""
+    a = np.array(arr, dtype=np.float32)
     if window is None:
-        finite = a[np.isfinite(a)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        ok = np.isfinite(a)
+        if not ok.any():
+            lo, hi = 0.0, 1.0
+        else:
+            lo, hi = float(a.min(where=ok, initial=np.inf)), float(a.max(where=ok, initial=-np.inf))
+        del ok
     else:
         lo, hi = window[0] - window[1] / 2, window[0] + window[1] / 2
     if hi <= lo:
         return np.zeros(a.shape, dtype=np.uint8)
-    out = (np.nan_to_num(a, nan=lo) - lo) * (255.0 / (hi - lo))
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    np.nan_to_num(a, copy=False, nan=lo)
+    a -= lo
+    a *= 255.0 / (hi - lo)
+    a += 0.5
+    np.clip(a, 0, 255, out=a)
+    return a.astype(np.uint8)
 
 
 def gray_to_rgb(arr8: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr8), mode="L").convert("RGB")
 
 
-def _open_raster(data: bytes, name: str, window: tuple[float, float] | None, frame: int | None) -> Image.Image:
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _open_raster(data: bytes, name: str, window: tuple[float, float] | None, frame: int | None,
+                 budget: Budget | None = None) -> Image.Image:
     try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
+        im = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as e:  # Pillow's own cap (2x Image.MAX_IMAGE_PIXELS)
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        if budget is not None and pixels:
+            budget.check("max_image_pixels", int(pixels.group(1)), name, f"an image of {pixels.group(1)} pixels")
+        raise ValueError(f"{name}: {e}") from None
     except (UnidentifiedImageError, OSError) as e:
-        if name.lower().endswith((".tif", ".tiff")):
-            return _open_tifffile(data, name, window, frame)
-        raise ValueError(f"{name}: not a readable image ({e}); expected {FORMATS}") from e
+        if name.lower().endswith((".tif", ".tiff")) or data[:4] in TIFF_MAGIC:
+            return _open_tifffile(data, name, window, frame, budget)
+        why = "not a format Pillow knows" if isinstance(e, UnidentifiedImageError) else e
+        raise ValueError(f"{name}: not a readable image ({why}); expected {FORMATS}") from e
+    if budget is not None:
+        budget.image(im.width, im.height, name)  # before any pixel is decoded
     if frame is not None:
         n = getattr(im, "n_frames", 1)
         if not 0 <= frame < n:
             raise ValueError(f"{name}: frame {frame} out of range; it has {n} frame(s)")
         im.seek(frame)
-    im = ImageOps.exif_transpose(im)
+    try:
+        im.load()
+    except OSError as e:
+        if name.lower().endswith((".tif", ".tiff")) or data[:4] in TIFF_MAGIC:
+            return _open_tifffile(data, name, window, frame, budget, charged=budget is not None)
+        raise ValueError(f"{name}: not a readable image ({e}); expected {FORMATS}") from e
+    ImageOps.exif_transpose(im, in_place=True)  # not a copy of a 40 MP image (nor convert's, below)
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return gray_to_rgb(window_to_uint8(np.asarray(im), window))
     if window is not None and im.mode == "L":
         return gray_to_rgb(window_to_uint8(np.asarray(im), window))
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def _open_tifffile(data: bytes, name: str, window, frame) -> Image.Image:
+def _open_tifffile(data: bytes, name: str, window, frame, budget: Budget | None = None,
+                   charged: bool = False) -> Image.Image:
     """TIFFs Pillow cannot decode (16-bit multi-channel, some compressions)."""
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(data)) as tf:
         n = len(tf.pages)
+        if not n:
+            raise ValueError(f"{name}: a TIFF without a readable page; expected {FORMATS}")
         idx = 0 if frame is None else frame
         if not 0 <= idx < n:
             raise ValueError(f"{name}: frame {frame} out of range; it has {n} page(s)")
-        arr = tf.pages[idx].asarray()
+        page = tf.pages[idx]
+        if budget is not None:
+            budget.image(page.imagewidth, page.imagelength, name, charge=not charged)
+        arr = page.asarray()
     if arr.ndim == 2:
         return gray_to_rgb(window_to_uint8(arr, window))
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):

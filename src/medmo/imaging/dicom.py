@@ -18,18 +18,36 @@ syntax without a decoder, fail with a message naming the plugin to install.
 
 `deidentify` runs on every dataset `open_image` reads, before anything else touches it,
 so patient tags never reach records, logs or API responses. It removes PATIENT_TAGS at
-every nesting level plus all private tags. It keeps PatientSex and PatientAge (clinical
-variables MedMO prompts may use) and does not touch burned-in text in the pixels.
+every nesting level plus all private tags, without decoding their values. It keeps
+PatientSex and PatientAge (clinical variables MedMO prompts may use) and does not touch
+burned-in text in the pixels.
+
+Logs: pydicom's validation warnings quote the offending value, so a patient tag that
+breaks its VR (a UID holding an MRN) would be echoed into the serve log, infer's stderr
+or the convert log. `quiet_pydicom` (run wherever medmo reads DICOM) turns reading
+validation off, drops pydicom's Python warnings and scrubs quoted values from whatever
+pydicom still logs; error messages are scrubbed the same way and the file's own patient
+values are redacted from them.
+
+Budgets (limits.py): a deflated file's inflated size is counted in 1 MB pieces before
+pydicom inflates it; Rows x Columns (one frame) and x NumberOfFrames are checked before
+any pixel data is decoded.
 """
 from __future__ import annotations
 
 import io
 import logging
+import math
+import re
+import struct
+import threading
+import warnings
 
 import numpy as np
 from PIL import Image
 
-from medmo.imaging.core import FORMATS, gray_to_rgb, window_to_uint8
+from medmo.imaging.core import FORMATS, gray_to_rgb, one_line, window_to_uint8
+from medmo.imaging.limits import Budget, OverBudget, inflated_size
 
 log = logging.getLogger(__name__)
 
@@ -68,37 +86,125 @@ INFO_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Rows"
              "SliceThickness", "ViewPosition", "Manufacturer")
 
 
+# ------------------------------------------------------------------------- no values in logs
+_QUOTED = re.compile(r"""b?'[^']*'|b?"[^"]*\"""")
+_PYDICOM_MODULES = r"pydicom(\.|$)"
+_quiet_lock = threading.Lock()
+
+
+def scrub(text: str) -> str:
+    """Quoted values out of a pydicom message ("Invalid value for VR UI: 'MRN123'" -> ...: '…')."""
+    return _QUOTED.sub("'…'", text)
+
+
+class _ScrubValues(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub(record.getMessage()), None
+        return True
+
+
+def quiet_pydicom() -> None:
+    """Keep DICOM values out of every log (idempotent, cheap; process-wide, as pydicom's
+    settings are): reading validation off, pydicom's warnings ignored (it also logs each
+    one, scrubbed here), quoted values scrubbed from the "pydicom" loggers' records."""
+    from pydicom import config
+
+    import pydicom.pixels  # noqa: F401 - creates the pydicom.pixels.* loggers scrubbed below
+
+    config.settings.reading_validation_mode = config.IGNORE
+    with _quiet_lock:
+        first = warnings.filters[0] if warnings.filters else None
+        if not (first and first[0] == "ignore" and first[3] is not None and first[3].pattern == _PYDICOM_MODULES):
+            warnings.filterwarnings("ignore", module=_PYDICOM_MODULES)  # re-inserted first if others came since
+        names = ["pydicom"] + [n for n in logging.root.manager.loggerDict if n.startswith("pydicom.")]
+        for name in names:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _ScrubValues) for f in logger.filters):
+                logger.addFilter(_ScrubValues())
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, "[redacted]")
+    return text
+
+
+# ------------------------------------------------------------------------- de-identification
+def _tags(dataset):
+    """(tag, keyword, VR) of each element, without decoding any value (a raw element stays raw)."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag
+
+    for tag in list(dataset.keys()):
+        vr = getattr(dataset.get_item(tag), "VR", None)
+        if vr is None:  # implicit VR: the dictionary's
+            try:
+                vr = dictionary_VR(tag)
+            except KeyError:
+                vr = "UN"
+        yield tag, keyword_for_tag(tag), str(vr)
+
+
 def deidentify(ds):
-    """Remove PATIENT_TAGS (at every sequence depth, and in file meta) and private tags; returns `ds`."""
+    """Remove PATIENT_TAGS (at every sequence depth, and in file meta) and private tags; returns `ds`.
+    Values are never decoded, so a malformed one can neither fail this nor reach a log."""
+    quiet_pydicom()
     drop = set(PATIENT_TAGS)
 
     def strip(dataset) -> None:
-        for elem in list(dataset):
-            if elem.keyword in drop:
-                del dataset[elem.tag]
-            elif elem.VR == "SQ":
-                for item in elem.value:
+        for tag, keyword, vr in _tags(dataset):
+            if keyword in drop or tag.is_private:
+                del dataset[tag]
+            elif vr == "SQ":
+                for item in dataset[tag].value:
                     strip(item)
 
     strip(ds)
-    ds.remove_private_tags()
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "MediaStorageSOPInstanceUID" in meta:
         del meta.MediaStorageSOPInstanceUID
     return ds
 
 
+def patient_values(ds) -> list[str]:
+    """The text of every patient tag (any depth), longest first: what a message must not contain."""
+    values: set[str] = set()
+
+    def visit(dataset) -> None:
+        for tag, keyword, vr in _tags(dataset):
+            if vr == "SQ":
+                try:
+                    for item in dataset[tag].value:
+                        visit(item)
+                except Exception:  # noqa: BLE001 - an unreadable sequence holds nothing we could print
+                    pass
+            elif keyword in PATIENT_TAGS:
+                raw = dataset.get_item(tag).value
+                text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+                for part in [text, *re.split(r"[\\^=]", text)]:
+                    part = part.strip(" \x00")
+                    if len(part) >= 3:
+                        values.update({part, part.replace("^", " ")})
+
+    visit(ds)
+    if getattr(ds, "file_meta", None) is not None:
+        visit(ds.file_meta)
+    return sorted(values, key=len, reverse=True)
+
+
 def dicom_info(ds) -> dict:
-    """INFO_TAGS present in `ds` as plain JSON values (never a patient tag)."""
+    """INFO_TAGS present in `ds` as plain JSON values (never a patient tag); a malformed one is left out."""
     out = {}
     for key in INFO_TAGS:
-        v = ds.get(key)
-        if v is None or v == "":
+        try:
+            v = ds.get(key)
+            if v is None or v == "":
+                continue
+            if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+                out[key] = [_plain(x) for x in v]
+            else:
+                out[key] = _plain(v)
+        except (ValueError, TypeError, OverflowError):
             continue
-        if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
-            out[key] = [_plain(x) for x in v]
-        else:
-            out[key] = _plain(v)
     return out
 
 
@@ -111,27 +217,93 @@ def _plain(v):
     return str(v)
 
 
-def read_dicom(data: bytes, name: str):
-    """Parse and de-identify; ValueError naming the file if it is not DICOM."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+# ------------------------------------------------------------------------- reading
+DEFLATED = "1.2.840.10008.1.2.1.99"
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
+
+def transfer_syntax(data: bytes) -> tuple[str | None, int]:
+    """(TransferSyntaxUID, offset where the dataset starts) from a Part-10 file's meta group,
+    read by hand so nothing is inflated; (None, 0) without a meta group."""
+    if data[128:132] != b"DICM":
+        return None, 0
+    pos, syntax = 132, None
+    while pos + 8 <= len(data):
+        group, element = struct.unpack_from("<HH", data, pos)
+        if group != 2:
+            break
+        vr = bytes(data[pos + 4:pos + 6])
+        if vr in _LONG_VRS:
+            if pos + 12 > len(data):
+                break
+            length, head = struct.unpack_from("<I", data, pos + 8)[0], 12
+        else:
+            length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
+        if element == 0x0010:
+            syntax = bytes(data[pos + head:pos + head + length]).rstrip(b"\x00 ").decode("ascii", "replace")
+        pos += head + length
+    return syntax, pos
+
+
+def load_dicom(data: bytes, name: str, budget: Budget | None = None, *, stop_before_pixels: bool = False):
+    """Parse (NOT yet de-identified: see read_dicom); a deflated file's inflated size is
+    checked against the budget first. ValueError naming the file if it is not DICOM."""
+    import pydicom
+
+    quiet_pydicom()
+    syntax, start = transfer_syntax(data)
+    if syntax == DEFLATED and budget is not None and budget.limits.max_decompressed_bytes is not None:
+        limit = budget.limits.max_decompressed_bytes
+        size = inflated_size(memoryview(data)[start:], limit, wbits=-15, what=name)
+        budget.inflate(size, name, "a deflated DICOM", counted=True)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{name}: not a readable DICOM file ({e}); expected {FORMATS}") from e
-    return deidentify(ds)
+        return pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM", stop_before_pixels=stop_before_pixels)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pydicom raises many types for a broken file
+        raise ValueError(f"{name}: not a readable DICOM file ({type(e).__name__}: {one_line(scrub(str(e)))}); "
+                         f"expected {FORMATS}") from None
+
+
+def read_dicom(data: bytes, name: str, budget: Budget | None = None):
+    """Parse and de-identify; ValueError naming the file if it is not DICOM."""
+    return deidentify(load_dicom(data, name, budget))
 
 
 def open_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = None,
-               frame: int | None = None) -> Image.Image:
+               frame: int | None = None, budget: Budget | None = None) -> Image.Image:
+    return decode_dicom(data, name, window=window, frame=frame, budget=budget)[0]
+
+
+def decode_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = None, frame: int | None = None,
+                 budget: Budget | None = None) -> tuple[Image.Image, dict]:
+    """(RGB image, de-identified dicom_info). Every error is a one-line ValueError with quoted
+    values scrubbed and the file's patient values redacted (OverBudget passes as it is)."""
+    ds = load_dicom(data, name, budget)
+    secrets: list[str] = []
+    try:
+        secrets = patient_values(ds)
+        deidentify(ds)
+        return _render(ds, name, window, frame, budget), dicom_info(ds)
+    except (OverBudget, MemoryError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pydicom and its plugins raise many types
+        text = str(e) if isinstance(e, ValueError) else f"{name}: cannot be read as dicom ({type(e).__name__}: {e})"
+        raise ValueError(redact(one_line(scrub(text)), secrets)) from None
+
+
+def _render(ds, name: str, window, frame, budget: Budget | None) -> Image.Image:
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
 
-    ds = read_dicom(data, name)
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ValueError(f"{name}: DICOM has no pixel data (Modality {ds.get('Modality', '?')}, e.g. a report or "
                          "RT plan); expected an image object such as CT, MR, CR/DX or US")
     n = int(ds.get("NumberOfFrames") or 1)
+    if budget is not None:
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        if n > 1:
+            budget.volume((cols, rows, n), name, "multi-frame DICOM")
+        budget.image(cols, rows, name)  # the one frame decoded
     idx = n // 2 if frame is None else frame
     if not 0 <= idx < n:
         raise ValueError(f"{name}: frame {frame} out of range; it has {n} frame(s)")
@@ -188,9 +360,9 @@ def _tag_window(c, w) -> tuple[float, float] | None:
     try:
         c, w = float(c), float(w)
     except (TypeError, ValueError):
-        log.warning("ignoring a malformed DICOM window (%r, %r)", c, w)
+        log.warning("ignoring a malformed DICOM window (WindowCenter/WindowWidth)")
         return None
-    return (c, w) if w > 0 else None
+    return (c, w) if w > 0 and math.isfinite(c) and math.isfinite(w) else None
 
 
 def _scale_color(arr: np.ndarray, bits: int) -> np.ndarray:

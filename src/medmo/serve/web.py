@@ -44,7 +44,7 @@ async def preview(body: ImageBody, request: Request):
     window = parse_window(body.window)
 
     def work():  # base64, image and PNG coding off the event loop
-        img = decode_image(image_bytes(body.image), max_pixels=cfg.max_image_pixels, window=window,
+        img = decode_image(image_bytes(body.image), budget=cfg.image_budget(), window=window,
                            slice_index=body.slice_index, frame=body.frame)
         return img, _png_data_url(img.image)
 

@@ -135,3 +135,15 @@ def test_stage3_and_stage4_mixtures_cover_the_papers_tasks():
     assert {"vqa", "caption", "report", "retrieval", "grounding", "mcq"} <= tasks["stage3"]
     assert {"grounding", "vqa", "mcq", "report", "retrieval"} <= tasks["stage4"]
     assert "caption" not in tasks["stage4"]  # nothing a reward cannot verify
+
+
+# Releases whose every labelled item is a benchmark's test set: no training mixture may name them.
+TEST_ONLY_SOURCES = {"nih_chestxray14": "the 984 boxes of BBox_List_2017.csv are the NIH grounding benchmark"}
+
+
+@pytest.mark.parametrize("mix", sorted((RECIPES / "data").glob("stage*_mix.yaml")), ids=lambda p: p.name)
+def test_no_training_mixture_names_a_benchmark_only_release(mix):
+    from medmo.data.mixture import MixtureConfig
+
+    names = {s.converter for s in load_config(MixtureConfig, mix).sources}
+    assert not names & set(TEST_ONLY_SOURCES), {n: TEST_ONLY_SOURCES[n] for n in names & set(TEST_ONLY_SOURCES)}

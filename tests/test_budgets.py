@@ -449,3 +449,26 @@ if __name__ == "__main__":  # python tests/test_budgets.py build-bombs DIR; ... 
         serve_probe(*sys.argv[2:4])
     else:
         sys.exit("usage: test_budgets.py build-bombs DIR | serve-probe MODEL DIR")
+
+
+def test_header_size_reads_sizes_without_inflating_a_bomb_or_leaking_tags(tmp_path, caplog):
+    """Converters and `medmo data stats` read DICOM sizes of many files through one header reader."""
+    from medmo.data.stats import image_size
+    from medmo.imaging.dicom import header_size
+
+    plain = tmp_path / "plain.dcm"
+    plain.write_bytes(multiframe_dicom(24, 40, 1))
+    assert header_size(plain) == (40, 24) and image_size(plain) == (40, 24)
+    small = tmp_path / "small_deflated.dcm"
+    small.write_bytes(deflated_dicom(1 << 16, rows=12, cols=20))
+    assert header_size(small) == (20, 12)  # a deflated file within the budget is read
+    bomb = tmp_path / "bomb.dcm"
+    bomb.write_bytes(deflated_dicom(400 << 20))
+    with pytest.raises(ValueError, match="max_decompressed_bytes"):
+        header_size(bomb)
+    assert image_size(bomb) is None  # stats counts it as unreadable
+    phi = tmp_path / "phi.dcm"
+    phi.write_bytes(phi_dicom())
+    with caplog.at_level("DEBUG"):
+        header_size(phi)
+    assert_no_phi(caplog.text)

@@ -108,10 +108,9 @@ def image_size(path: Path) -> tuple[int, int] | None:
             shape = nib.load(str(path)).shape
             return int(shape[0]), int(shape[1])
         if name.endswith((".dcm", ".dicom")):
-            import pydicom
+            from medmo.imaging.dicom import header_size
 
-            ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-            return int(ds.Columns), int(ds.Rows)
+            return header_size(path)
         from PIL import Image
 
         with Image.open(path) as im:

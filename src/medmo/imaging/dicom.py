@@ -42,12 +42,13 @@ import re
 import struct
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from medmo.imaging.core import FORMATS, gray_to_rgb, one_line, window_to_uint8
-from medmo.imaging.limits import Budget, OverBudget, inflated_size
+from medmo.imaging.limits import Budget, Limits, OverBudget, inflated_size
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,32 @@ def load_dicom(data: bytes, name: str, budget: Budget | None = None, *, stop_bef
 def read_dicom(data: bytes, name: str, budget: Budget | None = None):
     """Parse and de-identify; ValueError naming the file if it is not DICOM."""
     return deidentify(load_dicom(data, name, budget))
+
+
+def header_size(path: str | Path, limits: Limits | None = None) -> tuple[int, int]:
+    """(width, height) = (Columns, Rows) of a DICOM file from its header, the pixels never read.
+
+    For converters and statistics over many files: a deflated file (the whole dataset is one
+    zlib stream) is inflated only within `limits.max_decompressed_bytes`, and pydicom's
+    warnings never echo tag values (quiet_pydicom). ValueError naming the file otherwise."""
+    import pydicom
+
+    path = Path(path)
+    quiet_pydicom()
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if transfer_syntax(head)[0] == DEFLATED:
+        ds = load_dicom(path.read_bytes(), path.name, Budget(limits), stop_before_pixels=True)
+    else:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"],
+                                 force=head[128:132] != b"DICM")
+        except Exception as e:  # noqa: BLE001 - pydicom raises many types for a broken file
+            raise ValueError(f"{path.name}: not a readable DICOM header ({type(e).__name__}: "
+                             f"{one_line(scrub(str(e)))})") from None
+    if "Rows" not in ds or "Columns" not in ds:
+        raise ValueError(f"{path.name}: DICOM header without Rows/Columns")
+    return int(ds.Columns), int(ds.Rows)
 
 
 def open_dicom(data: bytes, name: str, *, window: tuple[float, float] | None = None,

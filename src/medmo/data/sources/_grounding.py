@@ -142,11 +142,3 @@ def voc_boxes(path: Path, drops: Drops, default_size: tuple[int, int] | None = N
         drops.add("no_finding", path.name)
         return None
     return wh, sorted(boxes, key=lambda b: b.label or "")
-
-
-def dicom_size(path: Path) -> tuple[int, int]:
-    """(width, height) = (Columns, Rows) from a DICOM header, without reading the pixels."""
-    import pydicom
-
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"])
-    return int(ds.Columns), int(ds.Rows)

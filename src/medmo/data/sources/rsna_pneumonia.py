@@ -33,7 +33,8 @@ from typing import Iterator
 from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
-from medmo.data.sources._grounding import check_box, dicom_size, grounding_record, seeded_split
+from medmo.data.sources._grounding import check_box, grounding_record, seeded_split
+from medmo.imaging.dicom import header_size
 from medmo.model.prompts import GROUND_TARGET
 
 CSV_NAME = "stage_2_train_labels.csv"
@@ -83,7 +84,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             if not dicom.is_file():
                 drops.add("image_missing", str(dicom.relative_to(folder)))
                 continue
-            width, height = dicom_size(dicom)
+            width, height = header_size(dicom)
             kept = [b for xyxy in corners if (b := check_box(xyxy, width, height, drops, pid, label)) is not None]
             if kept:
                 yield grounding_record(

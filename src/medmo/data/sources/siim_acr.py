@@ -35,8 +35,9 @@ import numpy as np
 from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
-from medmo.data.sources._grounding import dicom_size, seeded_split
+from medmo.data.sources._grounding import seeded_split
 from medmo.data.sources.masks import mask_record
+from medmo.imaging.dicom import header_size
 from medmo.model.prompts import GROUND_TARGET
 
 CSV_NAME = "train-rle.csv"
@@ -93,7 +94,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             if dicom is None:
                 drops.add("image_missing", image_id)
                 continue
-            width, height = dicom_size(dicom)
+            width, height = header_size(dicom)
             try:
                 mask = np.logical_or.reduce([decode_rle(e, width, height) for e in regions])
             except ValueError as e:

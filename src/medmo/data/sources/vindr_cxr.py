@@ -41,7 +41,8 @@ from medmo.boxes import Box, iou
 from medmo.data.labels import canonical_label
 from medmo.data.schema import Record
 from medmo.data.sources import Drops, check_utf8, csv_rows, register_source, require_path
-from medmo.data.sources._grounding import check_box, dicom_size, grounding_record
+from medmo.data.sources._grounding import check_box, grounding_record
+from medmo.imaging.dicom import header_size
 from medmo.model.prompts import GROUND_TARGET
 
 SPLITS = ("train", "test")
@@ -103,7 +104,7 @@ def convert(raw: str | Path, drops: Drops, split: str | None = None) -> Iterator
             with drops.guard(f"{csv_path.name} {image_id} {name}"):
                 dicom = raw / part / f"{image_id}.dicom"
                 if image_id not in sizes:
-                    sizes[image_id] = dicom_size(dicom) if dicom.is_file() else None
+                    sizes[image_id] = header_size(dicom) if dicom.is_file() else None
                 if sizes[image_id] is None:
                     drops.add("image_missing", f"{part}/{image_id}.dicom")
                     continue

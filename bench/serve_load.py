@@ -59,21 +59,26 @@ def image_data_url(path: str | None) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
-def start_server(args, batch_size: int, port: int) -> subprocess.Popen:
+def start_server(args, batch_size: int, port: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`python -m medmo serve` on 127.0.0.1:port (`extra`: more serve options; bench/serve_abuse.py)."""
     cmd = [sys.executable, "-m", "medmo", "serve", "--model", args.model, "--host", "127.0.0.1", "--port", str(port),
            "--max-batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
-           "--max-new-tokens", str(args.max_new_tokens)]
+           "--max-new-tokens", str(args.max_new_tokens), *extra]
     if args.max_pixels:
         cmd += ["--max-pixels", str(args.max_pixels)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server's logging
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log
+    return proc
 
 
 def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{proc.stderr.read()[-3000:]}")
+            proc.log.seek(0)
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{proc.log.read()[-3000:]}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return

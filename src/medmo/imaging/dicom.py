@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medmo.imaging.core import FORMATS, gray_to_rgb, one_line, window_to_uint8
+from medmo.imaging.pixels import FORMATS, gray_to_rgb, one_line, window_to_uint8
 from medmo.imaging.limits import Budget, Limits, OverBudget, inflated_size
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from medmo.imaging.core import FORMATS, window_to_uint8
+from medmo.imaging.pixels import FORMATS, window_to_uint8
 from medmo.imaging.limits import GZIP_MAGIC, Budget, inflate
 
 PLANES = {"sagittal": 0, "coronal": 1, "axial": 2}

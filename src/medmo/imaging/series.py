@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medmo.imaging.core import FORMATS
+from medmo.imaging.pixels import FORMATS
 from medmo.imaging.limits import Budget, OverBudget
 
 log = logging.getLogger(__name__)

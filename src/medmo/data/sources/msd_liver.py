@@ -40,7 +40,7 @@ from medmo.data.sources import Drops, register_source, require_path
 from medmo.data.sources._grounding import seeded_split
 from medmo.data.sources._qa import image_folder
 from medmo.data.sources._volumes import volume_records
-from medmo.imaging.core import WINDOW_PRESETS
+from medmo.imaging import WINDOW_PRESETS
 
 TUMOUR = (2,)
 

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from medmo.config import load_config, make_run_dir
-from medmo.data.synthetic import CellStyle
+from medmo.data.synthetic import DEMO_CELLS
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,6 @@ class DemoConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
 
 
-# Cells of 10-25% of the image side: at 64 px a one-pixel error still leaves a high IoU.
-DEMO_CELLS = CellStyle(min_radius=0.1, max_radius=0.25)
 
 
 def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:

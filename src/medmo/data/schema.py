@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from medmo.model.chat import IMAGE_TOKEN
+
 TASKS = ("vqa", "caption", "report", "grounding", "retrieval", "mcq")
-IMAGE_TOKEN = "<image>"
 
 
 @dataclass

@@ -9,7 +9,9 @@ the processor separately, in placeholder order.
 """
 from __future__ import annotations
 
-from medmo.data.schema import IMAGE_TOKEN
+# The placeholder a record's text holds per image (DESIGN.md); defined here, where it is
+# turned into vision tokens, and re-exported by medmo.data.schema.
+IMAGE_TOKEN = "<image>"
 
 
 def to_conversation(messages: list[dict], system: str | None = None) -> list[dict]:

@@ -49,28 +49,24 @@ loopback host, or set a key (and TLS through a proxy) when binding elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request as HTTPRequest
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
-from starlette.exceptions import HTTPException
 
-from medmo.data.schema import IMAGE_TOKEN
 from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
-from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
-                               header_timeout_protocol)
+from medmo.serve.chat import chat_request, completion, prompt_tokens, stream_chat
+from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text,
+                               header_timeout_protocol, until_disconnect)
 from medmo.imaging import Budget
 from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window, request_budget
 
@@ -364,11 +360,10 @@ def prompt_tokens(processor, req) -> int:
     """Tokens the model reads for `req`: the chat-templated text plus each image's placeholder
     tokens at the processor's pixel budget (counted from the image size, no pixels processed)."""
     from medmo.model.chat import to_conversation
-    from medmo.train.packing import image_token_count
+    from medmo.model.tokens import token_count
 
     text = processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True, tokenize=False)
-    n = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-    return n + sum(image_token_count(processor, *im.size) - 1 for im in req.images)
+    return token_count(processor, text, [im.size for im in req.images])
 
 
 def _completion(model: str, texts: list[str], finishes: list[str], usage: dict[str, int]) -> dict:

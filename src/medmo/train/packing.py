@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from medmo.model.tokens import token_count
 from medmo.train.callbacks import COUNTS
 
 logger = logging.getLogger(__name__)
@@ -165,12 +166,6 @@ def encode_example(processor, example: dict) -> dict[str, torch.Tensor]:
     return feat
 
 
-def image_token_count(processor, width: int, height: int) -> int:
-    """Placeholder tokens the processor will insert for an image of this size."""
-    ip = processor.image_processor
-    return ip.get_number_of_image_patches(height, width) // (ip.merge_size ** 2)
-
-
 def sample_length(processor, example: dict, image_sizes: list[tuple[int, int]] | None = None,
                   chat_template: str | None = None) -> int:
     """Exact token length of `encode_example(processor, example)`, without decoding pixels.
@@ -181,8 +176,7 @@ def sample_length(processor, example: dict, image_sizes: list[tuple[int, int]] |
     if image_sizes is None:
         image_sizes = [im.size for im in example_images(example)]
     text = processor.apply_chat_template(conversation(example), chat_template=chat_template, tokenize=False)
-    n = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
-    return n + sum(image_token_count(processor, w, h) - 1 for w, h in image_sizes)
+    return token_count(processor, text, image_sizes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,8 +20,7 @@ N_IMAGES, IMAGE_SIZE, SEED = 128, 64, 1000  # = DemoConfig's n_eval, image_size 
 
 
 def _generate() -> Path:
-    from medmo.data.synthetic import write_cell_set
-    from medmo.demo import DEMO_CELLS
+    from medmo.data.synthetic import DEMO_CELLS, write_cell_set
 
     folder = cache_dir("synthetic_cells", f"s{SEED}_{IMAGE_SIZE}px_{N_IMAGES}")
     if not (folder / "eval_grounding.jsonl").exists():

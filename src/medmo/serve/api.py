@@ -49,24 +49,28 @@ loopback host, or set a key (and TLS through a proxy) when binding elsewhere.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
 import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request as HTTPRequest
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
+from starlette.exceptions import HTTPException
 
+from medmo.data.schema import IMAGE_TOKEN
 from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
-from medmo.serve.chat import chat_request, completion, prompt_tokens, stream_chat
-from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text,
-                               header_timeout_protocol, until_disconnect)
+from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
+                               header_timeout_protocol)
 from medmo.imaging import Budget
 from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window, request_budget
 

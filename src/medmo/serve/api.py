@@ -51,7 +51,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import time
 import uuid
@@ -69,6 +68,7 @@ from starlette.exceptions import HTTPException
 from medmo.data.schema import IMAGE_TOKEN
 from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
+from medmo.serve.bodies import ImageBody
 from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
                                header_timeout_protocol)
 from medmo.imaging import Budget
@@ -142,29 +142,7 @@ def _read_key(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------- request bodies
-MAX_INDEX = 2**31 - 1  # slice and frame indices: larger ones cannot exist (and overflow C integers)
 INT64 = 2**63  # seed: OpenAI's range (torch takes it, and seed + n - 1 still fits)
-
-
-class ImageBody(BaseModel):
-    image: str = Field(description="data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes")
-    window: str | list[FiniteFloat] | None = Field(None, description='DICOM/NIfTI window: preset name or [centre, width]')
-    slice_index: int | None = Field(None, ge=0, le=MAX_INDEX, description="NIfTI slice (default: middle)")
-    frame: int | None = Field(None, ge=0, le=MAX_INDEX, description="multi-frame DICOM frame / 4-D NIfTI volume")
-    max_new_tokens: int | None = Field(None, ge=1, description="at most the server's max_request_tokens")
-
-    @field_validator("window")
-    @classmethod
-    def _finite_window(cls, value):
-        """'centre,width' must hold finite numbers, as [centre, width] does (FiniteFloat)."""
-        if isinstance(value, str) and "," in value:
-            try:
-                numbers = [float(v) for v in value.split(",")]
-            except ValueError:
-                return value  # parse_window names the problem
-            if not all(math.isfinite(v) for v in numbers):
-                raise ValueError(f"window values must be finite numbers, got {value!r}")
-        return value
 
 
 class GroundBody(ImageBody):

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from medmo.imaging import WINDOW_PRESETS
-from medmo.serve.api import ImageBody
+from medmo.serve.bodies import ImageBody
 from medmo.serve.inputs import decode_image, image_bytes, parse_window
 
 router = APIRouter()

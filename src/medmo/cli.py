@@ -232,6 +232,33 @@ def _cmd_score(args) -> int:
     return 0
 
 
+def version() -> str:
+    """"medmo 0.1.0", plus the git sha when run from a checkout (what run folders record too)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    from medmo import __version__
+    from medmo.config import git_sha
+
+    try:
+        number = dist_version("medmo")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = __version__
+    sha = git_sha()
+    return f"medmo {number}" + (f" (git {sha})" if sha else "")
+
+
+class _Version(argparse.Action):
+    """--version, computed only when asked (git is not run for every command)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version (and git sha in a checkout) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from medmo.model.families import check_box_format
 
@@ -239,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("tiny", help="build a tiny checkpoint offline (Qwen3-VL, or another family with --arch)")

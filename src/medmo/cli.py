@@ -227,7 +227,7 @@ def _cmd_score(args) -> int:
 
     judge = JudgeConfig(model=args.judge_model, base_url=args.judge_base_url)
     print(score_predictions(args.predictions, args.out, box_format=args.box_format, mode=args.mode,
-                            protocol=args.grounding_protocol, benchmark=args.benchmark, judge=judge,
+                            grounding_protocol=args.grounding_protocol, benchmark=args.benchmark, judge=judge,
                             plots=not args.no_plots))
     return 0
 
@@ -461,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--box-format", default="grid", type=check_box_format,
                    help="coordinates in responses: grid (0-1000), pixels (of the original image) or "
                         "resized:FACTOR:MIN:MAX (of a Qwen2.5-VL-style processor's resized input, e.g. resized:28:3136:12845056)")
-    p.add_argument("--grounding-protocol", default="set", choices=("set", "medsg"),
-                   help="set IoU over all boxes (default) or MedSG-Bench's first-box rule (its published tables)")
+    p.add_argument("--grounding-protocol", default=None, choices=("set", "medsg"),
+                   help="set IoU over all boxes or MedSG-Bench's first-box rule (its published tables); default: "
+                        "set, or with --mode medevalkit the --benchmark's published rule")
     p.add_argument("--mode", default="strict", choices=("strict", "medevalkit"), help="answer scoring rules")
     p.add_argument("--benchmark", default=None, help="score with this registered benchmark's rules instead of by task")
     p.add_argument("--judge-model", default=None, help="LLM judge model for open answers (off unless given)")

@@ -40,11 +40,11 @@ from __future__ import annotations
 from typing import Any
 
 from medmo.boxes import Box, iou, matches_at, parse_boxes, set_iou
+from medmo.eval.options import GROUNDING_PROTOCOLS as PROTOCOLS
 from medmo.eval.scoring import strip_think
 from medmo.model.families import pixel_space
 
 THRESHOLDS = (0.3, 0.5, 0.7)
-PROTOCOLS = ("set", "medsg")
 
 
 def gt_boxes(answer: dict[str, Any]) -> tuple[list[Box], float, float]:

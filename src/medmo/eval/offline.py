@@ -6,9 +6,10 @@
 `merge` re-aggregates from the shards' samples.jsonl (never averages averages), so the
 merged numbers equal a single run over all items. `score_predictions` reads unified
 records that carry the model's raw answer in "response" (e.g. outputs saved by another
-harness) and scores them by task, or with a registered benchmark's rules (`--benchmark`);
-the MedSG-Bench protocol (`--grounding-protocol medsg`) reproduces that benchmark's
-published aggregates. Malformed lines and missing responses are counted, not fatal. With
+harness) and scores them by task, or with a registered benchmark's rules (`--benchmark`),
+with one ScoringOptions (medmo.eval.options) for every row; the MedSG-Bench protocol
+(`--grounding-protocol medsg`, or `--benchmark medsg_* --mode medevalkit`) reproduces that
+benchmark's published aggregates. Malformed lines and missing responses are counted, not fatal. With
 a judge (`--judge-model`, `--judge-base-url`) open answers are judged and the judge's
 coverage is reported as in `medmo eval`. The generation budget of saved predictions is
 unknown: cut answers are not counted here.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
+from medmo.eval.options import ScoringOptions
 from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, score_sample, summarize, unit_protocol
 from medmo.eval.samples import SampleLog, read_record_rows
 from medmo.eval.tasks import aggregate_by_task
@@ -62,19 +64,22 @@ def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:
 
 
 def score_predictions(predictions: str | Path, out: str | Path, *, box_format: str = "grid", mode: str = "strict",
-                      protocol: str = "set", benchmark: str | None = None, judge: JudgeConfig | None = None,
-                      plots: bool = True) -> Path:
-    """Score a file of unified records + "response" (no model); returns the run folder."""
+                      grounding_protocol: str | None = None, benchmark: str | None = None,
+                      judge: JudgeConfig | None = None, plots: bool = True) -> Path:
+    """Score a file of unified records + "response" (no model); returns the run folder.
+
+    `grounding_protocol` None is the mode's (medmo.eval.options): a benchmark's published
+    protocol in medevalkit mode, "set" otherwise."""
+    options = ScoringOptions(mode, box_format, grounding_protocol)
     out = make_run_dir(out)
     rows, duplicates = unique_ids(str(predictions), read_record_rows(predictions, need_response=True))
-    unit = records_unit(Path(predictions).stem, rows, mode=mode, box_format=box_format, protocol=protocol)
+    unit = records_unit(Path(predictions).stem, rows, options=options)
     if benchmark:
         from medmo.eval.benchmarks import get_benchmark
 
         bench = get_benchmark(benchmark)
         unit = Unit(name=benchmark, kind="benchmark", family=bench.family, records=rows, version=bench.version,
-                    score=lambda s, r: bench.score({**s, "box_format": box_format}, r, mode),
-                    aggregate=bench.aggregate,
+                    score=bench.score, aggregate=bench.aggregate, options=options,
                     paper_set="the predictions' prompt layout is unknown" if bench.paper_options else None)
     judge_cfg = judge or JudgeConfig()
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
@@ -85,7 +90,7 @@ def score_predictions(predictions: str | Path, out: str | Path, *, box_format: s
     (out / SAMPLES).unlink(missing_ok=True)
     SampleLog(out / SAMPLES).extend(samples)
     header = {"model": f"predictions: {predictions}", "backend": None, "protocol": "default", "mode": mode,
-              "box_format": box_format, "grounding_protocol": protocol,
+              "box_format": box_format, "grounding_protocol": grounding_protocol,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}
     skipped = {"duplicate_id": duplicates} if duplicates else None
     finish(out, header, {unit.name: summarize(unit.name, unit.kind, unit.family, unit.version, samples,

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from medmo.config import make_run_dir
 from medmo.data.schema import Record, resolve_image
 from medmo.eval.judge import Judge, JudgeConfig
+from medmo.eval.options import ScoringOptions
 from medmo.eval.samples import SampleLog, read_record_rows, sample_key
 from medmo.eval.units import (Unit, benchmark_unit, default_max_new_tokens, parse_shard, records_unit, select,
                               unique_ids)
@@ -74,9 +75,9 @@ class EvalConfig:
     batch_size: int = 16  # hf backend: sequences per forward pass
     max_new_tokens: int | None = None  # generation budget per answer; None = per benchmark (medmo.eval.units)
     protocol: Literal["default", "paper"] = "default"  # paper: medevalkit mode, the paper's sets, a judge required
-    mode: str | None = None  # strict | medevalkit (see medmo.eval.scoring); None = strict (paper protocol: medevalkit)
+    mode: str | None = None  # strict | medevalkit (see medmo.eval.options); None = strict (paper protocol: medevalkit)
     box_format: str | None = None  # grid | pixels | resized[:F:MIN:MAX]; None = the model family's (medmo.model.families)
-    grounding_protocol: str = "set"  # set | medsg (see medmo.eval.grounding)
+    grounding_protocol: str | None = None  # set | medsg (medmo.eval.grounding); None = the mode's (medmo.eval.options)
     dtype: str = "auto"  # hf/vllm weights dtype; auto = bfloat16 on GPUs, float32 on CPU
     device: str | None = None  # hf: cuda / cpu; None = cuda when available
     min_pixels: int | None = None  # image budget: lower bound on pixels per image
@@ -90,8 +91,7 @@ class EvalConfig:
 
     def __post_init__(self):
         from medmo.eval.backends import BACKENDS
-        from medmo.eval.grounding import PROTOCOLS
-        from medmo.eval.scoring import MODES
+        from medmo.eval.options import GROUNDING_PROTOCOLS, MODES
         from medmo.registry import unknown_name_message
 
         if isinstance(self.judge, dict):
@@ -116,8 +116,8 @@ class EvalConfig:
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         check_box_format(self.box_format)
-        if self.grounding_protocol not in PROTOCOLS:
-            raise ValueError(f"grounding_protocol must be one of {PROTOCOLS}, got {self.grounding_protocol!r}")
+        if self.grounding_protocol not in (None, *GROUNDING_PROTOCOLS):
+            raise ValueError(f"grounding_protocol must be one of {GROUNDING_PROTOCOLS}, got {self.grounding_protocol!r}")
         if not self.benchmarks and not self.records:
             raise ValueError("nothing to evaluate: give --suite, --benchmark or --records")
         if self.limit is not None and self.limit < 1:
@@ -172,7 +172,7 @@ def _failure(rec: dict, reason: str, error: str) -> dict:
 def score_sample(unit: Unit, rec: dict, response: str) -> dict:
     sample = {**rec, "response": response}
     try:
-        sample.update(unit.score(rec, response))
+        sample.update(unit.score(rec, response, unit.options))
     except ValueError as e:  # a malformed answer in the row: name it, keep going
         return _failure(sample, "malformed_row", str(e))
     except Exception as e:  # noqa: BLE001 - a scorer bug must not stop a long run; it is counted and logged
@@ -451,14 +451,14 @@ def run(cfg: EvalConfig) -> Path:
     units, skipped = [], {}
     if cfg.records:
         rows = read_record_rows(cfg.records)
-        unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, mode=cfg.mode,
-                            box_format=cfg.box_format or "grid", protocol=cfg.grounding_protocol)
+        unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent,
+                            options=ScoringOptions(cfg.mode, cfg.box_format, cfg.grounding_protocol))
         unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family, cfg.protocol)
         units.append(unit)
     for name in cfg.benchmarks:
         try:
             units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format, protocol=cfg.protocol,
-                                        max_new_tokens=cfg.max_new_tokens))
+                                        grounding_protocol=cfg.grounding_protocol, max_new_tokens=cfg.max_new_tokens))
         except (FileNotFoundError, ValueError) as e:
             if not cfg.skip_missing:
                 raise
@@ -496,7 +496,7 @@ def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=N
     out = make_run_dir(out_dir)
     judge_cfg = judge or JudgeConfig()
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
-    unit = records_unit(name, rows, base_dir=base_dir, mode=mode, box_format=box_format)
+    unit = records_unit(name, rows, base_dir=base_dir, options=ScoringOptions(mode, box_format))
     header = {"model": model_name, "model_fingerprint": getattr(gen, "fingerprint", None), "backend": backend,
               "protocol": "default", "mode": mode, "box_format": box_format,
               "judge_model": judge_cfg.model if judge_cfg.enabled else None}

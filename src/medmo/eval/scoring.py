@@ -83,7 +83,7 @@ import string
 from collections import Counter, defaultdict
 from typing import Any, Iterable
 
-MODES = ("strict", "medevalkit")
+from medmo.eval.options import MODES as MODES, check_mode  # MODES: one list, re-exported here
 
 # Chinese yes/no-type answers in SLAKE by polarity; a response is judged by the polarity
 # of its first characters (a negating prefix makes it "no").
@@ -97,11 +97,6 @@ _ANSWER_RE = re.compile(
     r"(?:final\s+)?answer\s*[*_]*\s*(?:is|:|：)\s*[*_]*\s*:?|答案\s*(?:是|:|：)", re.IGNORECASE
 )
 _MEK_PATTERNS = ("**answer**:", "**answer**", "*answer*:", "**answer:**", "answer is", "answer:", "答案:", "final answer", "final answer is")
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown scoring mode {mode!r}; use one of {', '.join(MODES)}")
 
 
 # ---------------------------------------------------------------- extraction
@@ -455,7 +450,7 @@ def score_record(task: str, answer: dict, response: str | None, mode: str = "str
     >>> score_record("vqa", {"text": "no", "closed": True}, "Normal.", mode="medevalkit")["correct"]
     True
     """
-    _check_mode(mode)
+    check_mode(mode)
     if task not in ("vqa", "mcq"):
         raise ValueError(f"score_record scores tasks 'vqa' and 'mcq', not {task!r}")
     if closed_by not in ("answer", "yes_no"):

@@ -14,6 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from medmo.data.schema import IMAGE_TOKEN
+from medmo.eval.options import ScoringOptions
 
 FAMILY_OF_TASK = {"grounding": "grounding", "report": "report", "caption": "report", "vqa": "vqa", "mcq": "vqa",
                   "retrieval": "vqa"}
@@ -50,18 +51,20 @@ def report_reference(answer: dict) -> str:
     return " ".join(parts)
 
 
-def score_by_task(sample: dict, response: str, *, mode: str = "strict", box_format: str = "grid",
-                  protocol: str = "set") -> dict[str, Any]:
-    """Score one sample (a record dict) by its task; ValueError for a malformed answer."""
+def score_by_task(sample: dict, response: str, options: ScoringOptions = ScoringOptions()) -> dict[str, Any]:
+    """Score one sample (a record dict) by its task; ValueError for a malformed answer.
+
+    Record files have no published protocol: grounding is scored with `options`' protocol,
+    "set" unless one is given, and boxes are read on the grid unless a box format is given."""
     task, answer = sample["task"], sample.get("answer") or {}
     if task == "grounding":
         from medmo.eval.grounding import score_grounding
 
-        return score_grounding(answer, response, box_format, protocol=protocol)
+        return score_grounding(answer, response, options.box_format or "grid", protocol=options.grounding())
     if task in CHOICE_TASKS:
         from medmo.eval.scoring import score_record
 
-        return score_record("mcq" if task == "retrieval" else task, answer, response, mode,
+        return score_record("mcq" if task == "retrieval" else task, answer, response, options.mode,
                             question=question_text(sample))
     if task in ("report", "caption"):
         from medmo.eval.metrics import pair_scores

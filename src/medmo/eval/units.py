@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from medmo.eval.options import ScoringOptions
 from medmo.eval.tasks import aggregate_by_task, family_of, score_by_task
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class Unit:
     kind: str  # "benchmark" | "records"
     family: str
     records: list[dict]  # record dicts (malformed rows carry "failure")
-    score: Callable[[dict, str], dict]
+    score: Callable[[dict, str, ScoringOptions], dict]  # (record, response, options) -> scored fields
     aggregate: Callable[[list[dict]], dict]
+    options: ScoringOptions = ScoringOptions()  # passed to `score` with every response
     version: str = ""
     base_dir: Path | None = None
     duplicates: int = 0  # records skipped because their id repeats an earlier one
@@ -72,18 +74,20 @@ class Unit:
     paper_set: str | None = None  # None: the paper's item set and layout; else how this set differs
 
 
-def records_unit(name: str, rows: list[dict], *, base_dir=None, mode="strict", box_format="grid",
-                 protocol="set", max_new_tokens: int | None = None) -> Unit:
+def records_unit(name: str, rows: list[dict], *, base_dir=None, options: ScoringOptions = ScoringOptions(),
+                 max_new_tokens: int | None = None) -> Unit:
     ok = [r for r in rows if not r.get("failure")]
     return Unit(name=name, kind="records", family=family_of(ok) if ok else "mixed", records=rows,
-                score=lambda s, resp: score_by_task(s, resp, mode=mode, box_format=box_format, protocol=protocol),
-                aggregate=aggregate_by_task, base_dir=Path(base_dir) if base_dir else None,
+                score=score_by_task, aggregate=aggregate_by_task, options=options,
+                base_dir=Path(base_dir) if base_dir else None,
                 max_new_tokens=max_new_tokens, paper_set="a record set, not a published benchmark")
 
 
 def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | None, *, protocol: str = "default",
-                   max_new_tokens: int | None = None) -> Unit:
-    """A registered benchmark's unit; `protocol="paper"` loads it with the paper's options."""
+                   grounding_protocol: str | None = None, max_new_tokens: int | None = None) -> Unit:
+    """A registered benchmark's unit; `protocol="paper"` loads it with the paper's options.
+
+    `mode`, `box_format` and `grounding_protocol` are its ScoringOptions (medmo.eval.options)."""
     from medmo.eval.benchmarks import get_benchmark
 
     bench = get_benchmark(name)
@@ -97,14 +101,9 @@ def benchmark_unit(name: str, data: str | None, mode: str, box_format: str | Non
     if bench.paper_options and protocol != "paper":
         differs = "not the paper's layout (" + ", ".join(f"{k}={v}" for k, v in bench.paper_options.items()) + \
                   " under --protocol paper)"
-
-    def score(sample: dict, response: str) -> dict:
-        if box_format is not None:  # the user's --box-format reaches the benchmark's scorer through the sample
-            sample = {**sample, "box_format": box_format}
-        return bench.score(sample, response, mode)
-
-    return Unit(name=name, kind="benchmark", family=bench.family, records=rows, score=score,
-                aggregate=bench.aggregate, version=bench.version, base_dir=path,
+    return Unit(name=name, kind="benchmark", family=bench.family, records=rows, score=bench.score,
+                aggregate=bench.aggregate, options=ScoringOptions(mode, box_format, grounding_protocol),
+                version=bench.version, base_dir=path,
                 max_new_tokens=max_new_tokens or default_max_new_tokens(name, bench.family, protocol),
                 paper_set=differs)
 

@@ -6,7 +6,7 @@ reads for `medmo eval --list`, coverage checks and reports):
     BENCHMARKS.add("vqa_rad", Benchmark(
         name="vqa_rad", family="vqa", version="1",
         load=load,            # (data: Path | None, **options) -> list[Record], prompts rendered
-        score=score,          # (sample: dict, response: str, mode: str) -> dict
+        score=score,          # (sample: dict, response: str, options: ScoringOptions | str) -> dict
         aggregate=aggregate,  # (samples: list[dict]) -> dict of metrics (fractions in [0, 1])
         default_data="vqa_rad",  # folder name under ../shared/data or the user's --data
         box_format="grid",    # grounding only: how responses write coordinates
@@ -21,7 +21,8 @@ reads for `medmo eval --list`, coverage checks and reports):
 {"parsed": ...} and "correct" (bool, accuracy tasks) and/or "score" (float). An open
 answer that a judge should decide also returns "judge": {"question", "reference",
 "response"}; the runner asks the judge when one is configured and sets "correct" from
-its verdict. `mode` is "strict" (default) or "medevalkit" (see medmo.eval.scoring).
+its verdict. `options` is a medmo.eval.options.ScoringOptions (mode, box format, grounding
+protocol) or a bare mode name, "strict" or "medevalkit" (see medmo.eval.scoring).
 
 `coverage(name, samples)` compares what was evaluated with the declared set: fewer
 items, a missing subset (an MMLU file with 6 of the 9 subjects) or a population the
@@ -48,7 +49,7 @@ class Benchmark:
     name: str
     family: str
     load: Callable[..., list[Record]]
-    score: Callable[[dict, str, str], dict[str, Any]]
+    score: Callable[..., dict[str, Any]]  # (sample, response, options: ScoringOptions | str)
     aggregate: Callable[[list[dict]], dict[str, Any]]
     version: str = "1"
     default_data: str | None = None

@@ -7,8 +7,9 @@ keeps it out of the registry).
   source (ground truth in pixels with answer.image_size, DESIGN.md);
 - `score` is medmo.eval.grounding.score_grounding (contract 2) with the benchmark's
   coordinate convention: box_format "grid" = the response speaks Qwen3-VL's 0-1000 grid,
-  the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu); a sample's
-  "box_format" (the user's --box-format, set by the runner) overrides it;
+  the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu); the options'
+  box_format (the user's --box-format) overrides it, and so does a predictions row's own
+  "box_format" when the options give none;
 - `aggregate` is aggregate_grounding plus one breakdown per meta key in `groups`
   ({"by_finding": {"Mass": {"n", "mean_iou", "iou@0.5", "f1@0.5", ...}}, ...}; a dotted key such as
   "strata.size" reads a nested meta field and is reported as "by_size").
@@ -33,6 +34,7 @@ from medmo.data.sources import Drops
 from medmo.eval.benchmarks import BENCHMARKS, Benchmark
 from medmo.eval.benchmarks._data import convert_records, resolve_data
 from medmo.eval.grounding import aggregate_grounding, score_grounding
+from medmo.eval.options import ScoringOptions
 from medmo.model.prompts import PROMPT_VERSION
 
 Loader = Callable[[Path | None, Drops], list[Record]]
@@ -70,7 +72,7 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
     """Register one grounding benchmark (see the module docstring).
 
     `published_protocol` is the grounding protocol "medevalkit" mode uses ("medsg" for
-    MedSG-Bench). `extra_score(sample, scored)` and `extra_aggregate(samples)` add
+    MedSG-Bench) when the options name none. `extra_score(sample, scored)` and `extra_aggregate(samples)` add
     benchmark-specific fields (e.g. the Cell set's per-cell recall by stratum).
     `make_default()` builds the data when no --data is given (generated benchmarks).
     """
@@ -81,12 +83,10 @@ def register_grounding(name: str, *, load_records: Loader, expected: str, defaul
             path = resolve_data(name, data, default_data, expected)
         return convert_records(name, path, load_records, expected, "grounding items")
 
-    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
-        if mode not in ("strict", "medevalkit"):
-            raise ValueError(f"unknown scoring mode {mode!r}; use strict or medevalkit")
-        protocol = published_protocol if mode == "medevalkit" else "set"
-        fmt = sample.get("box_format") or box_format  # the runner passes the user's --box-format here
-        scored = score_grounding(sample["answer"], response, fmt, protocol=protocol)
+    def score(sample: dict, response: str, options: ScoringOptions | str = "strict") -> dict[str, Any]:
+        opts = ScoringOptions.of(options)
+        fmt = opts.box_format or sample.get("box_format") or box_format
+        scored = score_grounding(sample["answer"], response, fmt, protocol=opts.grounding(published_protocol))
         if extra_score is not None:
             scored.update(extra_score(sample, scored))
         return scored

@@ -19,6 +19,7 @@ from medmo.data.schema import Record
 from medmo.data.sources import Drops, get_source
 from medmo.eval.benchmarks import BENCHMARKS, Benchmark
 from medmo.eval.benchmarks._data import convert_records, resolve_data
+from medmo.eval.options import ScoringOptions
 from medmo.eval.scoring import aggregate_qa, score_record
 from medmo.model.prompts import PROMPT_VERSION
 
@@ -39,7 +40,8 @@ def register_qa(name: str, *, family: str, source: str, expected: str, split: st
 
         return convert_records(name, resolve_data(name, data, default_data, expected), convert, expected, "questions")
 
-    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
+    def score(sample: dict, response: str, options: ScoringOptions | str = "strict") -> dict[str, Any]:
+        mode = ScoringOptions.of(options).mode
         question = (sample.get("meta") or {}).get("question")
         return score_record(sample["task"], sample["answer"], response, mode, question=question,
                             closed_by=closed_by if mode == "medevalkit" else "answer")

@@ -33,9 +33,9 @@ from medmo.eval.benchmarks import BENCHMARKS, Benchmark
 from medmo.eval.benchmarks._data import convert_records, resolve_data
 from medmo.eval.chexpert import label_report, rule_chexpert_f1
 from medmo.eval.model_metrics import model_metrics
+from medmo.eval.options import ScoringOptions, check_mode
 from medmo.eval.scoring import strip_think, tag_content
 from medmo.model.prompts import PROMPT_VERSION
-MODES = ("strict", "medevalkit")
 
 
 def clean_response(response: str | None) -> str:
@@ -46,9 +46,7 @@ def clean_response(response: str | None) -> str:
 
 
 def reference_text(answer: dict, mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"unknown scoring mode {mode!r}; expected one of {', '.join(MODES)}")
-    if mode == "medevalkit" and ("findings" in answer or "impression" in answer):
+    if check_mode(mode) == "medevalkit" and ("findings" in answer or "impression" in answer):
         return f"Findings: {answer.get('findings', '')} Impression: {answer.get('impression', '')}."
     return answer.get("text", "")
 
@@ -94,8 +92,8 @@ def register_report(name: str, *, source: str, expected: str, split: str | None 
         return convert_records(name, resolve_data(name, data, default_data, expected), convert, expected,
                                f"reports (split {split!r})")
 
-    def score(sample: dict, response: str, mode: str = "strict") -> dict[str, Any]:
-        return score_report(sample, response, mode, chest_xray)
+    def score(sample: dict, response: str, options: ScoringOptions | str = "strict") -> dict[str, Any]:
+        return score_report(sample, response, ScoringOptions.of(options).mode, chest_xray)
 
     def aggregate(samples: list[dict]) -> dict[str, Any]:
         return aggregate_report(samples, chest_xray)

@@ -1,0 +1,61 @@
+"""The evaluation's seams: ScoringOptions reach every scorer, and `medmo score --benchmark` honours them."""
+import json
+
+import pytest
+
+from medmo.cli import main
+from medmo.eval.options import MODES, ScoringOptions
+
+MEDSG = "qwen2_5_vl_referring_0410_135934.json"
+
+
+def _predictions(shared_data, path, n=200):
+    """The first `n` items of MedSG-Bench's referring result file as grounding records plus "response"."""
+    items = json.loads((shared_data / "medsg_bench" / MEDSG).read_text())[:-1][:n]
+    with path.open("w") as f:
+        for i, x in enumerate(items):
+            f.write(json.dumps({"id": f"medsg_referring/test/{i}", "source": "medsg_bench", "split": "test",
+                                "task": "grounding", "images": [],
+                                "messages": [{"role": "user", "content": x["question"]}],
+                                "answer": {"boxes": [{"bbox": x["groundtruth"]}], "image_size": [336, 336]},
+                                "response": x["answer"]}) + "\n")
+    return [x["iou"] for x in items]
+
+
+def _score(path, out, *args):
+    assert main(["score", "--predictions", str(path), "--out", str(out), "--box-format", "pixels", "--no-plots",
+                 *args]) == 0
+    results = json.loads((out / "results.json").read_text())
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return results, [s["score"] for s in samples]
+
+
+def test_score_benchmark_honours_the_grounding_protocol(shared_data, tmp_path):
+    published = _predictions(shared_data, tmp_path / "p.jsonl")
+    bench = ("--benchmark", "medsg_referring")
+    # the protocol given wins over the mode's: strict mode, MedSG's rule -> the published IoUs
+    medsg, medsg_scores = _score(tmp_path / "p.jsonl", tmp_path / "a", *bench, "--grounding-protocol", "medsg")
+    assert medsg_scores == pytest.approx(published, abs=1e-12)
+    assert medsg["grounding_protocol"] == "medsg" and medsg["mode"] == "strict"
+    # medevalkit mode without a protocol takes the benchmark's published one
+    _, mek_scores = _score(tmp_path / "p.jsonl", tmp_path / "b", *bench, "--mode", "medevalkit")
+    assert mek_scores == medsg_scores
+    # medevalkit mode with --grounding-protocol set is set IoU, as written into results.json
+    set_res, set_scores = _score(tmp_path / "p.jsonl", tmp_path / "c", *bench, "--mode", "medevalkit",
+                                 "--grounding-protocol", "set")
+    by_task, task_scores = _score(tmp_path / "p.jsonl", tmp_path / "d")  # by task, the default protocol: set
+    assert set_res["grounding_protocol"] == "set" and set_scores == task_scores != medsg_scores
+
+
+def test_scoring_options_are_one_declared_value():
+    assert MODES == ("strict", "medevalkit")
+    assert ScoringOptions.of("medevalkit") == ScoringOptions(mode="medevalkit")
+    assert ScoringOptions().grounding("medsg") == "set"  # strict: set IoU whatever the benchmark published
+    assert ScoringOptions("medevalkit").grounding("medsg") == "medsg"
+    assert ScoringOptions("medevalkit", grounding_protocol="set").grounding("medsg") == "set"
+    with pytest.raises(ValueError, match="unknown scoring mode"):
+        ScoringOptions("lenient")
+    with pytest.raises(ValueError, match="grounding protocol"):
+        ScoringOptions(grounding_protocol="first")
+    with pytest.raises(AttributeError):
+        ScoringOptions().mode = "medevalkit"  # frozen: a scorer cannot change what the next one sees

@@ -100,7 +100,7 @@ def task_prompt(task: str, prompt: str | None = None, target: str | None = None)
 def build_request(image: Image.Image, task: str, prompt: str | None = None, target: str | None = None,
                   max_new_tokens: int | None = None):
     """A backend Request (contract 1) asking `task` about one image."""
-    from medmo.eval.backends import Request
+    from medmo.model.generate import Request
 
     text = task_prompt(task, prompt, target)
     return Request(messages=[{"role": "user", "content": f"{IMAGE_TOKEN}\n{text}"}], images=[image],
@@ -164,7 +164,7 @@ def infer(cfg: InferConfig, backend=None) -> dict:
     """Answer one image; draws the boxes to `cfg.draw` when set. Returns `interpret`'s dict."""
     image = load_input(cfg)  # bad images fail here, before any model is loaded
     if backend is None:
-        from medmo.eval.backends import HFBackend
+        from medmo.model.generate import HFBackend
 
         backend = HFBackend(cfg.model, batch_size=1, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype,
                             device=cfg.device, max_pixels=cfg.max_pixels)

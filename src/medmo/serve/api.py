@@ -183,7 +183,7 @@ class ChatBody(BaseModel):
 def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     """The FastAPI app; `backend` defaults to eval-core's HFBackend on `cfg.model`."""
     if backend is None:
-        from medmo.eval.backends import HFBackend
+        from medmo.model.generate import HFBackend
 
         backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
                             dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
@@ -300,7 +300,7 @@ def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, rese
     """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders,
     all decoded within one request `budget` (ServeConfig.image_budget()).
     Text goes through `clean_text`; `reserved` are the tokenizer's special tokens, refused in text."""
-    from medmo.eval.backends import Request
+    from medmo.model.generate import Request
 
     turns, images = [], []
     for i, m in enumerate(messages):
@@ -369,7 +369,7 @@ async def _stream_chat(app: FastAPI, req):
     def generate() -> None:
         import torch
 
-        from medmo.eval.backends import hf_sampling
+        from medmo.model.generate import hf_sampling
 
         try:
             prompt = backend.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,

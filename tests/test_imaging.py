@@ -58,11 +58,95 @@ def test_ct_rescale_and_presets_follow_hounsfield_units():
     assert not np.array_equal(px(open_image(path, window="lung")), px(open_image(path, window="bone")))
 
 
-def test_tag_window_is_the_default():
-    path = dcm("MR_small.dcm")
-    ds = pydicom.dcmread(path)
-    expected = window_to_uint8(ds.pixel_array.astype(float), (float(ds.WindowCenter), float(ds.WindowWidth)))
-    assert np.array_equal(px(open_image(path))[..., 0], expected)
+def pydicom_display(values: np.ndarray, ds) -> np.ndarray:
+    """pydicom's own windowing of `ds`'s first window (and VOILUTFunction), scaled from its
+    output range (the stored values' range, found by windowing two extreme values) to 0..255."""
+    from pydicom.pixels import apply_voi_lut
+
+    with np.errstate(over="ignore"):  # SIGMOID's exp far from the centre
+        y = apply_voi_lut(values, ds, prefer_lut=False)
+        lo, hi = apply_voi_lut(np.array([-1e12, 1e12]), ds, prefer_lut=False)
+    return np.clip((y - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _dx(function: str | None) -> pydicom.Dataset:
+    """A DX radiograph's tag layout: 12 bits stored unsigned, no rescale, MONOCHROME1, two
+    windows (the first applies), VOILUTFunction as given (real DX archives use SIGMOID)."""
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    ds.PixelData = np.clip(ds.pixel_array, 0, 4095).astype(np.uint16).tobytes()
+    ds.Modality, ds.PhotometricInterpretation = "DX", "MONOCHROME1"
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+    del ds.RescaleSlope, ds.RescaleIntercept
+    ds.WindowCenter, ds.WindowWidth = [1100, 1300], [900, 2000]
+    if function is not None:
+        ds.VOILUTFunction = function
+    return ds
+
+
+def _ct(function: str | None) -> pydicom.Dataset:
+    """CT: 16 bits signed, RescaleIntercept -1024, a soft-tissue window in Hounsfield units."""
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    if function is not None:
+        ds.VOILUTFunction = function
+    return ds
+
+
+def _mr(function: str | None) -> pydicom.Dataset:
+    ds = pydicom.dcmread(dcm("MR_small.dcm"))  # its own WindowCenter/WindowWidth tags
+    if function is not None:
+        ds.VOILUTFunction = function
+    return ds
+
+
+@pytest.mark.parametrize("make", [_ct, _mr, _dx], ids=["ct", "mr", "dx"])
+@pytest.mark.parametrize("function", [None, "LINEAR", "LINEAR_EXACT", "SIGMOID"])
+def test_tag_windows_follow_voi_lut_function_as_pydicom_does(make, function):
+    from pydicom.pixels import apply_modality_lut
+
+    ds = make(function)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    expected = pydicom_display(apply_modality_lut(ds.pixel_array, ds), ds)
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        expected = 255 - expected
+    got = px(open_image(buf.getvalue()))[..., 0].astype(int)
+    diff = np.abs(got - expected)
+    # pydicom scales onto the stored range (0..4095, -32768..32767), medmo straight onto 0..255:
+    # the same number up to float rounding, which can move a value sitting exactly on .5
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+
+
+def test_sigmoid_is_not_a_linear_window():
+    # what the issue measured: reading a SIGMOID DX window as linear is tens of grey levels off
+    sigmoid, linear = io.BytesIO(), io.BytesIO()
+    _dx("SIGMOID").save_as(sigmoid)
+    _dx("LINEAR").save_as(linear)
+    a, b = px(open_image(sigmoid.getvalue())).astype(int), px(open_image(linear.getvalue())).astype(int)
+    assert np.abs(a - b).max() >= 20
+
+
+@pytest.mark.parametrize("function,width", [
+    ("LINEAR", 0.5),        # LINEAR needs width >= 1 (PS3.3 C.11.2.1.2.1): windowed as LINEAR_EXACT
+    ("GAMMA", 400),         # not a VOILUTFunction: windowed as LINEAR_EXACT, with a warning
+])
+def test_undefined_voi_functions_fall_back_to_linear_exact(function, width, caplog):
+    from medmo.imaging.dicom import voi_window
+
+    values = np.linspace(-300, 300, 101)
+    with caplog.at_level("WARNING"):
+        got = voi_window(values, (0.0, width), function)
+    assert np.array_equal(got, voi_window(values, (0.0, width), "LINEAR_EXACT"))
+    assert "windowing as LINEAR_EXACT" in caplog.text and "GAMMA" not in caplog.text  # no file value logged
+
+
+def test_voi_window_in_chunks_equals_one_call(monkeypatch):
+    import medmo.imaging.dicom as dicom
+
+    values = np.random.default_rng(0).normal(0, 500, (37, 53))
+    whole = dicom.voi_window(values, (10.0, 700.0), "SIGMOID")
+    monkeypatch.setattr(dicom, "_VOI_CHUNK", 100)  # 20 chunks, the last one short
+    assert np.array_equal(dicom.voi_window(values, (10.0, 700.0), "SIGMOID"), whole)
 
 
 @pytest.mark.parametrize("compressed", [
@@ -110,17 +194,23 @@ def test_enhanced_multiframe_reads_rescale_and_window_per_frame():
     shared.PixelValueTransformationSequence[0].RescaleIntercept = -1024
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     frames = []
-    for centre, width in ((40, 400), (-600, 1500)):
+    for centre, width, function in ((40, 400, "LINEAR_EXACT"), (-600, 1500, "SIGMOID")):
         item = Dataset()
         item.FrameVOILUTSequence = Sequence([Dataset()])
-        item.FrameVOILUTSequence[0].WindowCenter, item.FrameVOILUTSequence[0].WindowWidth = centre, width
+        voi = item.FrameVOILUTSequence[0]
+        voi.WindowCenter, voi.WindowWidth, voi.VOILUTFunction = centre, width, function
         frames.append(item)
     ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
     buf = io.BytesIO()
     ds.save_as(buf)
     data = buf.getvalue()
-    assert np.array_equal(px(open_image(data, frame=0))[..., 0], window_to_uint8(hu, (40, 400)))
-    assert np.array_equal(px(open_image(data, frame=1))[..., 0], window_to_uint8(hu[::-1], (-600, 1500)))
+    for k, values in ((0, hu), (1, hu[::-1])):
+        voi = ds.PerFrameFunctionalGroupsSequence[k].FrameVOILUTSequence[0]
+        view = pydicom.Dataset()  # the frame's window at the top level, as pydicom reads it
+        view.PhotometricInterpretation, view.BitsStored, view.PixelRepresentation = "MONOCHROME2", 16, 1
+        view.WindowCenter, view.WindowWidth, view.VOILUTFunction = voi.WindowCenter, voi.WindowWidth, voi.VOILUTFunction
+        diff = np.abs(px(open_image(data, frame=k))[..., 0].astype(int) - pydicom_display(values, view))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01, k
 
 
 def test_dicom_from_bytes_and_file_objects():
@@ -162,6 +252,83 @@ def test_deidentify_strips_every_patient_tag_at_every_depth():
     assert "MediaStorageSOPInstanceUID" not in ds.file_meta
     assert np.array_equal(ds.pixel_array, pixels)  # the image itself is untouched
     assert "Nested" not in str(ds) and "Doe" not in str(ds) and "CompressedSamples" not in str(ds)
+
+
+def _dated_dicom(implicit: bool = False) -> bytes:
+    """CT_small with names, dates and times outside PATIENT_TAGS, nested two sequences deep,
+    some breaking their VR (so pydicom would quote them in a warning), plus a nested private tag."""
+    from pydicom import config
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    modes = config.settings.reading_validation_mode, config.settings.writing_validation_mode
+    config.settings.reading_validation_mode = config.settings.writing_validation_mode = config.IGNORE
+    try:
+        ds = pydicom.dcmread(dcm("CT_small.dcm"))
+        ds.PatientSex, ds.PatientAge = "F", "054Y"
+        ds.ContentCreatorName = "Qzxvbn^Creator"                    # PN, top level
+        ds.PerformedProcedureStepStartDate = "Qzxvbn-5550193"        # DA holding an identifier
+        ds.PerformedProcedureStepStartTime = "235959"                # TM
+        observer = pydicom.Dataset()
+        observer.VerifyingObserverName = "Wlkjhg^Observer" + "^X" * 40  # PN over its component length
+        observer.VerificationDateTime = "20240102030405"             # DT
+        observer.VerifyingOrganization = "Clinic"
+        ds.VerifyingObserverSequence = pydicom.Sequence([observer])
+        inner = pydicom.Dataset()
+        inner.ObservationDateTime = "20230405060708"                 # DT, two sequences deep
+        inner.PersonName = "Wlkjhg^Inner"                            # PN, two sequences deep
+        inner.add_new(0x00111010, "LO", "Qzxvbn nested private")
+        outer = pydicom.Dataset()
+        outer.ContentSequence = pydicom.Sequence([inner])
+        outer.ValueType = "CONTAINER"
+        ds.ContentSequence = pydicom.Sequence([outer])
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+        buf = io.BytesIO()
+        ds.save_as(buf, implicit_vr=implicit, little_endian=True, enforce_file_format=True)
+    finally:
+        config.settings.reading_validation_mode, config.settings.writing_validation_mode = modes
+    return buf.getvalue()
+
+
+DATED_SECRETS = ("Qzxvbn", "Wlkjhg", "5550193", "235959", "20240102030405", "20230405060708")
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit_vr", "implicit_vr"])
+def test_deidentify_removes_every_name_date_and_time_at_any_depth(implicit):
+    from medmo.imaging.dicom import IDENTIFYING_VRS
+
+    ds = pydicom.dcmread(io.BytesIO(_dated_dicom(implicit)))
+    deidentify(ds)
+    left = []
+    ds.walk(lambda d, e: left.append(e.keyword) if e.VR in IDENTIFYING_VRS or e.tag.is_private else None)
+    assert left == []
+    text = str(ds)
+    assert not [s for s in DATED_SECRETS if s in text]
+    # what is not identifying stays: the structure, clinical variables, the image
+    assert ds.VerifyingObserverSequence[0].VerifyingOrganization == "Clinic"
+    assert ds.ContentSequence[0].ValueType == "CONTAINER" and len(ds.ContentSequence[0].ContentSequence) == 1
+    assert (ds.PatientSex, ds.PatientAge, ds.Modality) == ("F", "054Y", "CT")
+    assert ds.pixel_array.shape == (128, 128)
+
+
+def test_names_dates_and_times_reach_no_log_or_message(caplog, recwarn):
+    import logging
+
+    from medmo.imaging import decode
+    from medmo.imaging.dicom import patient_values
+
+    data = _dated_dicom()
+    assert {"Qzxvbn-5550193", "235959"} <= set(patient_values(pydicom.dcmread(io.BytesIO(data))))
+    no_pixels = pydicom.dcmread(io.BytesIO(data))
+    del no_pixels.PixelData
+    buf = io.BytesIO()
+    no_pixels.save_as(buf)
+    with caplog.at_level(logging.DEBUG):
+        out = decode(data)
+        with pytest.raises(ValueError) as e:
+            open_image(buf.getvalue())
+    assert out.image.size == (128, 128)
+    for text in [caplog.text, str(e.value), json_dump(out.info)] + [str(w.message) for w in recwarn]:
+        assert not [s for s in DATED_SECRETS if s in text], text
 
 
 def test_dicom_info_has_no_patient_tags():

@@ -5,8 +5,12 @@ Greyscale pipeline, in the order PS3.3 C.11 prescribes: stored values -> modalit
 preset or (centre, width); else the file's first WindowCenter/WindowWidth, read from
 the frame's functional groups in enhanced multi-frame CT/MR; else its VOI
 LUT; else the frame's min..max) -> MONOCHROME1 / INVERSE presentation flips it so bright
-is always dense. The window is applied linearly (the "LINEAR_EXACT" form), a departure
-from the standard's half-pixel-offset LINEAR form that changes at most one grey level.
+is always dense. A window from the file's tags goes through pydicom's `apply_windowing`
+with the file's VOILUTFunction (LINEAR, the standard's default, with its half-value
+offset; LINEAR_EXACT; SIGMOID, common in DX archives), onto 0..255; an undefined one
+(an unknown name, LINEAR with a width under 1) is taken as LINEAR_EXACT. The caller's
+window and the presets are applied as LINEAR_EXACT (`window_to_uint8`): a CT preset is
+a range of Hounsfield units, not a display function.
 
 Colour: PALETTE COLOR goes through its lookup tables; YBR is converted to RGB by
 pydicom; 16-bit colour is scaled by BitsStored. Multi-frame files decode only the frame
@@ -17,10 +21,14 @@ GPL-licensed pylibjpeg-libjpeg, which medmo does not install; such files, like a
 syntax without a decoder, fail with a message naming the plugin to install.
 
 `deidentify` runs on every dataset `open_image` reads, before anything else touches it,
-so patient tags never reach records, logs or API responses. It removes PATIENT_TAGS at
-every nesting level plus all private tags, without decoding their values. It keeps
-PatientSex and PatientAge (clinical variables MedMO prompts may use) and does not touch
-burned-in text in the pixels.
+so patient tags never reach records, logs or API responses. It removes, at every nesting
+level and without decoding a value, every person name, date, date-time and time element
+(VR PN, DA, DT, TM: a block list cannot name them all, e.g. ContentCreatorName or
+VerifyingObserverSequence's VerifyingObserverName), PATIENT_TAGS (identifiers, UIDs,
+institutions, free text) and all private tags. It keeps PatientSex and PatientAge
+(clinical variables MedMO prompts may use; AS, not a date) and does not touch burned-in
+text in the pixels. Departure from PS3.15's basic profile: elements are removed, never
+replaced by dummy values, since nothing downstream reads them.
 
 Logs: pydicom's validation warnings quote the offending value, so a patient tag that
 breaks its VR (a UID holding an MRN) would be echoed into the serve log, infer's stderr
@@ -80,6 +88,9 @@ PATIENT_TAGS: tuple[str, ...] = (
     # free text that often carries names
     "ImageComments", "StudyComments", "RequestedProcedureComments",
 )
+
+# Value representations removed wherever they occur: person names, dates, date-times, times.
+IDENTIFYING_VRS = frozenset({"PN", "DA", "DT", "TM"})
 
 # Non-identifying tags that describe the image, safe to copy into record meta.
 INFO_TAGS = ("Modality", "BodyPartExamined", "PhotometricInterpretation", "Rows", "Columns", "NumberOfFrames",
@@ -146,14 +157,15 @@ def _tags(dataset):
 
 
 def deidentify(ds):
-    """Remove PATIENT_TAGS (at every sequence depth, and in file meta) and private tags; returns `ds`.
-    Values are never decoded, so a malformed one can neither fail this nor reach a log."""
+    """Remove every PN/DA/DT/TM element, PATIENT_TAGS and private tags, at every sequence depth
+    (and the file meta's SOP instance UID); returns `ds`. Values are never decoded, so a
+    malformed one can neither fail this nor reach a log."""
     quiet_pydicom()
     drop = set(PATIENT_TAGS)
 
     def strip(dataset) -> None:
         for tag, keyword, vr in _tags(dataset):
-            if keyword in drop or tag.is_private:
+            if keyword in drop or vr in IDENTIFYING_VRS or tag.is_private:
                 del dataset[tag]
             elif vr == "SQ":
                 for item in dataset[tag].value:
@@ -167,7 +179,8 @@ def deidentify(ds):
 
 
 def patient_values(ds) -> list[str]:
-    """The text of every patient tag (any depth), longest first: what a message must not contain."""
+    """The text of every element deidentify removes by name or VR (any depth), longest first:
+    what a message must not contain."""
     values: set[str] = set()
 
     def visit(dataset) -> None:
@@ -178,7 +191,7 @@ def patient_values(ds) -> list[str]:
                         visit(item)
                 except Exception:  # noqa: BLE001 - an unreadable sequence holds nothing we could print
                     pass
-            elif keyword in PATIENT_TAGS:
+            elif keyword in PATIENT_TAGS or vr in IDENTIFYING_VRS:
                 raw = dataset.get_item(tag).value
                 text = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
                 for part in [text, *re.split(r"[\\^=]", text)]:
@@ -354,12 +367,15 @@ def _render(ds, name: str, window, frame, budget: Budget | None) -> Image.Image:
         values = arr.astype(np.float64) * float(slope) + float(intercept)
     else:
         values = apply_modality_lut(arr, ds)
-    if window is None:
-        window = _tag_window(_frame_value(ds, idx, "FrameVOILUTSequence", "WindowCenter"),
-                             _frame_value(ds, idx, "FrameVOILUTSequence", "WindowWidth"))
+    tag_window = None if window is not None else _tag_window(
+        _frame_value(ds, idx, "FrameVOILUTSequence", "WindowCenter"),
+        _frame_value(ds, idx, "FrameVOILUTSequence", "WindowWidth"))
+    if tag_window is not None:
+        out = voi_window(values, tag_window, _frame_value(ds, idx, "FrameVOILUTSequence", "VOILUTFunction"))
+    else:
         if window is None and "VOILUTSequence" in ds:
             values = apply_voi_lut(values, ds)
-    out = window_to_uint8(values, window)
+        out = window_to_uint8(values, window)
     if photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE":
         out = 255 - out
     return gray_to_rgb(out)
@@ -377,6 +393,37 @@ def _frame_value(ds, idx: int, group: str, key: str):
             if value is not None:
                 return value
     return None
+
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+_VOI_CHUNK = 1 << 20  # values per apply_windowing call: its float64 temporaries stay near 40 MB on any frame
+
+
+def voi_window(values: np.ndarray, window: tuple[float, float], function=None) -> np.ndarray:
+    """A window from the file's tags -> uint8 by pydicom's `apply_windowing` with VOILUTFunction
+    `function` (None: LINEAR, the standard's default). pydicom maps onto the range of the
+    stored values; a view dataset declaring 8-bit unsigned output makes that range 0..255."""
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_windowing
+
+    name = str(function or "LINEAR").strip().upper()
+    if name not in VOI_FUNCTIONS or (name == "LINEAR" and window[1] < 1):
+        log.warning("DICOM VOILUTFunction not defined for this window (unknown, or LINEAR with a width under 1); "
+                    "windowing as LINEAR_EXACT")
+        name = "LINEAR_EXACT"
+    view = Dataset()
+    view.PhotometricInterpretation, view.BitsStored, view.PixelRepresentation = "MONOCHROME2", 8, 0
+    view.WindowCenter, view.WindowWidth, view.VOILUTFunction = window[0], window[1], name
+    flat = np.asarray(values).reshape(-1)
+    out = np.empty(flat.shape, dtype=np.uint8)
+    for start in range(0, flat.size, _VOI_CHUNK):
+        with np.errstate(over="ignore"):  # SIGMOID far from the centre: exp overflows to the right limit
+            y = apply_windowing(flat[start:start + _VOI_CHUNK], view)
+        np.nan_to_num(y, copy=False, nan=0.0)
+        y += 0.5
+        np.clip(y, 0, 255, out=y)
+        out[start:start + _VOI_CHUNK] = y  # truncation after +0.5: rounding, as window_to_uint8 does
+    return out.reshape(np.shape(values))
 
 
 def _tag_window(c, w) -> tuple[float, float] | None:

@@ -49,28 +49,24 @@ loopback host, or set a key (and TLS through a proxy) when binding elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request as HTTPRequest
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
-from starlette.exceptions import HTTPException
 
-from medmo.data.schema import IMAGE_TOKEN
 from medmo.infer import build_request, interpret
 from medmo.serve.batching import DynamicBatcher
-from medmo.serve.bodies import ImageBody
-from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, check_reserved, clean_text, error_response,
-                               header_timeout_protocol)
+from medmo.serve.chat import chat_request, completion, prompt_tokens, stream_chat
+from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text,
+                               header_timeout_protocol, until_disconnect)
 from medmo.imaging import Budget
 from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window, request_budget
 
@@ -142,7 +138,29 @@ def _read_key(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------- request bodies
+MAX_INDEX = 2**31 - 1  # slice and frame indices: larger ones cannot exist (and overflow C integers)
 INT64 = 2**63  # seed: OpenAI's range (torch takes it, and seed + n - 1 still fits)
+
+
+class ImageBody(BaseModel):
+    image: str = Field(description="data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes")
+    window: str | list[FiniteFloat] | None = Field(None, description='DICOM/NIfTI window: preset name or [centre, width]')
+    slice_index: int | None = Field(None, ge=0, le=MAX_INDEX, description="NIfTI slice (default: middle)")
+    frame: int | None = Field(None, ge=0, le=MAX_INDEX, description="multi-frame DICOM frame / 4-D NIfTI volume")
+    max_new_tokens: int | None = Field(None, ge=1, description="at most the server's max_request_tokens")
+
+    @field_validator("window")
+    @classmethod
+    def _finite_window(cls, value):
+        """'centre,width' must hold finite numbers, as [centre, width] does (FiniteFloat)."""
+        if isinstance(value, str) and "," in value:
+            try:
+                numbers = [float(v) for v in value.split(",")]
+            except ValueError:
+                return value  # parse_window names the problem
+            if not all(math.isfinite(v) for v in numbers):
+                raise ValueError(f"window values must be finite numbers, got {value!r}")
+        return value
 
 
 class GroundBody(ImageBody):
@@ -183,7 +201,7 @@ class ChatBody(BaseModel):
 def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     """The FastAPI app; `backend` defaults to eval-core's HFBackend on `cfg.model`."""
     if backend is None:
-        from medmo.model.generate import HFBackend
+        from medmo.eval.backends import HFBackend
 
         backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
                             dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
@@ -204,7 +222,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     if cfg.api_key:
         app.add_middleware(RequireKey, key=cfg.api_key)  # runs before any body is read
     app.add_middleware(ErrorShield)  # added last: outermost
-    _add_error_handlers(app)
+    add_error_handlers(app)
 
     def text(value: str | None, what: str) -> str | None:
         return None if value is None else clean_text(value, what, reserved)
@@ -282,13 +300,13 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         n_prompt = await asyncio.to_thread(check_budget, req, body.n)
         if body.stream:
-            return StreamingResponse(_stream_chat(app, req), media_type="text/event-stream")
+            return StreamingResponse(stream_chat(app, req), media_type="text/event-stream")
         reqs = [replace(req, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
         texts = await until_disconnect(http, asyncio.gather(*(batcher.submit(r) for r in reqs)))  # one batch if unseeded
         counts = [len(backend.processor.tokenizer(t)["input_ids"]) if t else 0 for t in texts]
         usage = {"prompt_tokens": n_prompt, "completion_tokens": sum(counts)}
         finishes = ["length" if n >= req.max_new_tokens else "stop" for n in counts]
-        return _completion(cfg.model_name, texts, finishes, usage)
+        return completion(cfg.model_name, texts, finishes, usage)
 
     from medmo.serve.web import router
 
@@ -296,181 +314,10 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     return app
 
 
-def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, reserved: tuple[str, ...] = ()):
-    """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders,
-    all decoded within one request `budget` (ServeConfig.image_budget()).
-    Text goes through `clean_text`; `reserved` are the tokenizer's special tokens, refused in text."""
-    from medmo.model.generate import Request
-
-    turns, images = [], []
-    for i, m in enumerate(messages):
-        role, content = m.get("role"), m.get("content")
-        if role not in ("system", "user", "assistant"):
-            raise BadInput(f"messages[{i}].role must be system, user or assistant, got {role!r}")
-        if isinstance(content, str):
-            parts = [{"type": "text", "text": content}]
-        elif isinstance(content, list):
-            parts = content
-        else:
-            raise BadInput(f"messages[{i}].content must be a string or a list of parts")
-        text, n_images = [], 0
-        for j, part in enumerate(parts):
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str):
-                text.append(clean_text(part["text"], f"messages[{i}].content[{j}].text", reserved))
-            elif kind == "image_url":
-                url = part.get("image_url")
-                url = url.get("url") if isinstance(url, dict) else url
-                what = f"messages[{i}].content[{j}].image_url"
-                images.append(decode_image(image_bytes(url, what), budget=budget, what=what).image)
-                text.append(IMAGE_TOKEN)
-                n_images += 1
-            else:
-                raise BadInput(f"messages[{i}].content[{j}]: unsupported part (expected type 'text' or 'image_url')")
-        content = "".join(text)
-        check_reserved(content, f"messages[{i}].content (its parts joined)", reserved)
-        if content.count(IMAGE_TOKEN) != n_images:
-            raise BadInput(f"messages[{i}].content: text parts join into {IMAGE_TOKEN}, which stands for an image "
-                           "here; put a space inside it")
-        turns.append({"role": role, "content": content})
-    if turns[-1]["role"] == "assistant":
-        raise BadInput("the last message must not be the assistant's (nothing would be asked)")
-    return Request(messages=turns, images=images, max_new_tokens=max_new_tokens)
-
-
-def prompt_tokens(processor, req) -> int:
-    """Tokens the model reads for `req`: the chat-templated text plus each image's placeholder
-    tokens at the processor's pixel budget (counted from the image size, no pixels processed)."""
-    from medmo.model.chat import to_conversation
-    from medmo.model.tokens import token_count
-
-    text = processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True, tokenize=False)
-    return token_count(processor, text, [im.size for im in req.images])
-
-
-def _completion(model: str, texts: list[str], finishes: list[str], usage: dict[str, int]) -> dict:
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model, "choices": [{"index": i, "message": {"role": "assistant", "content": text},
-                                         "finish_reason": finish}
-                                        for i, (text, finish) in enumerate(zip(texts, finishes))],
-            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
-
-
-async def _stream_chat(app: FastAPI, req):
-    """Server-sent events in OpenAI's chunk format; tokens arrive as the model makes them."""
-    from transformers import TextIteratorStreamer
-
-    from medmo.model.chat import to_conversation
-
-    backend, cfg = app.state.backend, app.state.cfg
-    streamer = TextIteratorStreamer(backend.processor.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                    timeout=600)
-
-    def generate() -> None:
-        import torch
-
-        from medmo.model.generate import hf_sampling
-
-        try:
-            prompt = backend.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
-                                                           tokenize=False)
-            enc = backend.processor(text=[prompt], images=req.images or None, return_tensors="pt").to(backend.device)
-            with torch.inference_mode():
-                backend.model.generate(**enc, max_new_tokens=req.max_new_tokens, streamer=streamer, **hf_sampling(req))
-        except Exception:
-            streamer.end()  # unblock the reader; the error is raised through the job's future
-            raise
-
-    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def chunk(delta: dict, finish: str | None = None) -> str:
-        return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                      "model": cfg.model_name, "choices": [{"index": 0, "delta": delta,
-                                                                           "finish_reason": finish}]}) + "\n\n"
-
-    job = asyncio.ensure_future(app.state.batcher.run_exclusive(generate))
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        pieces = iter(streamer)
-        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
-            if piece:
-                yield chunk({"content": piece})
-        try:
-            await job
-        except Exception as e:  # noqa: BLE001 - headers are sent: report in-stream, keep serving
-            logger.exception("streamed generation failed")
-            yield "data: " + json.dumps({"error": {"message": f"generation failed: {type(e).__name__}",
-                                                   "type": "server_error"}}) + "\n\n"
-        yield chunk({}, "stop")
-        yield "data: [DONE]\n\n"
-    finally:
-        job.cancel()  # the client left mid-stream: generation stops at its next step (no-op when done)
-
-
-# ------------------------------------------------------------------------- disconnects and errors
-class ClientGone(Exception):
-    """The client disconnected before its answer was ready (its generation was abandoned)."""
-
-
-async def until_disconnect(http: HTTPRequest, work):
-    """Await `work`; when the client disconnects first, cancel it (the batcher then abandons its
-    requests) and raise ClientGone. After the body is read, `receive` only reports the disconnect."""
-    task = asyncio.ensure_future(work)
-
-    async def gone() -> None:
-        while (await http.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(gone())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task})  # its cancellation reaches the batcher before we answer
-    if task.cancelled():
-        raise ClientGone()
-    return task.result()
-
-
 def _context_length(backend) -> int | None:
     config = getattr(getattr(backend, "model", None), "config", None)
     config = getattr(config, "text_config", config)
     return getattr(config, "max_position_embeddings", None)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(BadInput)
-    async def bad_input(_req: HTTPRequest, exc: BadInput):
-        logger.info("%d: %s", exc.status, exc)
-        return error_response(exc.status, str(exc))  # 400, or 413 for a decoding budget (inputs.TooLarge)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_req: HTTPRequest, exc: RequestValidationError):
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            msg = "malformed JSON body: " + "; ".join(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors)
-        else:
-            msg = "invalid request: " + "; ".join(_where(e) + f": {e.get('msg')}" for e in errors)
-        logger.info("400: %s", msg)
-        return error_response(400, msg)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(req: HTTPRequest, exc: HTTPException):  # 404, 405, an undecodable body, ...
-        logger.info("%d on %s %s: %s", exc.status_code, req.method, req.url.path, exc.detail)
-        detail = "the body is not UTF-8 JSON" if "parsing the body" in str(exc.detail) else exc.detail
-        return error_response(exc.status_code, f"{detail} ({req.method} {req.url.path})", headers=exc.headers)
-
-    @app.exception_handler(ClientGone)
-    async def client_gone(req: HTTPRequest, _exc: ClientGone):
-        logger.info("client left before the answer to %s; its generation was abandoned", req.url.path)
-        return error_response(499, "client closed the request")
-
-
-def _where(error: dict) -> str:
-    path = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-    return path or "the body (a JSON object, sent with Content-Type: application/json)"
 
 
 def run(cfg: ServeConfig) -> None:

@@ -13,6 +13,10 @@
   has none (its keep-alive timer stops at the first byte of a request), so a client that
   sends its headers one byte at a time held its connection for as long as it liked.
 - `clean_text`: the one normalisation of user text before it reaches the model.
+- `until_disconnect`: awaits an endpoint's work unless the client disconnects first; then
+  cancels it (the batcher abandons its requests) and answers 499.
+- `add_error_handlers`: 400 for bad input and malformed JSON; Starlette's 404, 405 and
+  body errors in OpenAI's shape instead of FastAPI's `{"detail": ...}`.
 
 Every refusal answers in OpenAI's error shape `{"error": {"message", "type", "code"}}`,
 as JSON with non-ASCII escaped (a lone surrogate in an echoed value cannot break it).
@@ -26,6 +30,9 @@ import re
 import secrets
 import unicodedata
 
+from fastapi import FastAPI, Request as HTTPRequest
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from medmo.data.schema import IMAGE_TOKEN
@@ -205,3 +212,62 @@ def header_timeout_protocol(timeout_s: float):
             super().connection_lost(exc)
 
     return HeaderTimeoutProtocol
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (its generation was abandoned)."""
+
+
+async def until_disconnect(http: HTTPRequest, work):
+    """Await `work`; when the client disconnects first, cancel it (the batcher then abandons its
+    requests) and raise ClientGone. After the body is read, `receive` only reports the disconnect."""
+    task = asyncio.ensure_future(work)
+
+    async def gone() -> None:
+        while (await http.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its cancellation reaches the batcher before we answer
+    if task.cancelled():
+        raise ClientGone()
+    return task.result()
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BadInput)
+    async def bad_input(_req: HTTPRequest, exc: BadInput):
+        logger.info("%d: %s", exc.status, exc)
+        return error_response(exc.status, str(exc))  # 400, or 413 for a decoding budget (inputs.TooLarge)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_req: HTTPRequest, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            msg = "malformed JSON body: " + "; ".join(str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors)
+        else:
+            msg = "invalid request: " + "; ".join(_where(e) + f": {e.get('msg')}" for e in errors)
+        logger.info("400: %s", msg)
+        return error_response(400, msg)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(req: HTTPRequest, exc: HTTPException):  # 404, 405, an undecodable body, ...
+        logger.info("%d on %s %s: %s", exc.status_code, req.method, req.url.path, exc.detail)
+        detail = "the body is not UTF-8 JSON" if "parsing the body" in str(exc.detail) else exc.detail
+        return error_response(exc.status_code, f"{detail} ({req.method} {req.url.path})", headers=exc.headers)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(req: HTTPRequest, _exc: ClientGone):
+        logger.info("client left before the answer to %s; its generation was abandoned", req.url.path)
+        return error_response(499, "client closed the request")
+
+
+def _where(error: dict) -> str:
+    path = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return path or "the body (a JSON object, sent with Content-Type: application/json)"

@@ -1,5 +1,6 @@
 """Recipe loading: typed fields, overrides, unknown keys, run folders."""
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 import yaml
@@ -94,3 +95,28 @@ def test_scalar_types_are_checked_and_yaml11_floats_read(tmp_path):
         load_config(Outer, p)
     p.write_text("steps: 2\ninner:\n  lr: 1e-4\n")
     assert load_config(Outer, p).inner.lr == 1e-4
+
+
+@dataclass
+class Choices:
+    fmt: Literal["jsonl", "parquet"] = "jsonl"
+    mode: Literal["strict", "medevalkit"] | None = None
+
+
+LITERALS = [  # (recipe text, error or None)
+    ("fmt: parquet\nmode: strict\n", None),  # allowed values
+    ("mode: null\n", None),  # an optional Literal takes null
+    ("fmt: csv\n", "fmt: expected one of jsonl, parquet, got 'csv'"),
+    ("mode: lenient\n", "mode: expected one of strict, medevalkit, null, got 'lenient'"),
+]
+
+
+@pytest.mark.parametrize("text,error", LITERALS)
+def test_literal_fields_take_one_of_their_values(tmp_path, text, error):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    if error is None:
+        load_config(Choices, p)
+    else:
+        with pytest.raises(ValueError, match=error):
+            load_config(Choices, p)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -117,12 +118,31 @@ def _build(cls, data: dict[str, Any], where: str, errors: list[str]):
 
 
 def _check_scalar(hint, value: Any, where: str, errors: list[str]) -> Any:
-    """Plain scalar fields must hold their type (an int is accepted for a float)."""
+    """Plain scalar fields must hold their type (an int is accepted for a float); a `Literal[...]`
+    field (or `Literal[...] | None`) one of its values."""
+    choices = _literal_choices(hint)
+    if choices is not None:
+        if value not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            errors.append(f"{where}: expected one of {shown}, got {value!r}")
+        return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, bool, str) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
         errors.append(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
+
+
+def _literal_choices(hint) -> tuple | None:
+    """The values a `Literal[...]` or `Literal[...] | None` type allows; None for other types."""
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = typing.get_args(hint)
+        literals = [m for m in members if typing.get_origin(m) is typing.Literal]
+        if len(literals) == 1 and set(members) <= {literals[0], type(None)}:
+            return (*typing.get_args(literals[0]), *((None,) if type(None) in members else ()))
+    return None
 
 
 def to_dict(cfg) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medmo.config import load_config, make_run_dir
@@ -53,14 +53,17 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
 class DemoConfig:
     """The demo's knobs (`medmo demo --help`); the training hyper-parameters live in recipes/tiny/."""
 
-    out: str = "runs/demo"  # run folder
-    minutes: float = 10.0  # budget on two dedicated CPU cores; scales every stage's steps
-    threads: int | None = None  # torch CPU threads (None: min(2, cores))
-    image_size: int = 64  # synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)
-    max_cells: int = 3  # stage 3's grounding images and the VQA items have 1..max_cells cells
-    n_train: int = 4000  # training images per stage
-    n_eval: int = 128  # held-out grounding images (and half as many VQA items)
-    seed: int = 0
+    out: str = field(default="runs/demo", metadata={"help": "run folder (re-running resumes it)"})
+    minutes: float = field(default=10.0, metadata={
+        "help": "budget on two CPU cores; scales every stage's steps"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: min(2, cores))"})
+    image_size: int = field(default=64, metadata={
+        "help": "synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)"})
+    max_cells: int = field(default=3, metadata={
+        "help": "stage 3's grounding images and the VQA items have 1..max_cells cells"})
+    n_train: int = field(default=4000, metadata={"help": "training images per stage"})
+    n_eval: int = field(default=128, metadata={"help": "held-out grounding images (and half as many VQA items)"})
+    seed: int = field(default=0, metadata={"help": "seed of the synthetic images"})
 
     def __post_init__(self):
         if self.minutes <= 0:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from PIL import Image
 
@@ -31,35 +32,45 @@ from medmo.boxes import Box, parse_boxes
 from medmo.data.schema import IMAGE_TOKEN
 from medmo.imaging.core import parse_window
 from medmo.imaging.limits import Budget, Limits
+from medmo.model.load import Dtype
 from medmo.model.prompts import GROUND_TARGET, REPORT_SECTIONS
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("vqa", "report", "ground")
+Task = Literal["vqa", "report", "ground"]
+TASKS = get_args(Task)
 
 
 @dataclass
 class InferConfig:
     """`medmo infer` options (also usable from code: `infer(InferConfig(...))`)."""
 
-    model: str = ""  # checkpoint folder or hub id (Qwen3-VL class)
-    image: str = ""  # PNG/JPEG/TIFF, DICOM or NIfTI file
-    prompt: str | None = None  # the question (vqa), or a prompt replacing the task's default
-    task: str = "vqa"  # vqa | report | ground
-    target: str | None = None  # ground: what to find, e.g. "nodule"
-    window: str | None = None  # DICOM/NIfTI window: a preset ("lung", "bone", ...) or "centre,width"
-    slice_index: int | None = None  # NIfTI slice (default: the middle one)
-    frame: int | None = None  # multi-frame DICOM frame / 4-D NIfTI volume
-    draw: str | None = None  # write the image with the answer's boxes drawn here (PNG)
-    max_new_tokens: int = 256  # generation budget
-    max_pixels: int | None = None  # model input budget (None: the processor's default)
-    dtype: str = "float32"  # float32 | bfloat16 | float16
-    device: str | None = None  # cpu | cuda (default: cuda when available)
+    model: str = field(default="", metadata={"help": "checkpoint folder or hub id"})
+    image: str = field(default="", metadata={"help": "PNG/JPEG/TIFF, DICOM (.dcm) or NIfTI (.nii/.nii.gz) file"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "the question (vqa), or a prompt replacing the task's default"})
+    task: Task = field(default="vqa", metadata={"help": "what to ask"})
+    target: str | None = field(default=None, metadata={"help": "ground: what to find, e.g. nodule"})
+    window: str | None = field(default=None, metadata={
+        "help": "DICOM/CT window: preset (lung, bone, brain, ...) or centre,width"})
+    slice_index: int | None = field(default=None, metadata={
+        "help": "NIfTI slice index (default: the middle one)", "aliases": ("--slice",)})
+    frame: int | None = field(default=None, metadata={"help": "multi-frame DICOM frame / 4-D NIfTI volume"})
+    draw: str | None = field(default=None, metadata={"help": "write the image with the answer's boxes drawn to this PNG"})
+    max_new_tokens: int = field(default=256, metadata={"help": "generation budget"})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "model input pixel budget (default: processor's)"})
+    dtype: Dtype = field(default="auto", metadata={"help": "weights dtype; auto: bfloat16 on GPU, float32 on CPU"})
+    device: str | None = field(default=None, metadata={"help": "cpu | cuda (default: cuda when available)"})
     # decoding budgets, the same as `medmo serve`'s (medmo.imaging.limits), checked on headers first
-    max_image_pixels: int = Limits.max_image_pixels  # one decoded image (frame, slice, montage)
-    max_request_pixels: int = Limits.max_request_pixels  # all montage tiles together
-    max_volume_voxels: int = Limits.max_volume_voxels  # a NIfTI volume, multi-frame DICOM, DICOM series folder
-    max_decompressed_bytes: int = Limits.max_decompressed_bytes  # what .nii.gz / deflated DICOM may inflate to
+    max_image_pixels: int = field(default=Limits.max_image_pixels, metadata={
+        "help": "pixels of one decoded image (frame, slice, montage); more is an error"})
+    max_request_pixels: int = field(default=Limits.max_request_pixels, metadata={
+        "help": "pixels of all images of one request together; more is an error"})
+    max_volume_voxels: int = field(default=Limits.max_volume_voxels, metadata={
+        "help": "voxels of a NIfTI volume, multi-frame DICOM or DICOM series; more is an error"})
+    max_decompressed_bytes: int = field(default=Limits.max_decompressed_bytes, metadata={
+        "help": "bytes a .nii.gz or deflated DICOM may inflate to; more is an error"})
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -58,19 +58,23 @@ STANDIN_SIZE = (512, 512)  # a missing image without a recorded size
 class RehearseConfig:
     """`medmo train RECIPE --rehearse`: every field is an option or a key=value override."""
 
-    recipe: str  # a pipeline or stage recipe (recipes/medmo-8b/pipeline.yaml)
-    data_root: str  # raw releases, one folder per source (../shared/data has several)
-    out: str | None = None  # run folder (default runs/rehearse/<recipe name>)
-    steps: int = 2  # optimizer steps per stage
-    samples: int = 48  # records per stage mixture (its `total`, scaled down)
-    max_pixels: int = 256 * 256  # per image (64 visual tokens on the tiny model)
-    max_length: int = 2048  # packed row / sample token budget
-    batch_size: int = 2  # SFT rows per step (no accumulation)
-    num_generations: int = 4  # GRPO answers per prompt (one prompt per step)
-    max_completion_length: int = 32  # GRPO tokens per answer
-    eval_limit: int = 4  # items per benchmark in the final evaluation (0: no evaluation)
-    eval_suite: str = "all"  # the suite whose benchmarks are looked for under data_root
-    threads: int | None = None  # torch CPU threads (None: min(2, cores))
+    recipe: str = field(metadata={"help": "a pipeline or stage recipe (recipes/medmo-8b/pipeline.yaml)"})
+    data_root: str = field(metadata={
+        "help": "--rehearse: raw releases, one folder per source (e.g. ../shared/data)"})
+    out: str | None = field(default=None, metadata={
+        "help": "--rehearse: run folder (default runs/rehearse/<recipe name>)"})
+    steps: int = field(default=2, metadata={"help": "optimizer steps per stage"})
+    samples: int = field(default=48, metadata={"help": "records per stage mixture (its `total`, scaled down)"})
+    max_pixels: int = field(default=256 * 256, metadata={"help": "per image (64 visual tokens on the tiny model)"})
+    max_length: int = field(default=2048, metadata={"help": "packed row / sample token budget"})
+    batch_size: int = field(default=2, metadata={"help": "SFT rows per step (no accumulation)"})
+    num_generations: int = field(default=4, metadata={"help": "GRPO answers per prompt (one prompt per step)"})
+    max_completion_length: int = field(default=32, metadata={"help": "GRPO tokens per answer"})
+    eval_limit: int = field(default=4, metadata={
+        "help": "items per benchmark in the final evaluation (0: no evaluation)"})
+    eval_suite: str = field(default="all", metadata={
+        "help": "the suite whose benchmarks are looked for under data_root"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: min(2, cores))"})
 
     def __post_init__(self):
         if not Path(self.recipe).is_file():

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,20 +58,25 @@ STRATA = ("size", "shape", "density", "count")  # meta["strata"] keys of every r
 
 @dataclass
 class CellConfig:
-    masks: str  # folder of images + instance masks (images/+masks/, DSB2018 <id>/masks/, img*/mask* files)
-    out: str = "runs/cell"  # output folder: records.jsonl, images/, report.json, config.yaml
-    tile: int = 0  # 0: one record per image; N: cut images into N x N tiles, one record each
-    min_area: int = 10  # px; smaller instances are segmentation specks, not cells
-    min_visible: float = 0.5  # with tiling: keep a cut cell if this fraction of it is in the tile
-    split: str = "test"  # the records' split: the Cell set is an evaluation benchmark
-    small_diameter: float = 16.0  # px; below: "small" (DSB2018 nuclei at 512 px: median ~24 px)
-    large_diameter: float = 24.0  # px; from here: "large"
-    min_solidity: float = 0.9  # below: "irregular" (lobed, touching or badly segmented)
-    max_eccentricity: float = 0.8  # from here: "elongated" (0 = circle, 1 = line)
-    sparse_density: float = 1.0  # cells per 10,000 px^2; below: "sparse"
-    dense_density: float = 3.0  # from here: "dense"
-    several_cells: int = 4  # cells per image; below: "few" (the demo's 1-3 cells)
-    many_cells: int = 16  # from here: "many" (DSB2018 at 512 px: 125; 256-px tiles: ~30)
+    masks: str = field(metadata={"help": "folder of images + instance masks (images/+masks/, DSB2018 <id>/masks/, "
+                                         "img*/mask* files; see medmo.data.sources.masks)"})
+    out: str = field(default="runs/cell", metadata={"help": "output folder: records.jsonl, images/, report.json"})
+    tile: int = field(default=0, metadata={"help": "cut images into N x N tiles, one record each (0: whole images)"})
+    min_area: int = field(default=10, metadata={"help": "instances under this many pixels are not cells"})
+    min_visible: float = field(default=0.5, metadata={
+        "help": "with tiling: keep a cut cell if this fraction of it is in the tile"})
+    split: str = field(default="test", metadata={"help": "the records' split: the Cell set is an evaluation benchmark"})
+    small_diameter: float = field(default=16.0, metadata={
+        "help": "px; below: 'small' (DSB2018 nuclei at 512 px: median ~24 px)"})
+    large_diameter: float = field(default=24.0, metadata={"help": "px; from here: 'large'"})
+    min_solidity: float = field(default=0.9, metadata={
+        "help": "below: 'irregular' (lobed, touching or badly segmented)"})
+    max_eccentricity: float = field(default=0.8, metadata={"help": "from here: 'elongated' (0 = circle, 1 = line)"})
+    sparse_density: float = field(default=1.0, metadata={"help": "cells per 10,000 px^2; below: 'sparse'"})
+    dense_density: float = field(default=3.0, metadata={"help": "from here: 'dense'"})
+    several_cells: int = field(default=4, metadata={"help": "cells per image; below: 'few' (the demo's 1-3 cells)"})
+    many_cells: int = field(default=16, metadata={
+        "help": "from here: 'many' (DSB2018 at 512 px: 125; 256-px tiles: ~30)"})
 
     def __post_init__(self):
         if self.tile < 0 or self.min_area < 1 or not 0 < self.min_visible <= 1:

@@ -37,9 +37,10 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from tqdm import tqdm
 
@@ -56,18 +57,21 @@ RECORD_FIELDS = tuple(Record.__dataclass_fields__)
 
 @dataclass
 class ConvertConfig:
-    source: str                      # registered source name (`medmo data convert x` lists them)
-    raw: str                         # the release as downloaded: folder or main file (see the source's doc)
-    out: str                         # output folder: shards, report.json, config.yaml
-    format: str = "jsonl"            # "jsonl" (greppable) or "parquet" (compact, columnar)
-    shard_size: int = 50_000         # records per shard; ~50k keeps JSONL shards in the tens of MB
-    split: str | None = None         # only this split; None = every split the release has
-    check_images: str = "none"       # "exists": drop records whose image files are missing;
-                                     # "decode": also open each image with medmo.imaging (slower)
-    image_dir: str | None = None     # where converters of releases with embedded images (HF
-                                     # parquet) write them; default OUT/images, so OUT is self-contained
-    allow_outside_images: bool = False  # keep image paths outside the release folder (absolute paths,
-                                        # "../", symlinks out); by default they are dropped and counted
+    source: str = field(metadata={"help": "registered source name, e.g. vqa_rad (an unknown name lists them all)"})
+    raw: str = field(metadata={"help": "the release as downloaded (folder or main file; see the source's doc)"})
+    out: str = field(metadata={"help": "output folder for shards and report.json"})
+    format: Literal["jsonl", "parquet"] = field(default="jsonl", metadata={
+        "help": "shard format: jsonl (greppable) or parquet (compact, columnar)"})
+    shard_size: int = field(default=50_000, metadata={
+        "help": "records per shard (~50k keeps JSONL shards in the tens of MB)"})
+    split: str | None = field(default=None, metadata={
+        "help": "only this split (default: every split the release has)"})
+    check_images: Literal["none", "exists", "decode"] = field(default="none", metadata={
+        "help": "drop records whose images are missing (exists) or also undecodable (decode)"})
+    image_dir: str | None = field(default=None, metadata={
+        "help": "where images embedded in the release (HF parquet) are written (default: OUT/images)"})
+    allow_outside_images: bool = field(default=False, metadata={
+        "help": "keep image paths outside the release folder (absolute, ../, symlinks out); default: drop them"})
 
     def __post_init__(self):
         if self.format not in FORMATS:

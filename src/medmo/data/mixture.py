@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 from tqdm import tqdm
 
@@ -73,17 +73,20 @@ class MixSource:
 
 @dataclass
 class MixtureConfig:
-    out: str                                  # output folder: shards, mixture.json, config.yaml
-    sources: list[MixSource] = field(default_factory=list)  # [{name, path, weight}, ...]
-    name: str = "mix"                         # the stage this set is for, written to meta.mixture
-    total: int | None = None                  # output records; None = sum of count * weight
-    max_pixels: int = 768 * 768               # stage resolution budget (stage 1: 768^2, stage 2: 1280^2)
-    min_pixels: int | None = None             # optional lower bound (small images are upscaled)
-    resize_images: bool = False               # re-encode images to the budget (else meta only)
-    seed: int = 0                             # one seed for selection, merging and shuffling
-    shuffle_buffer: int = 10_000              # records held for shuffling (memory bound)
-    shard_size: int = 50_000                  # records per output shard
-    format: str = "jsonl"                     # "jsonl" or "parquet"
+    out: str = field(metadata={"help": "output folder: shards, mixture.json, config.yaml"})
+    sources: list[MixSource] = field(default_factory=list, metadata={
+        "help": "[{name, path, weight}, ...] (in the recipe)"})
+    name: str = field(default="mix", metadata={"help": "the stage this set is for, written to meta.mixture"})
+    total: int | None = field(default=None, metadata={"help": "output records (default: sum of count x weight)"})
+    max_pixels: int = field(default=768 * 768, metadata={
+        "help": "stage resolution budget (stage 1: 768^2, stage 2: 1280^2)"})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "optional lower bound (small images are upscaled)"})
+    resize_images: bool = field(default=False, metadata={"help": "re-encode images to the budget (else meta only)"})
+    seed: int = field(default=0, metadata={"help": "one seed for selection, merging and shuffling"})
+    shuffle_buffer: int = field(default=10_000, metadata={"help": "records held for shuffling (memory bound)"})
+    shard_size: int = field(default=50_000, metadata={"help": "records per output shard"})
+    format: Literal["jsonl", "parquet"] = field(default="jsonl", metadata={"help": "shard format"})
 
     def __post_init__(self):
         keys = tuple(MixSource.__dataclass_fields__)

@@ -68,17 +68,22 @@ _PRIME = np.uint64(1_000_003)
 
 @dataclass
 class OverlapConfig:
-    train: str                          # training records folder (or file)
-    bench: str                          # benchmark records folder (or file)
-    out: str | None = None              # report folder; default TRAIN/overlap
-    drop: str | None = None             # write the training set without overlapping records here
-    drop_on: list[str] = field(default_factory=lambda: list(KINDS[:3]))  # match kinds that cause a drop
-    image_distance: int = 6             # max pHash Hamming distance (bits of 64); 0 = identical hashes
-    text_similarity: float = 0.8        # min Jaccard of character n-grams
-    ngram: int = 5                      # character n-gram length
-    min_text_chars: int = 40            # shorter normalized texts are not compared
-    generic_repeats: int = 3            # image questions the benchmark repeats this often are not compared
-    max_matches_per_record: int = 20    # matches listed per training record in matches.jsonl
+    train: str = field(metadata={"help": "training records folder (shards) or file"})
+    bench: str = field(metadata={"help": "benchmark records folder (shards) or file"})
+    out: str | None = field(default=None, metadata={"help": "report folder (default: TRAIN/overlap)"})
+    drop: str | None = field(default=None, metadata={
+        "help": "write the training set without the overlapping records here"})
+    drop_on: list[str] = field(default_factory=lambda: list(KINDS[:3]), metadata={
+        "help": "match kinds that drop a record (image_exact, image_near, text, question)"})
+    image_distance: int = field(default=6, metadata={
+        "help": "max perceptual-hash Hamming distance (of 64 bits); 0 = identical hashes"})
+    text_similarity: float = field(default=0.8, metadata={"help": "min Jaccard similarity of question character n-grams"})
+    ngram: int = field(default=5, metadata={"help": "character n-gram length"})
+    min_text_chars: int = field(default=40, metadata={"help": "shorter normalized texts are not compared"})
+    generic_repeats: int = field(default=3, metadata={
+        "help": "image questions the benchmark repeats this often are not compared"})
+    max_matches_per_record: int = field(default=20, metadata={
+        "help": "matches listed per training record in matches.jsonl"})
 
     def __post_init__(self):
         if not 0 <= self.image_distance <= 16:

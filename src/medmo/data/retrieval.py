@@ -34,9 +34,9 @@ import logging
 import random
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 from medmo.config import make_run_dir
 from medmo.data.schema import resolve_image
@@ -56,16 +56,20 @@ _STOP = frozenset(
 
 @dataclass
 class RetrievalConfig:
-    src: str                       # a folder of caption records written by `medmo data convert`
-    out: str                       # output folder: retrieval records, report.json, config.yaml
-    choices: int = 4               # options per question (the right caption + choices-1 negatives)
-    seed: int = 0                  # negatives' tie-breaks, fillers and the right letter's position
-    max_similarity: float = 0.9    # a candidate this alike (word Jaccard) is a paraphrase, never a negative
-    rare_words: int = 6            # each caption's rarest words that index its candidates
-    max_candidates: int = 200      # candidates scored per caption (bounds the cost of common words)
-    max_option_chars: int = 400    # longer captions are cut at a word boundary in the options (sequence length)
-    shard_size: int = 50_000
-    format: str = "jsonl"
+    src: str = field(metadata={"help": "folder of caption records (`medmo data convert roco|pmc_oa|medtrinity`)"})
+    out: str = field(metadata={"help": "output folder for the retrieval records and report.json"})
+    choices: int = field(default=4, metadata={"help": "options per question (the right caption + negatives)"})
+    seed: int = field(default=0, metadata={
+        "help": "seed for negatives' tie-breaks, fillers and the right letter's position"})
+    max_similarity: float = field(default=0.9, metadata={
+        "help": "a candidate this alike (word Jaccard) is a paraphrase, never a negative"})
+    rare_words: int = field(default=6, metadata={"help": "each caption's rarest words that index its candidates"})
+    max_candidates: int = field(default=200, metadata={
+        "help": "candidates scored per caption (bounds the cost of common words)"})
+    max_option_chars: int = field(default=400, metadata={
+        "help": "longer captions are cut at a word boundary in the options (sequence length)"})
+    shard_size: int = field(default=50_000, metadata={"help": "records per shard"})
+    format: Literal["jsonl", "parquet"] = field(default="jsonl", metadata={"help": "shard format"})
 
     def __post_init__(self):
         if self.choices < 2 or self.choices > 26:

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import re
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -93,9 +93,11 @@ def body_system(d: dict) -> str:
 
 @dataclass
 class StatsConfig:
-    dir: str                          # folder of record shards (or one .jsonl/.parquet file)
-    out: str | None = None            # where to write; default DIR/stats
-    max_image_probes: int = 200_000   # header reads at most (sizes of the rest are not sampled)
+    dir: str = field(metadata={"help": "folder of record shards (.jsonl / .parquet), or one such file"})
+    out: str | None = field(default=None, metadata={
+        "help": "where to write stats.json/.md and PNGs (default: DIR/stats)"})
+    max_image_probes: int = field(default=200_000, metadata={
+        "help": "image headers read at most (sizes of the rest are not sampled)"})
 
 
 def image_size(path: Path) -> tuple[int, int] | None:

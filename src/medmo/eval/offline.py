@@ -17,7 +17,9 @@ unknown: cut answers are not counted here.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
@@ -26,6 +28,39 @@ from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, scor
 from medmo.eval.samples import SampleLog, read_record_rows
 from medmo.eval.tasks import aggregate_by_task
 from medmo.eval.units import Unit, records_unit, unique_ids
+
+
+@dataclass
+class ScoreConfig:
+    """`medmo score`: every field is a command-line option (`score` runs it)."""
+
+    predictions: str = field(metadata={"help": ".jsonl: one unified record per line plus its \"response\""})
+    out: str = field(metadata={"help": "run folder for samples.jsonl, results.json, results.md"})
+    box_format: str = field(default="grid", metadata={
+        "help": "coordinates in responses: grid (0-1000), pixels (of the original image) or resized:FACTOR:MIN:MAX "
+                "(of a Qwen2.5-VL-style processor's resized input, e.g. resized:28:3136:12845056)"})
+    grounding_protocol: Literal["set", "medsg"] | None = field(default=None, metadata={
+        "help": "set IoU over all boxes or MedSG-Bench's first-box rule (its published tables); default: set, or "
+                "with --mode medevalkit the --benchmark's published rule"})
+    mode: Literal["strict", "medevalkit"] = field(default="strict", metadata={"help": "answer scoring rules"})
+    benchmark: str | None = field(default=None, metadata={
+        "help": "score with this registered benchmark's rules instead of by task"})
+    judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={"help": "LLM judge for open answers"})
+    plots: bool = field(default=True, metadata={"help": "write the PNG charts"})
+
+    def __post_init__(self):
+        from medmo.model.families import check_box_format
+
+        if isinstance(self.judge, dict):
+            self.judge = JudgeConfig(**self.judge)
+        check_box_format(self.box_format)
+
+
+def score(cfg: ScoreConfig) -> Path:
+    """Run `medmo score` (score_predictions with the config's options); returns the run folder."""
+    return score_predictions(cfg.predictions, cfg.out, box_format=cfg.box_format, mode=cfg.mode,
+                             grounding_protocol=cfg.grounding_protocol, benchmark=cfg.benchmark, judge=cfg.judge,
+                             plots=cfg.plots)
 
 
 def merge(dirs: list[str | Path], out: str | Path, plots: bool = True) -> Path:

@@ -63,31 +63,49 @@ CUT = "cut_at_max_new_tokens"
 class EvalConfig:
     """One evaluation run; suite recipes in recipes/eval/*.yaml set `suite` and `benchmarks`."""
 
-    model: str = ""  # checkpoint folder or hub id (hf/vllm), or the served model name (openai)
-    backend: str = "hf"  # hf | vllm | openai
-    suite: str | None = None  # suite name shown in results (vqa, textqa, report, grounding, all)
-    benchmarks: list[str] = field(default_factory=list)  # registered benchmark names
-    records: str | None = None  # a .jsonl/.parquet of unified records, scored by task
-    data: str | None = None  # a benchmark's data folder, or a root holding one folder per benchmark
-    limit: int | None = None  # first N items of each benchmark (before sharding)
-    shard: str = "0/1"  # i/n: this process evaluates items i, i+n, i+2n, ...
-    out: str = "runs/eval"  # run folder (a shard writes to out/shard-i-of-n)
-    batch_size: int = 16  # hf backend: sequences per forward pass
-    max_new_tokens: int | None = None  # generation budget per answer; None = per benchmark (medmo.eval.units)
-    protocol: Literal["default", "paper"] = "default"  # paper: medevalkit mode, the paper's sets, a judge required
-    mode: str | None = None  # strict | medevalkit (see medmo.eval.options); None = strict (paper protocol: medevalkit)
-    box_format: str | None = None  # grid | pixels | resized[:F:MIN:MAX]; None = the model family's (medmo.model.families)
-    grounding_protocol: str | None = None  # set | medsg (medmo.eval.grounding); None = the mode's (medmo.eval.options)
-    dtype: str = "auto"  # hf/vllm weights dtype; auto = bfloat16 on GPUs, float32 on CPU
-    device: str | None = None  # hf: cuda / cpu; None = cuda when available
-    min_pixels: int | None = None  # image budget: lower bound on pixels per image
-    max_pixels: int | None = None  # image budget: upper bound on pixels per image (bounds memory)
-    base_url: str | None = None  # openai backend: the server's base URL (http://host:port/v1)
-    api_key_env: str = "OPENAI_API_KEY"  # openai backend: environment variable with the key
-    concurrency: int = 8  # openai backend: requests in flight
-    judge: JudgeConfig = field(default_factory=JudgeConfig)  # LLM judge for open answers (off by default)
-    plots: bool = True  # write bar and radar charts next to results.md
-    skip_missing: bool = False  # a benchmark whose data is missing is listed as skipped instead of stopping the run
+    model: str = field(default="", metadata={
+        "help": "checkpoint folder or hub id (hf/vllm), or served model name (openai)"})
+    backend: Literal["hf", "vllm", "openai"] = field(default="hf", metadata={"help": "generation backend"})
+    suite: str | None = field(default=None, metadata={
+        "help": "suite name shown in results (vqa, textqa, report, grounding, all)"})
+    benchmarks: list[str] = field(default_factory=list, metadata={
+        "help": "registered benchmark name(s), repeatable or comma-separated", "aliases": ("--benchmark",)})
+    records: str | None = field(default=None, metadata={
+        "help": "a .jsonl/.parquet of unified records, scored by task (images relative to it)"})
+    data: str | None = field(default=None, metadata={
+        "help": "the benchmark's data folder, or a root holding one folder per benchmark"})
+    limit: int | None = field(default=None, metadata={"help": "first N items of each benchmark (before sharding)"})
+    shard: str = field(default="0/1", metadata={
+        "help": "i/n: evaluate every n-th item from i (writes OUT/shard-i-of-n)"})
+    out: str = field(default="runs/eval", metadata={"help": "run folder; re-running resumes it"})
+    batch_size: int = field(default=16, metadata={"help": "hf backend: sequences per batch"})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "generation budget per answer (default per benchmark: 4096 VQA/grounding, 8192 text QA/reports)"})
+    protocol: Literal["default", "paper"] = field(default="default", metadata={
+        "help": "paper: MedEvalKit scoring, the paper's item sets and a judge (required), as MedMO's tables"})
+    mode: Literal["strict", "medevalkit"] | None = field(default=None, metadata={
+        "help": "answer scoring rules, see medmo.eval.options (default strict; with --protocol paper: medevalkit)"})
+    box_format: str | None = field(default=None, metadata={
+        "help": "coordinates in responses: grid (0-1000), pixels (of the original image) or resized (of the "
+                "processor's resized input); default: the model family's (Qwen2.5-VL: resized)"})
+    grounding_protocol: Literal["set", "medsg"] | None = field(default=None, metadata={
+        "help": "set IoU over all boxes or MedSG-Bench's first-box rule (default: the mode's, medmo.eval.options)"})
+    dtype: str = field(default="auto", metadata={
+        "help": "hf/vllm weights dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16"})
+    device: str | None = field(default=None, metadata={"help": "cpu | cuda (default: cuda when available)"})
+    min_pixels: int | None = field(default=None, metadata={"help": "image budget: min pixels per image"})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "image budget: max pixels per image (bounds memory)"})
+    base_url: str | None = field(default=None, metadata={
+        "help": "openai backend: server base URL, e.g. http://host:8000/v1"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "openai backend: environment variable with the key"})
+    concurrency: int = field(default=8, metadata={"help": "openai backend: requests in flight"})
+    judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={
+        "help": "LLM judge for open answers (off by default)"})
+    plots: bool = field(default=True, metadata={"help": "write bar and radar charts (PNG) next to results.md"})
+    skip_missing: bool = field(default=False, metadata={
+        "help": "list benchmarks whose data is not found as skipped instead of stopping"})
 
     def __post_init__(self):
         from medmo.eval.backends import BACKENDS

@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]  # "auto": bfloat16 on a capable GPU, else float32
+DTYPES = get_args(Dtype)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -69,20 +69,21 @@ Please output the bounding box coordinates. 0 1 2 3 4 5 6 7 8 9 , [ ] [[ ]] ( ) 
 class TinyConfig:
     """Sizes of the tiny model (the defaults are DESIGN.md's measured 4.9M config)."""
 
-    text_hidden: int = 256
-    text_layers: int = 4
-    text_heads: int = 4
-    text_kv_heads: int = 2
-    text_intermediate: int = 768
-    vision_hidden: int = 128
-    vision_depth: int = 4
-    vision_heads: int = 4
-    vision_intermediate: int = 384
-    deepstack: tuple[int, ...] = (1, 2, 3)
-    vocab_merges: int = 150  # BPE merges learned on the corpus above
-    min_pixels: int = 32 * 32 * 4
-    max_pixels: int = 512 * 512
-    seed: int = 0
+    text_hidden: int = field(default=256, metadata={"help": "language model hidden size"})
+    text_layers: int = field(default=4, metadata={"help": "language model layers"})
+    text_heads: int = field(default=4, metadata={"help": "language model attention heads"})
+    text_kv_heads: int = field(default=2, metadata={"help": "language model key/value heads"})
+    text_intermediate: int = field(default=768, metadata={"help": "language model MLP size"})
+    vision_hidden: int = field(default=128, metadata={"help": "vision encoder hidden size"})
+    vision_depth: int = field(default=4, metadata={"help": "vision encoder layers"})
+    vision_heads: int = field(default=4, metadata={"help": "vision encoder attention heads"})
+    vision_intermediate: int = field(default=384, metadata={"help": "vision encoder MLP size"})
+    deepstack: tuple[int, ...] = field(default=(1, 2, 3), metadata={
+        "help": "vision layers whose features are stacked into the language model (Qwen3-VL DeepStack)"})
+    vocab_merges: int = field(default=150, metadata={"help": "BPE merges learned on the corpus above"})
+    min_pixels: int = field(default=32 * 32 * 4, metadata={"help": "processor's lower pixel budget per image"})
+    max_pixels: int = field(default=512 * 512, metadata={"help": "processor's upper pixel budget per image"})
+    seed: int = field(default=0, metadata={"help": "seed of the random weights"})
 
 
 def build_tokenizer(cfg: TinyConfig, special: list[str] | None = None, named: dict[str, str] | None = None,

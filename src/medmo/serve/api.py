@@ -54,7 +54,7 @@ import math
 import os
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from medmo.infer import build_request, interpret
+from medmo.model.load import Dtype
 from medmo.serve.batching import DynamicBatcher
 from medmo.serve.chat import chat_request, completion, prompt_tokens, stream_chat
 from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text,
@@ -77,30 +78,42 @@ logger = logging.getLogger(__name__)
 class ServeConfig:
     """`medmo serve` options."""
 
-    model: str = ""  # checkpoint folder or hub id (Qwen3-VL class)
-    host: str = "127.0.0.1"  # loopback by default: without api_key, anyone who reaches the port may use it
-    api_key: str | None = None  # require `Authorization: Bearer <key>` (default: $MEDMO_API_KEY)
-    api_key_file: str | None = None  # read the key from this file instead (it stays out of `ps`)
-    port: int = 8000
-    model_name: str | None = None  # id reported by /v1/models (default: the model folder's name)
-    max_batch_size: int = 16  # dynamic batching: most requests per model call (1 = off)
-    max_wait_ms: float = 10.0  # dynamic batching: how long the first request waits for company
-    max_new_tokens: int = 256  # default generation budget per request
-    max_body_mb: float = 20.0  # request bodies above this -> 413
-    # decoding budgets per request (medmo.imaging.limits), checked on headers before decoding; over -> 413
-    max_image_pixels: int = 40_000_000  # one decoded image (frame, slice, montage)
-    max_request_pixels: int = 80_000_000  # all images of one request together
-    max_volume_voxels: int = 134_217_728  # a NIfTI volume, multi-frame DICOM (512^3)
-    max_decompressed_bytes: int = 335_544_320  # what .nii.gz / deflated DICOM may inflate to (320 MiB)
-    max_prompt_tokens: int = 16384  # prompt tokens (text + image placeholders) above this -> 400; also <= context
-    max_request_tokens: int = 8192  # new tokens one request may ask for, n x max_tokens -> 400 above
-    header_timeout_s: float = 10.0  # request headers not in this long after their first byte: connection closed
-    body_timeout_s: float = 60.0  # body not in this long after the headers -> 408
-    keep_alive_s: int = 5  # idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive)
-    max_connections: int = 512  # open connections beyond this get 503 (uvicorn's limit_concurrency)
-    max_pixels: int | None = None  # model input budget (None: the processor's default)
-    dtype: str = "float32"  # float32 | bfloat16 | float16
-    device: str | None = None  # cpu | cuda (default: cuda when available)
+    model: str = field(default="", metadata={"help": "checkpoint folder or hub id"})
+    host: str = field(default="127.0.0.1", metadata={
+        "help": "bind address (set --api-key when it is not loopback: without a key, anyone who reaches the "
+                "port may use it)"})
+    api_key: str | None = field(default=None, metadata={
+        "help": "require `Authorization: Bearer KEY` (default: $MEDMO_API_KEY; none: open)"})
+    api_key_file: str | None = field(default=None, metadata={
+        "help": "read the key from this file (keeps it out of `ps`)"})
+    port: int = field(default=8000, metadata={"help": "port"})
+    model_name: str | None = field(default=None, metadata={
+        "help": "id reported by /v1/models (default: the model folder's name)"})
+    max_batch_size: int = field(default=16, metadata={"help": "dynamic batching: most requests per call (1 = off)"})
+    max_wait_ms: float = field(default=10.0, metadata={"help": "dynamic batching: wait window for a batch"})
+    max_new_tokens: int = field(default=256, metadata={"help": "default generation budget per request"})
+    max_body_mb: float = field(default=20.0, metadata={"help": "larger request bodies get 413"})
+    # decoding budgets per request (medmo.imaging.limits), checked on headers before decoding
+    max_image_pixels: int = field(default=40_000_000, metadata={
+        "help": "pixels of one decoded image (frame, slice, montage); more gets 413"})
+    max_request_pixels: int = field(default=80_000_000, metadata={
+        "help": "pixels of all images of one request together; more gets 413"})
+    max_volume_voxels: int = field(default=134_217_728, metadata={
+        "help": "voxels of a NIfTI volume, multi-frame DICOM or DICOM series (512^3); more gets 413"})
+    max_decompressed_bytes: int = field(default=335_544_320, metadata={
+        "help": "bytes a .nii.gz or deflated DICOM may inflate to (320 MiB); more gets 413"})
+    max_prompt_tokens: int = field(default=16384, metadata={
+        "help": "longer prompts (text + images) get 400; also bounded by the model's context"})
+    max_request_tokens: int = field(default=8192, metadata={"help": "n x max_tokens above this gets 400"})
+    header_timeout_s: float = field(default=10.0, metadata={"help": "close connections slower to send headers"})
+    body_timeout_s: float = field(default=60.0, metadata={"help": "bodies slower than this get 408"})
+    keep_alive_s: int = field(default=5, metadata={
+        "help": "idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive)"})
+    max_connections: int = field(default=512, metadata={"help": "requests beyond this many connections get 503"})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "model input pixel budget (default: processor's)"})
+    dtype: Dtype = field(default="auto", metadata={"help": "weights dtype; auto: bfloat16 on GPU, float32 on CPU"})
+    device: str | None = field(default=None, metadata={"help": "cpu | cuda (default: cuda when available)"})
 
     def __post_init__(self):
         if not self.model:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from medmo.model.load import DTYPES
+from medmo.model.load import DTYPES, Dtype
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,14 @@ CARD_METRICS = ("n", "accuracy", "closed_accuracy", "open_accuracy", "mean_iou",
 class ExportConfig:
     """`medmo export`. Every field is a command-line option."""
 
-    run_dir: str  # a stage's run folder, or a pipeline / demo folder holding stage run folders
-    out: str  # where the Hugging Face checkpoint, processor and README.md are written
-    checkpoint: str | None = None  # None: the final model; "last" or "checkpoint-N": that checkpoint of the last stage
-    dtype: str = "auto"  # weights dtype of the export ("auto" keeps the checkpoint's)
-    name: str | None = None  # model name in the card (default: the out folder's name)
+    run_dir: str = field(metadata={
+        "help": "a stage's run folder, or a pipeline/demo folder of stages (e.g. runs/medmo-4b)"})
+    out: str = field(metadata={"help": "folder for the checkpoint, processor and README.md"})
+    checkpoint: str | None = field(default=None, metadata={
+        "help": "export a checkpoint of the last stage instead of its final model: 'last' or 'checkpoint-N'"})
+    dtype: Dtype = field(default="auto", metadata={"help": "weights dtype (auto: as trained)"})
+    name: str | None = field(default=None, metadata={
+        "help": "model name in the card (default: the --out folder name)"})
 
     def __post_init__(self):
         if self.dtype not in DTYPES:

@@ -61,19 +61,20 @@ def stage_configs(cfg: PipelineConfig) -> list[tuple[str, object]]:
     `model` is chained at run time; here each stage gets a placeholder equal to the
     previous stage's run folder, so the configs saved with each run are the real ones.
     """
-    from medmo.train import load_recipe, recipe_kind
+    from medmo.train.recipes import load_recipe, recipe_kind, stage_runners, trainer_key
 
+    stages = stage_runners()
     out = []
     previous = cfg.model
     for path in cfg.stages:
         name = Path(path).stem
-        kind = recipe_kind(path)
-        if kind == "pipeline":
+        if trainer_key(path) == "pipeline":
             raise ValueError(f"{path}: a pipeline cannot contain another pipeline")
+        kind = recipe_kind(path, stages)
         extra = {"output_dir": str(Path(cfg.output_dir) / name)}
         if previous is not None:
             extra["model"] = previous
-        stage_cfg = load_recipe(path, [*cfg.overrides, *cfg.stage_overrides.get(name, [])], **extra)
+        stage_cfg = load_recipe(path, stages, [*cfg.overrides, *cfg.stage_overrides.get(name, [])], **extra)
         out.append((kind, stage_cfg))
         previous = stage_cfg.output_dir
     return out
@@ -106,7 +107,7 @@ def run_isolated(path: str, cfg: PipelineConfig, stage_cfg) -> int:
 
 def run(cfg: PipelineConfig) -> Path:
     """Run the stages in order; returns output_dir, which lists them in stages.json."""
-    from medmo.train import RUNNERS
+    from medmo.train.recipes import stage_runners
 
     stages = stage_configs(cfg)
     root = make_run_dir(cfg.output_dir, cfg)
@@ -122,7 +123,7 @@ def run(cfg: PipelineConfig) -> Path:
             pid = run_isolated(path, cfg, stage_cfg)
         else:
             logger.info("stage %s (%s) from %s", run_dir.name, kind, stage_cfg.model)
-            run_dir = RUNNERS.get(kind).run(stage_cfg)
+            run_dir = stage_runners().get(kind).run(stage_cfg)
             pid = os.getpid()
         done.append({"stage": run_dir.name, "kind": kind, "model": stage_cfg.model, "run_dir": str(run_dir),
                      "process": "fresh" if fresh else "same", "pid": pid})
@@ -133,8 +134,8 @@ def run(cfg: PipelineConfig) -> Path:
 def prepare(cfg: PipelineConfig, processor_from: str | None = None) -> list[dict]:
     """Every stage's training set (and packing plan) built ahead of training; the processor
     comes from the first stage's starting model, as stages do not change it."""
-    from medmo.train import RUNNERS
+    from medmo.train.recipes import stage_runners
 
     stages = stage_configs(cfg)
     first = processor_from or stages[0][1].model
-    return [RUNNERS.get(kind).prepare(stage_cfg, first) for kind, stage_cfg in stages]
+    return [stage_runners().get(kind).prepare(stage_cfg, first) for kind, stage_cfg in stages]

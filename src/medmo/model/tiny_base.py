@@ -1,9 +1,8 @@
-"""A tiny Qwen3-VL, built offline: same classes and code path as the 8B model.
+"""The pieces of every tiny model, built offline: tokenizer, TinyConfig, Qwen3-VL config,
+model and processor (same classes and code path as the 8B model).
 
-`build_tiny(out_dir)` writes a checkpoint folder that loads with
-`AutoProcessor.from_pretrained` / `AutoModelForImageTextToText.from_pretrained`
-exactly like a hub checkpoint (`build_tiny(out_dir, arch=...)` builds another family's,
-medmo.model.tiny_families, on the same tokenizer builder):
+medmo.model.tiny (`build_tiny`) and medmo.model.tiny_families (the other families) build
+on these; this module imports neither, so they import it without a circle.
 
 - a byte-level BPE tokenizer (Qwen2's pre-tokenizer: digits split one by one) trained on
   a small built-in corpus of medical prompt and answer text, with Qwen's special tokens
@@ -19,11 +18,7 @@ and a ~400-token vocabulary instead of 151k. Nothing is downloaded.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
@@ -183,20 +178,3 @@ def _mrope(head_dim: int) -> list[int]:
     half = head_dim // 2
     h = w = (half * 20) // 64
     return [half - h - w, h, w]
-
-
-def build_tiny(out_dir: str | Path, cfg: TinyConfig | None = None, arch: str = "qwen3_vl") -> Path:
-    """Build a tiny model, tokenizer and processor of `arch` (medmo.model.tiny_families.ARCHS)
-    and save them as a checkpoint folder."""
-    from medmo.model.tiny_families import ARCHS
-
-    build = ARCHS.get(arch)  # an unknown name fails before anything is written
-    cfg = cfg or TinyConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model, processor = build(cfg)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    n = sum(p.numel() for p in model.parameters())
-    logger.info("tiny %s: %.2fM parameters, vocabulary %d, saved to %s", arch, n / 1e6, len(processor.tokenizer), out)
-    return out

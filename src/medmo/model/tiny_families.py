@@ -2,7 +2,7 @@
 
 Each builder returns (model, processor) made of the family's real transformers classes
 (config, model, image processor, processor) at toy sizes, with the byte-level BPE of
-medmo.model.tiny carrying the family's special tokens and a chat template in the
+medmo.model.tiny_base carrying the family's special tokens and a chat template in the
 family's own turn format. Saved with `save_pretrained`, each folder loads back through
 `AutoModelForImageTextToText` / `AutoProcessor` exactly like the hub checkpoint, so the
 evaluation path of the real model (chat template, image-token expansion, generation,
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from medmo.model.tiny import TinyConfig, _mrope, build_config, build_model, build_processor, build_tokenizer
+from medmo.model.tiny_base import TinyConfig, _mrope, build_config, build_model, build_processor, build_tokenizer
 from medmo.registry import Registry
 
 ARCHS: Registry[Callable[[TinyConfig], tuple]] = Registry("tiny architecture")

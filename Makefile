@@ -22,7 +22,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/medmo demo
 
+# lint-imports first: the layers in pyproject.toml ([tool.importlinter]) fail fast, before the tests.
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -34,4 +34,9 @@ def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
                      "stage4_grpo": ["stage4.jsonl", "stage4_vqa.jsonl"]}
     tasks = {r.task for p in stages[3][1].data for r in read_records(p)}
     assert tasks == {"grounding", "vqa"} and set(stages[3][1].rewards) >= {"giou", "accuracy"}
+    # count-aware curriculum: one cell in stage 1, 1..max_cells from stage 2 on (GRPO included)
+    cells = {i: {r.meta["n_cells"] for r in read_records(data[f"stage{i}"]) if r.task == "grounding"}
+             for i in (1, 2, 3, 4)}
+    assert cells[1] == {1} and all(cells[i] == {1, 2, 3} for i in (2, 3, 4)), cells
+    assert stages[3][1].max_completion_length >= 64  # three boxes fit in a rollout
     assert stages[0][1].max_steps == 300  # recipes/tiny/stage1_sft.yaml's 600 steps at 5 of 10 minutes

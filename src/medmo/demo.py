@@ -7,30 +7,25 @@ It builds the tiny model (medmo.model.tiny), generates synthetic microscopy data
 (medmo.data.synthetic), runs the four stages of recipes/tiny/ through the same code as
 the 8B recipes (TRL SFTTrainer for stages 1-3, GRPOTrainer for stage 4), and evaluates
 held-out images after every stage with medmo.eval.runner. Outputs in the run folder:
-results.json and results.md (stage, mean IoU, IoU@0.5, answer accuracy, time, steps/s),
-iou_by_stage.png, predictions.png (true boxes green, predicted red), each stage's run
-folder (model, log.jsonl, loss.png / reward.png) and each evaluation's samples.jsonl.
+results.json and results.md (per stage: one-cell IoU and IoU@0.5; on 1-3-cell images set
+IoU, F1@0.5 and count MAE, with precision / recall in results.json; answer accuracy; time,
+steps/s), iou_by_stage.png, predictions.png (true boxes green, predicted red), each stage's
+run folder (model, log.jsonl, loss.png / reward.png) and each evaluation's samples.jsonl.
 
-The curriculum stands in for the paper's stages at toy scale: stage 1 learns to localize
-one cell per image with the vision tower frozen (a randomly initialized tower trained at
-a high learning rate collapsed its features in our runs), stage 2 goes on with every
-module training, stage 3 mixes grounding of 1-3 cells with count / presence questions
-(instruction tuning), stage 4 is GRPO on single-cell grounding (GIoU reward) mixed with
-count / presence questions (accuracy reward). The main held-out grounding set has ONE
-cell per image (what the tiny model learns within minutes); a second one has 1-3 cells
-per image, scored by set IoU (`multi_iou`: matched IoUs over max(#pred, #gt)); VQA items
-ask count and presence about 0-3 cells.
+The curriculum stands in for the paper's stages at toy scale and teaches "all of them" in
+steps (count-aware): stage 1 learns to localize ONE cell per image with the vision tower
+frozen (a randomly initialized tower trained at a high learning rate collapsed its features
+in our runs; 1-3 cells from the start learned neither), stage 2 goes on to 1-3 cells per
+image with every module training, stage 3 mixes grounding of 1-3 cells with count /
+presence questions (instruction tuning), stage 4 is GRPO on 1-3-cell grounding (thresholded
+set-GIoU reward: extra and missing boxes earn nothing) mixed with count / presence questions
+(accuracy reward). Targets list boxes in reading order (medmo.data.synthetic). Held out: one
+cell per image (IoU), 1-3 cells per image (set IoU and the detection metrics of
+medmo.eval.grounding), VQA about 0-3 cells. Generation budgets fit three boxes (64 tokens
+with the tiny tokenizer) in evaluation and in GRPO's rollouts.
 Step counts come from the recipes, scaled by `minutes / 10`. Re-running resumes: a
-finished stage is skipped and a finished evaluation is read back.
-
-Measured (`medmo demo --out /tmp/demo_exp2`, 2 threads on a 2-core machine, light load):
-6.1 minutes in all; held-out mean IoU 0.00 untrained, 0.61 / 0.60 / 0.57 after stages
-1 / 2 / 3, 0.67 after GRPO (IoU@0.5 0.70 -> 0.92); count/presence accuracy 0.80 after
-stage 3 and after GRPO (with grounding alone in GRPO it fell to 0.77). Multi-cell set IoU
-stays low: 0.32 / 0.31 / 0.38 / 0.39, since the model mostly answers with one box, and
-that is the demo's main limit.
-Stage 1 ran 3.4 steps/s (batch 16, 64-px images). DESIGN.md's starting point (224 px,
-vision tower training) was mean IoU 0.36 after 4 minutes and 0.50 after 9.
+finished stage is skipped and a finished evaluation is read back. Measured runs, their
+times and what was tried: bench/RESULTS.md, "Multi-object grounding in the demo".
 """
 from __future__ import annotations
 
@@ -60,7 +55,7 @@ class DemoConfig:
     image_size: int = field(default=64, metadata={
         "help": "synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)"})
     max_cells: int = field(default=3, metadata={
-        "help": "stage 3's grounding images and the VQA items have 1..max_cells cells"})
+        "help": "grounding images of stages 2-4 and the VQA items have 1..max_cells cells"})
     n_train: int = field(default=4000, metadata={"help": "training images per stage"})
     n_eval: int = field(default=128, metadata={"help": "held-out grounding images (and half as many VQA items)"})
     seed: int = field(default=0, metadata={"help": "seed of the synthetic images"})
@@ -70,6 +65,12 @@ class DemoConfig:
             raise ValueError(f"minutes must be > 0, got {self.minutes}")
 
 
+# Three boxes in MedMO syntax are 64 tokens with the tiny tokenizer (digits split one by one);
+# a budget under that cuts the third box off and caps a 3-cell image's set IoU at 2/3.
+EVAL_MAX_NEW_TOKENS = 80
+# The untrained model never stops on its own: every answer would run the whole budget (half a
+# minute of CPU at 80 tokens) to score 0 either way; 16 tokens shows the same 0.
+UNTRAINED_MAX_NEW_TOKENS = 16
 
 
 def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
@@ -79,9 +80,9 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
     s, n = cfg.image_size, cfg.n_train
     specs = {  # name: (grounding images, vqa items, max cells, seed)
         "stage1": (n, 0, 1, cfg.seed + 1),
-        "stage2": (n, 0, 1, cfg.seed + 2),
+        "stage2": (n, 0, cfg.max_cells, cfg.seed + 2),  # count-aware curriculum: 1 cell, then 1..max_cells
         "stage3": (n, n // 2, cfg.max_cells, cfg.seed + 3),
-        "stage4": (n // 4, 0, 1, cfg.seed + 4),
+        "stage4": (n // 4, 0, cfg.max_cells, cfg.seed + 4),
         "stage4_vqa": (0, n // 8, cfg.max_cells, cfg.seed + 5),  # GRPO keeps answer accuracy too
         "eval_grounding": (cfg.n_eval, 0, 1, cfg.seed + 1000),
         "eval_grounding_multi": (cfg.n_eval // 2, 0, cfg.max_cells, cfg.seed + 1002),  # 1..max_cells cells
@@ -98,22 +99,29 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def evaluate_stage(model_dir: Path, data: dict[str, Path], out: Path, batch_size: int = 64) -> dict:
-    """Grounding and VQA metrics of one checkpoint on the held-out sets."""
+def evaluate_stage(model_dir: Path, data: dict[str, Path], out: Path, batch_size: int = 64,
+                   max_new_tokens: int = EVAL_MAX_NEW_TOKENS) -> dict:
+    """Grounding and VQA metrics of one checkpoint on the held-out sets (STAGE_METRICS's keys)."""
     from medmo.data.schema import read_records
     from medmo.eval.backends import HFBackend
     from medmo.eval.runner import evaluate_records
 
-    backend = HFBackend(model_dir, batch_size=batch_size, max_new_tokens=48)
-    ground = evaluate_records(backend, read_records(data["eval_grounding"]), out / "grounding",
-                              base_dir=data["eval_grounding"].parent, name="grounding")
-    multi = evaluate_records(backend, read_records(data["eval_grounding_multi"]), out / "grounding_multi",
-                             base_dir=data["eval_grounding_multi"].parent, name="grounding_multi")
-    vqa = evaluate_records(backend, read_records(data["eval_vqa"]), out / "vqa",
-                           base_dir=data["eval_vqa"].parent, name="vqa")
-    return {"mean_iou": ground.get("mean_iou"), "iou@0.5": ground.get("iou@0.5"),
-            "parse_failures": ground.get("parse_failures"), "multi_iou": multi.get("mean_iou"),
-            "accuracy": vqa.get("accuracy")}
+    backend = HFBackend(model_dir, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    results = {name: evaluate_records(backend, read_records(data[f"eval_{name}"]), out / name,
+                                      base_dir=data[f"eval_{name}"].parent, name=name)
+               for name in ("grounding", "grounding_multi", "vqa")}
+    return {key: results[name].get(metric) for key, (name, metric) in STAGE_METRICS.items()}
+
+
+# results.json key per stage: (held-out set, its metric). One cell: IoU; 1..max_cells: set IoU and detection.
+STAGE_METRICS = {
+    "mean_iou": ("grounding", "mean_iou"), "iou@0.5": ("grounding", "iou@0.5"),
+    "parse_failures": ("grounding", "parse_failures"),
+    "multi_iou": ("grounding_multi", "mean_iou"), "multi_f1@0.5": ("grounding_multi", "f1@0.5"),
+    "multi_precision@0.5": ("grounding_multi", "precision@0.5"),
+    "multi_recall@0.5": ("grounding_multi", "recall@0.5"), "multi_count_mae": ("grounding_multi", "count_mae"),
+    "accuracy": ("vqa", "accuracy"),
+}
 
 
 def stage_plan(cfg: DemoConfig, data: dict[str, Path], out: Path, tiny: Path) -> list[tuple[str, object]]:
@@ -149,7 +157,7 @@ def run(cfg: DemoConfig) -> Path:
     data = make_data(cfg, out / "data")
     stages = stage_plan(cfg, data, out, tiny)
     rows = [{"stage": "untrained", "steps": 0, "train_seconds": 0.0,
-             **evaluate_stage(tiny, data, out / "eval" / "untrained")}]
+             **evaluate_stage(tiny, data, out / "eval" / "untrained", max_new_tokens=UNTRAINED_MAX_NEW_TOKENS)}]
     for kind, stage_cfg in stages:
         run_dir = Path(stage_cfg.output_dir)
         t0 = time.perf_counter()
@@ -173,9 +181,9 @@ def run(cfg: DemoConfig) -> Path:
     return out
 
 
-_COLUMNS = {"stage": "{}", "mean_iou": "{:.3f}", "iou@0.5": "{:.3f}", "multi_iou": "{:.3f}", "accuracy": "{:.3f}",
-            "steps": "{}",
-            "train_seconds": "{:.1f}", "steps_per_s": "{:.2f}"}
+_COLUMNS = {"stage": "{}", "mean_iou": "{:.3f}", "iou@0.5": "{:.3f}", "multi_iou": "{:.3f}", "multi_f1@0.5": "{:.3f}",
+            "multi_count_mae": "{:.2f}", "accuracy": "{:.3f}", "steps": "{}", "train_seconds": "{:.1f}",
+            "steps_per_s": "{:.2f}"}
 
 
 def results_table(rows: list[dict]) -> str:
@@ -192,14 +200,20 @@ def plot_iou(rows: list[dict], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [r["stage"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key in ("mean_iou", "iou@0.5", "multi_iou", "accuracy"):
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for key in ("mean_iou", "iou@0.5", "multi_iou", "multi_f1@0.5", "accuracy"):
         ax.plot(names, [r.get(key) or 0.0 for r in rows], marker="o", label=key)
     ax.set_ylim(0, 1)
     ax.set_ylabel("held-out synthetic set")
     ax.set_title("medmo demo: tiny Qwen3-VL, by stage")
     ax.grid(alpha=0.3)
-    ax.legend()
+    counts = ax.twinx()  # count error is in cells, not a fraction
+    counts.plot(names, [r.get("multi_count_mae") or 0.0 for r in rows], "k--", marker="x", label="multi_count_mae")
+    counts.set_ylabel("multi_count_mae (cells)")
+    counts.set_ylim(0, max(2.0, *(r.get("multi_count_mae") or 0.0 for r in rows)))
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = counts.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)

@@ -214,7 +214,7 @@ class ChatBody(BaseModel):
 def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     """The FastAPI app; `backend` defaults to eval-core's HFBackend on `cfg.model`."""
     if backend is None:
-        from medmo.eval.backends import HFBackend
+        from medmo.model.generate import HFBackend
 
         backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
                             dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)

@@ -2,8 +2,10 @@
 
 A record folder holds `<prefix>-00000.jsonl` (or `.parquet`) shards of at most
 `shard_size` records each. `ShardWriter` streams: JSONL line by line, Parquet one row
-group of `ROW_GROUP` records at a time (nested fields as JSON strings, the layout
-medmo.data.schema reads), so memory does not depend on the shard size. It writes into a hidden staging folder and moves everything into place only
+group of `ROW_GROUP` records at a time, so memory does not depend on the shard size.
+Parquet is written in medmo.data.schema's "native" layout (nested columns any HF tool
+reads as records) unless `layout="json"` asks for the older all-JSON-strings one; the
+readers here take both. It writes into a hidden staging folder and moves everything into place only
 when the run finishes, so an interrupted or failed run never leaves a half-written
 folder and never destroys the previous output. Shards from an earlier run with the same
 prefix that this run did not produce are removed, so a re-run with fewer records gives
@@ -34,24 +36,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from medmo.data.schema import iter_jsonl
+from medmo.data.schema import PARQUET_LAYOUTS, iter_jsonl, iter_parquet, parquet_schema, to_row
 
 FORMATS = ("jsonl", "parquet")
 ROW_GROUP = 4096
-_COLUMNS = ("id", "source", "split", "task", "modality", "images", "messages", "answer", "meta")
-_JSON_COLUMNS = ("images", "messages", "answer", "meta")
 log = logging.getLogger(__name__)
 
 
 class ShardWriter:
-    """with ShardWriter(out, "vqa_rad", "jsonl", 50_000) as w: w.write(record_dict)"""
+    """with ShardWriter(out, "vqa_rad", "jsonl", 50_000) as w: w.write(record_dict)
 
-    def __init__(self, out_dir: str | Path, prefix: str, fmt: str = "jsonl", shard_size: int = 50_000):
+    layout: Parquet's "native" (nested columns; the default) or "json" (medmo.data.schema)."""
+
+    def __init__(self, out_dir: str | Path, prefix: str, fmt: str = "jsonl", shard_size: int = 50_000,
+                 layout: str = "native"):
         if fmt not in FORMATS:
             raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        if layout not in PARQUET_LAYOUTS:
+            raise ValueError(f"parquet layout {layout!r} is not one of {', '.join(PARQUET_LAYOUTS)}")
         self.out, self.prefix, self.fmt, self.shard_size = Path(out_dir), prefix, fmt, shard_size
+        self.layout = layout
         self.stage = self.out / f".staging-{prefix}"
         self.files: list[str] = []
         self.count = 0
@@ -65,8 +71,10 @@ class ShardWriter:
         return self
 
     def write(self, record: dict[str, Any]) -> None:
-        """Raises UnicodeEncodeError (nothing written) when a string is not valid UTF-8."""
+        """Raises UnicodeEncodeError (nothing written) when a string is not valid UTF-8, and
+        ValueError when a record does not fit the native layout (schema.to_row says why)."""
         line = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+        row = to_row(record, self.layout) if self.fmt == "parquet" else None  # before anything is written
         if self.count % self.shard_size == 0:
             self._close_shard()
             self.files.append(f"{self.prefix}-{len(self.files):05d}.{self.fmt}")
@@ -75,7 +83,7 @@ class ShardWriter:
         if self.fmt == "jsonl":
             self._fh.write(line)
         else:
-            self._rows.append(record)
+            self._rows.append(row)
             if len(self._rows) >= ROW_GROUP:
                 self._write_row_group()
         self.count += 1
@@ -84,9 +92,7 @@ class ShardWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {c: [(json.dumps(r.get(c), ensure_ascii=False) if c in _JSON_COLUMNS else r.get(c))
-                       for r in self._rows] for c in _COLUMNS}
-        table = pa.table(columns, schema=pa.schema([(c, pa.string()) for c in _COLUMNS]))
+        table = pa.Table.from_pylist(self._rows, schema=parquet_schema(self.layout))
         if self._fh is None:
             self._fh = pq.ParquetWriter(str(self.stage / self.files[-1]), table.schema)
         self._fh.write_table(table)
@@ -250,19 +256,12 @@ def shard_files(path: str | Path) -> list[Path]:
 
 
 def iter_shard(path: Path) -> Iterator[dict[str, Any]]:
-    """A shard's records, streaming (Parquet in batches of 1,024 rows: a mixture keeps one
-    reader open per source, so large default batches would multiply)."""
+    """A shard's records, streaming (Parquet of either layout in batches of 1,024 rows: a
+    mixture keeps one reader open per source, so large default batches would multiply)."""
     if path.suffix != ".parquet":
         yield from iter_jsonl(path)
         return
-    import pyarrow.parquet as pq
-
-    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            for k in _JSON_COLUMNS:
-                if isinstance(row.get(k), str):
-                    row[k] = json.loads(row[k])
-            yield row
+    yield from iter_parquet(path, batch_size=1024)
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[dict[str, Any], Path]]:

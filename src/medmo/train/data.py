@@ -5,11 +5,11 @@
 
 MedMO's stage 1 is 18.5M samples: a list of Python dicts of that size does not fit in a
 node's memory, and `Dataset.from_list` would copy it into Arrow once more. Here records
-are read one at a time (medmo.data.shards: JSONL line by line, Parquet in row batches),
-each becomes a training row or a skip reason, and rows go straight to Arrow files in the
-run folder (`num_proc` processes, one part per record file). The trainer reads them
-memory-mapped, so resident memory does not grow with the number of records
-(bench/train_data.py measures it).
+are read one at a time (medmo.data.shards: JSONL line by line, Parquet of either layout,
+native or JSON strings, in row batches), each becomes a training row or a skip reason, and
+rows go straight to Arrow files in the run folder (`num_proc` processes, one part per
+record file). The trainer reads them memory-mapped, so resident memory does not grow with
+the number of records (bench/train_data.py measures it).
 
 - **One schema for every source.** Nested fields (`json_columns`: messages, prompts,
   image sizes) are stored as JSON text and decoded when a row is read, so records whose

@@ -24,8 +24,8 @@ from typing import Literal
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
 from medmo.eval.options import ScoringOptions
-from medmo.eval.runner import RESULTS_JSON, SAMPLES, finish, judge_samples, score_sample, summarize, unit_protocol
-from medmo.eval.samples import SampleLog, read_record_rows
+from medmo.eval.results import RESULTS_JSON, SAMPLES, finish, summarize, unit_protocol
+from medmo.eval.samples import SampleLog, judge_samples, read_record_rows, score_sample
 from medmo.eval.tasks import aggregate_by_task
 from medmo.eval.units import Unit, records_unit, unique_ids
 
@@ -118,7 +118,7 @@ def score_predictions(predictions: str | Path, out: str | Path, *, box_format: s
                     paper_set="the predictions' prompt layout is unknown" if bench.paper_options else None)
     judge_cfg = judge or JudgeConfig()
     judge_obj = Judge(judge_cfg, out / "judge_cache.jsonl") if judge_cfg.enabled else None
-    samples = [s if s.get("failure") else score_sample(unit, s, s.get("response") or "") for s in rows]
+    samples = [s if s.get("failure") else score_sample(s, unit.score, unit.options) for s in rows]
     judge_samples([s for s in samples if not s.get("failure")], judge_obj)
     for s in samples:
         s["benchmark"] = unit.name

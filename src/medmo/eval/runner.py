@@ -6,13 +6,18 @@
     medmo eval --model DIR --suite all --shard 0/4 --out runs/eval/all     # 4 machines, then
     medmo eval merge runs/eval/all/shard-*-of-4 --out runs/eval/all
 
-Flow: config is validated and every benchmark name resolved before a model loads; each
-benchmark (or the record file) is loaded, cut to --limit, split by --shard; samples
-already in samples.jsonl are skipped (resume recomputes nothing; the judge is asked again
-only about answers it could not decide before); the rest go to the backend in chunks, are scored (benchmark rules, or by task for record files), judged when
-a judge is set, and appended to samples.jsonl chunk by chunk. results.json, results.md
-and the plots are then computed from samples.jsonl, so a resumed or merged run reports
-every sample.
+Flow (`run`, then `evaluate_units`, top to bottom): the config is validated and every
+benchmark name resolved before anything loads (`run_folder`); each benchmark, or the
+record file, becomes a Unit (`load_units`, medmo.eval.units); then one pass:
+1. plan: each unit cut to --limit and this --shard; what samples.jsonl already holds is
+   not asked again (medmo.eval.units.plan: resume and sharding are the plan's);
+2. generate: the plan's items go to the backend in chunks (`generate`: one Generation
+   per request, medmo.eval.backends);
+3. score: each response with its unit's scorer and ScoringOptions (benchmark rules, or by
+   task for record files), then the judge on open answers (medmo.eval.samples), and the
+   chunk is appended to samples.jsonl;
+4. report: results.json, results.md and the plots from samples.jsonl (medmo.eval.results),
+   so a resumed or merged run reports every sample.
 
 Every run records its protocol (results.json "protocol" and each benchmark's
 "protocol": scoring mode, judge model, prompt version, box format, generation budget,
@@ -33,30 +38,26 @@ rule score) and carries the reason in "issues". results.json counts both by reas
 """
 from __future__ import annotations
 
-import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from tqdm import tqdm
 
-from medmo.config import make_run_dir
+from medmo.config import make_run_dir, shipped_recipes
 from medmo.data.schema import Record, resolve_image
+from medmo.eval.backends import Generation, Request
 from medmo.eval.judge import Judge, JudgeConfig
 from medmo.eval.options import ScoringOptions
-from medmo.eval.samples import SampleLog, read_record_rows, sample_key
-from medmo.eval.units import (Unit, benchmark_unit, default_max_new_tokens, parse_shard, records_unit, select,
-                              unique_ids)
+from medmo.eval.results import RESULTS_MD, SAMPLES, check_resumable, finish, summaries
+from medmo.eval.samples import CUT, Sample, SampleLog, asked, failed, judge_samples, read_record_rows, score_sample
+from medmo.eval.units import Item, Unit, benchmark_unit, default_max_new_tokens, parse_shard, plan, records_unit
 from medmo.model.families import box_format_for, check_box_format
 from medmo.model.prompts import PROMPT_VERSION
 
 logger = logging.getLogger(__name__)
-RESULTS_JSON, RESULTS_MD, SAMPLES = "results.json", "results.md", "samples.jsonl"
-RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "eval"
-JUDGE_COMPLETE = 0.95  # a judge that decided fewer of a benchmark's open items leaves the run incomplete
-CUT = "cut_at_max_new_tokens"
+RECIPES = shipped_recipes() / "eval"  # the suites, wherever medmo is installed
 
 
 @dataclass
@@ -163,9 +164,73 @@ def suite_path(suite: str) -> Path:
 # ---------------------------------------------------------------------------- running
 
 
+def run(cfg: EvalConfig) -> Path:
+    """Evaluate as configured; returns the run folder."""
+    out, header = run_folder(cfg)
+    units, skipped = load_units(cfg)
+    out = make_run_dir(out, cfg)
+    judge = Judge(cfg.judge, out / "judge_cache.jsonl") if cfg.judge.enabled else None
+    header = {**header, "skipped": skipped} if skipped else header
+    evaluate_units(units, out, _backend(cfg), judge, header, cfg.batch_size, cfg.limit, cfg.shard, cfg.plots)
+    logger.info("results in %s", out / RESULTS_MD)
+    return out
+
+
+def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, header: dict, batch_size: int,
+                   limit: int | None = None, shard: str = "0/1", plots: bool = True,
+                   restart_on_change: bool = False) -> dict:
+    """Plan, generate, score, report: each step once, in this order; returns the results dict.
+
+    Resume and sharding are the plan's (medmo.eval.units.plan): it holds only this shard's
+    items that samples.jsonl does not already hold, plus, with a judge, finished samples the
+    judge could not decide (their saved response is scored and judged again; only a decided
+    one is written again). Samples are appended chunk by chunk, so an interruption loses one chunk."""
+    check_resumable(out, header, restart=restart_on_change)
+    log = SampleLog(out / SAMPLES)
+    todo = plan(units, log.latest(), limit=limit, shard=shard, rejudge=judge is not None)
+    logger.info("%d sample(s) to evaluate, %d already done in %s", todo.new, todo.done, log.path)
+    with tqdm(total=todo.new, unit="sample", dynamic_ncols=True) as progress:
+        # a chunk's images are all in memory at once: a few batches give length sorting room, no more
+        for chunk in todo.chunks(batch_size * 2):
+            progress.set_description(chunk[0].unit.name)
+            samples = [s if s.get("failure") else score_sample(s, it.unit.score, it.unit.options)
+                       for it, s in zip(chunk, generate(chunk, backend))]
+            judge_samples([s for s in samples if not s.get("failure")], judge)
+            log.extend(s for it, s in zip(chunk, samples) if it.saved is None or s.get("judge_status") == "judged")
+            progress.update(sum(it.saved is None for it in chunk))
+    return finish(out, header, summaries(todo.units, log, header), plots)
+
+
+def generate(chunk: list[Item], backend) -> list[Sample]:
+    """Each item's response and how generation ended (a saved one is reused), or why it could not be asked."""
+    out: list[Sample] = []
+    asks: list[tuple[int, Request]] = []
+    for it in chunk:
+        if it.saved is not None:
+            s = it.saved
+            out.append(asked(it.record, s.get("response") or "", s.get("finish_reason"), s.get("tokens"),
+                             cut=CUT in s.get("issues", [])))
+        elif it.record.get("failure"):  # a malformed row of a record file
+            out.append(dict(it.record))  # type: ignore[arg-type]
+        else:
+            request, failure = build_request(it.record, it.unit.base_dir, it.unit.max_new_tokens)
+            if failure:
+                out.append(failed(it.record, *failure))
+            else:
+                asks.append((len(out), request))
+                out.append({})  # type: ignore[typeddict-item]
+    default_budget = getattr(backend, "max_new_tokens", None)
+    for (i, _), gen in zip(asks, generations(backend, [q for _, q in asks])):
+        it = chunk[i]
+        out[i] = failed(it.record, "backend_error", gen.error) if gen.error else asked(
+            it.record, gen.text, gen.finish_reason, gen.tokens, cut=is_cut(gen, it.unit.max_new_tokens or default_budget))
+    for it, s in zip(chunk, out):
+        s["benchmark"] = it.unit.name
+    return out
+
+
 def build_request(rec: dict, base_dir: Path | None, max_new_tokens: int | None = None):
     """(Request, None) for a record, or (None, (reason, message)) when it cannot be asked."""
-    from medmo.eval.backends import Request
     from medmo.imaging import open_image
     from medmo.model.chat import prompt_messages
 
@@ -183,51 +248,11 @@ def build_request(rec: dict, base_dir: Path | None, max_new_tokens: int | None =
         return None, ("malformed_row", f"{type(e).__name__}: {e}")
 
 
-def _failure(rec: dict, reason: str, error: str) -> dict:
-    return {**rec, "failure": reason, "error": error}
-
-
-def score_sample(unit: Unit, rec: dict, response: str) -> dict:
-    sample = {**rec, "response": response}
-    try:
-        sample.update(unit.score(rec, response, unit.options))
-    except ValueError as e:  # a malformed answer in the row: name it, keep going
-        return _failure(sample, "malformed_row", str(e))
-    except Exception as e:  # noqa: BLE001 - a scorer bug must not stop a long run; it is counted and logged
-        logger.exception("scoring %s failed", rec.get("id"))
-        return _failure(sample, "scoring_error", f"{type(e).__name__}: {e}")
-    if not (response or "").strip():
-        sample.setdefault("issues", []).append("empty_response")
-    return sample
-
-
-def judge_samples(samples: list[dict], judge: Judge | None) -> None:
-    """Ask the judge about open answers; its verdict replaces the rule score when it has one.
-
-    Every open item gets "judge_status": "judged", the reason the judge fell back
-    ("judge_timeout", "judge_empty", ...; also in "issues") or "no_judge"."""
-    todo = [s for s in samples if isinstance(s.get("judge"), dict)]
-    if judge is not None and todo:
-        verdicts = judge.judge([s["judge"] for s in todo])
-        for s, v in zip(todo, verdicts):
-            s["rule_correct"], s["judge_verdict"] = s.get("correct"), v.value
-            if v.value is None:
-                s["judge_status"] = v.reason or "judge_error"
-                s.setdefault("issues", []).append(s["judge_status"])
-            else:
-                s["correct"], s["judge_status"] = v.value, "judged"
-    for s in todo:
-        s.setdefault("judge_status", "no_judge")
-        del s["judge"]
-
-
-def _generate(backend, requests: list) -> list:
+def generations(backend, requests: list[Request]) -> list[Generation]:
     """One Generation per request; a failing batch is retried one by one to isolate the bad item.
 
     A backend without `generations` (any object with `.generate(requests) -> list[str]`)
     reports text only: nothing is known about cut answers there."""
-    from medmo.eval.backends import Generation
-
     try:
         if hasattr(backend, "generations"):
             return backend.generations(requests)
@@ -236,10 +261,10 @@ def _generate(backend, requests: list) -> list:
         if len(requests) == 1:
             return [Generation(error=f"{type(e).__name__}: {e}")]
         logger.warning("batch of %d failed (%s); retrying one at a time", len(requests), e)
-    return [_generate(backend, [r])[0] for r in requests]
+    return [generations(backend, [r])[0] for r in requests]
 
 
-def is_cut(gen, budget: int | None) -> bool:
+def is_cut(gen: Generation, budget: int | None) -> bool:
     """Cut at the token budget: the backend says so, or (when it does not say why it ended) it
     generated the whole budget."""
     if gen.finish_reason is not None:
@@ -247,185 +272,49 @@ def is_cut(gen, budget: int | None) -> bool:
     return budget is not None and gen.tokens is not None and gen.tokens >= budget
 
 
-def rejudge(unit: Unit, log: SampleLog, judge: Judge | None) -> int:
-    """Ask the judge again about finished samples it could not decide before (a timeout, an
-    empty reply): the saved response is re-scored, never regenerated. Returns how many it decided."""
-    latest = log.latest()
-    old = {sample_key(unit.name, r): r for r in unit.records}
-    retry = [(rec, latest[k]) for k, rec in old.items()
-             if k in latest and str(latest[k].get("judge_status", "")).startswith("judge_")]
-    if judge is None or not retry:
-        return 0
-    fresh = []
-    for rec, before in retry:
-        sample = score_sample(unit, rec, before.get("response") or "")
-        sample.update({k: before[k] for k in ("finish_reason", "tokens") if k in before})
-        if CUT in before.get("issues", []):
-            sample.setdefault("issues", []).append(CUT)
-        fresh.append(sample)
-    judge_samples(fresh, judge)
-    decided = [{**s, "benchmark": unit.name} for s in fresh if s.get("judge_status") == "judged"]
-    log.extend(decided)
-    logger.info("%s: the judge decided %d of %d answer(s) it had fallen back on", unit.name, len(decided), len(retry))
-    return len(decided)
+# ---------------------------------------------------------------------------- the run's setup
 
 
-def run_unit(unit: Unit, log: SampleLog, backend, judge: Judge | None, chunk: int, progress: tqdm) -> None:
-    rejudge(unit, log, judge)
-    todo = [r for r in unit.records if sample_key(unit.name, r) not in log.done]
-    progress.set_description(unit.name)
-    for start in range(0, len(todo), chunk):
-        rows, requests, samples = todo[start:start + chunk], [], []
-        for rec in rows:
-            if rec.get("failure"):
-                samples.append({**rec, "benchmark": unit.name})
-                continue
-            request, failure = build_request(rec, unit.base_dir, unit.max_new_tokens)
-            if failure:
-                samples.append(_failure(rec, *failure))
-            else:
-                requests.append((rec, request))
-        if requests:
-            budget = unit.max_new_tokens or getattr(backend, "max_new_tokens", None)
-            for (rec, _), gen in zip(requests, _generate(backend, [q for _, q in requests])):
-                if gen.error:
-                    samples.append(_failure(rec, "backend_error", gen.error))
-                    continue
-                sample = score_sample(unit, rec, gen.text)
-                sample.update({k: v for k, v in (("finish_reason", gen.finish_reason), ("tokens", gen.tokens))
-                               if v is not None})
-                if is_cut(gen, budget) and not sample.get("failure"):
-                    sample.setdefault("issues", []).append(CUT)
-                samples.append(sample)
-        judge_samples([s for s in samples if not s.get("failure")], judge)
-        for s in samples:
-            s["benchmark"] = unit.name
-        log.extend(samples)
-        progress.update(len(rows))
+def run_folder(cfg: EvalConfig) -> tuple[Path, dict]:
+    """The run folder (a shard's own) and the header of its results; fails before any data or model
+    loads on an unknown benchmark, an unusable box format or a folder holding another run."""
+    from medmo.eval.benchmarks import get_benchmark
+
+    for name in cfg.benchmarks:
+        get_benchmark(name)
+    i, n = parse_shard(cfg.shard)
+    out = Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else Path(cfg.out)
+    if cfg.backend != "openai":  # the checkpoint's family says how its boxes read; --box-format overrides
+        cfg.box_format = box_format_for(cfg.model, cfg.min_pixels, cfg.max_pixels, cfg.box_format)
+    elif cfg.box_format == "resized":
+        raise ValueError("--box-format resized takes its numbers from a checkpoint's processor; with --backend "
+                         "openai give them: resized:FACTOR:MIN_PIXELS:MAX_PIXELS (Qwen2.5-VL: resized:28:3136:12845056)")
+    header = header_of(cfg)
+    check_resumable(out, header)
+    return out, header
 
 
-def judge_coverage(scored: list[dict], judge_model: str | None) -> dict[str, Any] | None:
-    """Open items a judge must decide, how many it decided, the rest by reason ("no_judge" without one).
-
-    Which items need a judge is the scorer's call: in medevalkit mode every open answer
-    (and report), in strict mode the open answers that are not an exact match."""
-    status = Counter(s.get("judge_status") or ("judged" if isinstance(s.get("judge_verdict"), bool) else None)
-                     for s in scored)
-    status.pop(None, None)
-    n_open = sum(status.values())
-    if not n_open:
-        return None
-    judged = status.pop("judged", 0)
-    out: dict[str, Any] = {"open": n_open, "judged": judged, "fell_back": dict(sorted(status.items())),
-                           "coverage": judged / n_open}
-    if judge_model:
-        out["complete"] = judged / n_open >= JUDGE_COMPLETE
-    return out
-
-
-def summarize(unit_name: str, kind: str, family: str, version: str, samples: list[dict],
-              aggregate: Callable[[list[dict]], dict], skipped: dict[str, int] | None = None,
-              protocol: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Metrics over the scored samples, failure counts by reason, answers cut at the token
-    budget, judge coverage, the unit's protocol and (benchmarks) how much of the published
-    set the scored samples cover (medmo.eval.benchmarks.coverage)."""
-    scored = [s for s in samples if not s.get("failure")]
-    reasons = Counter(s["failure"] for s in samples if s.get("failure"))
-    reasons.update(skipped or {})
-    reasons.update(issue for s in scored for issue in s.get("issues", []))
-    metrics = aggregate(scored) if scored else {"n": 0}
-    out = {"kind": kind, "family": family, "version": version, **metrics,
-           "n_failed": sum(1 for s in samples if s.get("failure")), "failures": dict(sorted(reasons.items())),
-           "cut": reasons.get(CUT, 0)}
-    if kind == "benchmark":
-        from medmo.eval.benchmarks import coverage
-
-        out["coverage"] = coverage(unit_name, scored).to_dict()
-    judge = judge_coverage(scored, (protocol or {}).get("judge_model"))
-    if judge:
-        out["judge"] = judge
-    if protocol is not None:
-        out["protocol"] = protocol
-    return out
-
-
-def unit_protocol(unit: Unit, header: dict) -> dict[str, Any]:
-    """What a unit's numbers depend on, beside its metrics: compared with the paper's in results.md."""
-    return {"protocol": header.get("protocol", "default"), "mode": header.get("mode"),
-            "judge_model": header.get("judge_model"), "prompt_version": unit.version or f"p{PROMPT_VERSION}",
-            "box_format": header.get("box_format"), "max_new_tokens": unit.max_new_tokens,
-            "set": unit.paper_set or "paper"}
-
-
-def incomplete(units: dict[str, dict]) -> dict[str, str]:
-    """Benchmarks whose judge decided too few open items: why each makes the run incomplete."""
-    out = {}
-    for name, res in units.items():
-        j = res.get("judge") or {}
-        if j.get("complete") is False:
-            out[name] = (f"judge decided {j['judged']} of {j['open']} open items "
-                         f"({100 * j['coverage']:.1f}% < {100 * JUDGE_COMPLETE:.0f}%)")
-    return out
-
-
-def finish(out: Path, header: dict, units: dict[str, dict], plots: bool) -> dict:
-    """Write results.json, results.md and plots; return the results dict."""
-    from medmo.eval.report import mark_comparable, write_report
-
-    results = {**header, "benchmarks": units}
-    if incomplete(units):
-        results["incomplete"] = incomplete(units)
-    mark_comparable(results)
-    (out / RESULTS_JSON).write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str))
-    write_report(results, out, plots=plots)
-    return results
-
-
-def check_resumable(out: Path, header: dict, restart: bool = False) -> None:
-    """Never mix samples of another model or scoring setup into a run folder: raise, or with
-    `restart` move the old samples aside (samples.jsonl.stale) and start over."""
-    path = out / RESULTS_JSON
-    if not path.exists():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except ValueError:
-        return
-    diff = [k for k in ("model", "model_fingerprint", "protocol", "mode", "box_format", "grounding_protocol",
-                        "judge_model", "max_new_tokens")
-            if k in old and k in header and old[k] != header[k]]
-    if diff and restart:
-        logger.warning("%s holds results of a different %s: old samples moved to %s.stale, starting over",
-                       out, ", ".join(diff), SAMPLES)
-        if (out / SAMPLES).exists():
-            (out / SAMPLES).replace(out / f"{SAMPLES}.stale")
-        path.unlink()
-    elif diff:
-        raise ValueError(f"{out} holds a run with different {', '.join(diff)} "
-                         f"({', '.join(f'{k}={old[k]!r}' for k in diff)}): resuming would mix them; "
-                         f"use another --out or delete the folder")
-
-
-def evaluate_units(units: list[Unit], out: Path, backend, judge: Judge | None, header: dict,
-                   batch_size: int, limit: int | None = None, shard: str = "0/1", plots: bool = True,
-                   restart_on_change: bool = False) -> dict:
-    check_resumable(out, header, restart=restart_on_change)
-    log = SampleLog(out / SAMPLES)
-    for u in units:
-        u.records = select(u.records, limit, shard)
-        u.records, u.duplicates = unique_ids(u.name, u.records)
-    total = sum(1 for u in units for r in u.records if sample_key(u.name, r) not in log.done)
-    logger.info("%d sample(s) to evaluate, %d already done in %s", total, len(log.done), out / SAMPLES)
-    with tqdm(total=total, unit="sample", dynamic_ncols=True) as progress:
-        for u in units:
-            # a chunk's images are all in memory at once: a few batches give length sorting room, no more
-            run_unit(u, log, backend, judge, chunk=batch_size * 2, progress=progress)
-    samples = log.by_unit()
-    summaries = {u.name: summarize(u.name, u.kind, u.family, u.version, samples.get(u.name, []), u.aggregate,
-                                   {"duplicate_id": u.duplicates} if u.duplicates else None,
-                                   unit_protocol(u, header))
-                 for u in units}
-    return finish(out, header, summaries, plots)
+def load_units(cfg: EvalConfig) -> tuple[list[Unit], dict[str, str]]:
+    """The record file and each benchmark as a Unit, and the benchmarks skipped (--skip-missing) with why."""
+    options = ScoringOptions(cfg.mode, cfg.box_format, cfg.grounding_protocol)
+    units, skipped = [], {}
+    if cfg.records:
+        rows = read_record_rows(cfg.records)
+        unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent, options=options)
+        unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family, cfg.protocol)
+        units.append(unit)
+    for name in cfg.benchmarks:
+        try:
+            units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format, protocol=cfg.protocol,
+                                        grounding_protocol=cfg.grounding_protocol, max_new_tokens=cfg.max_new_tokens))
+        except (FileNotFoundError, ValueError) as e:
+            if not cfg.skip_missing:
+                raise
+            logger.warning("skipping %s: %s", name, e)
+            skipped[name] = str(e)
+    if not units:
+        raise ValueError("no benchmark could be loaded: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    return units, skipped
 
 
 def _backend(cfg: EvalConfig):
@@ -449,47 +338,6 @@ def header_of(cfg: EvalConfig) -> dict:
             "protocol": cfg.protocol, "mode": cfg.mode, "shard": cfg.shard, "box_format": cfg.box_format,
             "grounding_protocol": cfg.grounding_protocol, "judge_model": cfg.judge.model if cfg.judge.enabled else None,
             "prompt_version": PROMPT_VERSION, "max_new_tokens": cfg.max_new_tokens or "per benchmark"}
-
-
-def run(cfg: EvalConfig) -> Path:
-    """Evaluate as configured; returns the run folder."""
-    from medmo.eval.benchmarks import get_benchmark
-
-    for name in cfg.benchmarks:  # unknown names fail here, before data or model load
-        get_benchmark(name)
-    i, n = parse_shard(cfg.shard)
-    out = Path(cfg.out) / f"shard-{i}-of-{n}" if n > 1 else Path(cfg.out)
-    if cfg.backend != "openai":  # the checkpoint's family says how its boxes read; --box-format overrides
-        cfg.box_format = box_format_for(cfg.model, cfg.min_pixels, cfg.max_pixels, cfg.box_format)
-    elif cfg.box_format == "resized":
-        raise ValueError("--box-format resized takes its numbers from a checkpoint's processor; with --backend "
-                         "openai give them: resized:FACTOR:MIN_PIXELS:MAX_PIXELS (Qwen2.5-VL: resized:28:3136:12845056)")
-    header = header_of(cfg)
-    check_resumable(out, header)
-    units, skipped = [], {}
-    if cfg.records:
-        rows = read_record_rows(cfg.records)
-        unit = records_unit(Path(cfg.records).stem, rows, base_dir=Path(cfg.records).parent,
-                            options=ScoringOptions(cfg.mode, cfg.box_format, cfg.grounding_protocol))
-        unit.max_new_tokens = cfg.max_new_tokens or default_max_new_tokens(unit.name, unit.family, cfg.protocol)
-        units.append(unit)
-    for name in cfg.benchmarks:
-        try:
-            units.append(benchmark_unit(name, cfg.data, cfg.mode, cfg.box_format, protocol=cfg.protocol,
-                                        grounding_protocol=cfg.grounding_protocol, max_new_tokens=cfg.max_new_tokens))
-        except (FileNotFoundError, ValueError) as e:
-            if not cfg.skip_missing:
-                raise
-            logger.warning("skipping %s: %s", name, e)
-            skipped[name] = str(e)
-    if not units:
-        raise ValueError("no benchmark could be loaded: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    out = make_run_dir(out, cfg)
-    judge = Judge(cfg.judge, out / "judge_cache.jsonl") if cfg.judge.enabled else None
-    header = {**header, "skipped": skipped} if skipped else header
-    evaluate_units(units, out, _backend(cfg), judge, header, cfg.batch_size, cfg.limit, cfg.shard, cfg.plots)
-    logger.info("results in %s", out / RESULTS_MD)
-    return out
 
 
 def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=None, box_format: str = "grid",

@@ -1,4 +1,11 @@
-"""samples.jsonl, the evaluation's durable log, and lenient reading of record files.
+"""The scored sample (`Sample`), how one is built, samples.jsonl (the evaluation's durable log),
+and lenient reading of record files.
+
+A `Sample` is one line of samples.jsonl: the record as it was asked plus what happened to
+it; `Sample` below lists every key once. It is built in two steps, generation then
+scoring: `asked` (the response and how generation ended) or `failed` (it could not be
+asked), then `score_sample` (the scorer's fields, or a failure when the row's answer is
+malformed) and `judge_samples` (the judge's verdict on open answers).
 
 `SampleLog` appends one JSON line per finished sample and flushes after every chunk, so
 an interrupted run loses at most the chunk in flight. On reading, the last line for a
@@ -16,12 +23,118 @@ import json
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypedDict
 
 from medmo.data.schema import validate_record
 from medmo.data.shards import heal_jsonl
 
+if TYPE_CHECKING:
+    from medmo.eval.judge import Judge
+    from medmo.eval.options import ScoringOptions
+
 logger = logging.getLogger(__name__)
+CUT = "cut_at_max_new_tokens"  # the issue of an answer cut at its token budget
+
+
+class Sample(TypedDict, total=False):
+    """One line of samples.jsonl. Only the record's keys and "benchmark" are always there."""
+
+    # the record as asked (medmo.data.schema, DESIGN.md "The unified record"), unchanged
+    id: str
+    source: str
+    split: str
+    task: str  # vqa | mcq | report | caption | grounding | retrieval
+    modality: str
+    images: list[str]
+    messages: list[dict]
+    answer: dict  # the ground truth
+    meta: dict
+    benchmark: str  # the unit (benchmark, or the record file's stem); with "id", the sample's key in the log
+    # generation
+    response: str  # the model's raw text; absent when the sample could not be asked
+    finish_reason: str  # "stop" | "length", when the backend says
+    tokens: int  # tokens generated, when the backend knows
+    failure: str  # not asked or not scorable: missing_image | corrupt_image | malformed_row | backend_error |
+    #               scoring_error; left out of the metrics, counted by reason, retried on the next run
+    error: str  # the failure's message
+    issues: list[str]  # scored, but: empty_response | cut_at_max_new_tokens | judge_* (why the judge fell back)
+    # scoring (medmo.eval.scoring, medmo.eval.grounding, medmo.eval.benchmarks._report; each scorer's docstring
+    # adds its metric keys: report metrics of medmo.eval.metrics.pair_scores, detection counts "tp@0.3" ...)
+    parsed: Any  # what scoring read: a letter, "yes"/"no", answer text, boxes [[x1, y1, x2, y2], ...] in pixels
+    correct: bool  # accuracy tasks; the judge's verdict when it decided
+    score: float  # grounding: set IoU in [0, 1]; reports: ROUGE-L
+    closed: bool  # VQA: counted as a closed question
+    precision: float  # open answers: token precision / recall / F1 (medevalkit mode: in MedEvalKit's order)
+    recall: float
+    f1: float
+    medevalkit_crash: bool  # an empty answer where MedEvalKit would have crashed
+    parse_failure: bool  # grounding: no readable box
+    n_pred: int  # grounding: predicted and true boxes (with "tp@t", medmo.eval.grounding.detection_counts)
+    n_true: int
+    reference: str  # reports: the reference text scored against
+    empty: bool  # reports: an empty response
+    labels: dict  # chest X-ray reports: the response's rule CheXpert labels
+    # the judge (open answers; medmo.eval.judge)
+    judge: dict  # what to ask the judge ({"question", "reference", "response"}); removed before writing
+    judge_status: str  # "judged" | "no_judge" | why the judge fell back (judge_timeout, judge_empty, ...)
+    judge_verdict: bool | None  # the judge's answer (None: undecided)
+    rule_correct: bool  # the rule score the verdict replaced
+
+
+def failed(rec: dict, reason: str, error: str) -> Sample:
+    """A sample that could not be asked or scored (module docstring)."""
+    return {**rec, "failure": reason, "error": error}  # type: ignore[typeddict-item]
+
+
+def asked(rec: dict, response: str, finish_reason: str | None = None, tokens: int | None = None,
+          cut: bool = False) -> Sample:
+    """A sample with its response, before scoring."""
+    sample: Sample = {**rec, "response": response}  # type: ignore[typeddict-item]
+    if finish_reason is not None:
+        sample["finish_reason"] = finish_reason
+    if tokens is not None:
+        sample["tokens"] = tokens
+    if cut:
+        sample["issues"] = [CUT]
+    return sample
+
+
+def score_sample(sample: Sample, score: Callable[[dict, str, ScoringOptions], dict],
+                 options: ScoringOptions) -> Sample:
+    """The sample with the scorer's fields, or a failure when its answer is malformed or the scorer broke."""
+    response = sample.get("response") or ""
+    try:
+        fields = score(sample, response, options)
+    except ValueError as e:  # a malformed answer in the row: name it, keep going
+        return failed(sample, "malformed_row", str(e))
+    except Exception as e:  # noqa: BLE001 - a scorer bug must not stop a long run; it is counted and logged
+        logger.exception("scoring %s failed", sample.get("id"))
+        return failed(sample, "scoring_error", f"{type(e).__name__}: {e}")
+    out: Sample = {**sample, **fields}  # type: ignore[typeddict-item]
+    issues = (["empty_response"] if not response.strip() else []) + sample.get("issues", [])
+    if issues:
+        out["issues"] = issues
+    return out
+
+
+def judge_samples(samples: list[Sample], judge: Judge | None) -> None:
+    """Ask the judge about open answers; its verdict replaces the rule score when it has one.
+
+    Every open item gets "judge_status": "judged", the reason the judge fell back
+    ("judge_timeout", "judge_empty", ...; also in "issues") or "no_judge"."""
+    todo = [s for s in samples if isinstance(s.get("judge"), dict)]
+    if judge is not None and todo:
+        verdicts = judge.judge([s["judge"] for s in todo])
+        for s, v in zip(todo, verdicts):
+            s["rule_correct"], s["judge_verdict"] = s.get("correct"), v.value
+            if v.value is None:
+                s["judge_status"] = v.reason or "judge_error"
+                s.setdefault("issues", []).append(s["judge_status"])
+            else:
+                s["correct"], s["judge_status"] = v.value, "judged"
+    for s in todo:
+        s.setdefault("judge_status", "no_judge")
+        del s["judge"]
 
 
 def sample_key(unit: str, rec: dict) -> tuple[str, str]:

@@ -5,6 +5,12 @@ how scored samples are aggregated. A registered benchmark brings its own rules
 (medmo.eval.benchmarks); a file of unified records is scored by task (medmo.eval.tasks).
 `select` applies --limit then --shard, so shards of a limited run add up to that run.
 
+`plan` turns the units into the run's `Plan`: each unit cut to --limit and this shard
+(`select`), repeated ids dropped (`unique_ids`), and the items still to do given what
+samples.jsonl already holds: a sample without "failure" is done (resume recomputes
+nothing); with a judge, a done sample whose judge fell back is an item again, with its
+saved response (the judge is asked again, the model is not).
+
 Generation budget per answer (`max_new_tokens`, when the run does not set one): large
 enough that a reasoning model (Qwen3-VL Thinking, MedMO's reasoning variants, o-series
 behind the openai backend) finishes thinking before it answers; a non-reasoning model
@@ -28,9 +34,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from medmo.eval.options import ScoringOptions
+from medmo.eval.samples import Sample, sample_key
 from medmo.eval.tasks import aggregate_by_task, family_of, score_by_task
 
 logger = logging.getLogger(__name__)
@@ -120,3 +127,50 @@ def unique_ids(name: str, rows: list[dict]) -> tuple[list[dict], int]:
     if len(keep) != len(rows):
         logger.warning("%s: %d record(s) repeat an earlier id and are skipped", name, len(rows) - len(keep))
     return keep, len(rows) - len(keep)
+
+
+@dataclass
+class Item:
+    """One record of a unit still to evaluate; `saved` is its finished sample when only the judge is asked again."""
+
+    unit: Unit
+    record: dict
+    saved: Sample | None = None
+
+
+@dataclass
+class Plan:
+    """What a run evaluates: its units (cut to --limit and this shard) and the items still to do."""
+
+    units: list[Unit]
+    items: list[Item]
+    done: int  # samples of these units already finished in samples.jsonl
+
+    @property
+    def new(self) -> int:
+        """Items the model is asked about (the others are only judged again)."""
+        return sum(it.saved is None for it in self.items)
+
+    def chunks(self, size: int) -> Iterator[list[Item]]:
+        """The items in runs of at most `size`, one unit per run (a run's images are in memory at once)."""
+        for unit in self.units:
+            mine = [it for it in self.items if it.unit is unit]
+            for start in range(0, len(mine), size):
+                yield mine[start:start + size]
+
+
+def plan(units: list[Unit], latest: dict[tuple[str, str], Sample], *, limit: int | None = None, shard: str = "0/1",
+         rejudge: bool = False) -> Plan:
+    """The run's plan over `latest` (samples.jsonl's last sample per key; module docstring)."""
+    items, done = [], 0
+    for unit in units:
+        unit.records, unit.duplicates = unique_ids(unit.name, select(unit.records, limit, shard))
+        for rec in unit.records:
+            saved = latest.get(sample_key(unit.name, rec))
+            if saved is None or saved.get("failure"):
+                items.append(Item(unit, rec))
+                continue
+            done += 1
+            if rejudge and str(saved.get("judge_status", "")).startswith("judge_"):
+                items.append(Item(unit, rec, saved))
+    return Plan(units, items, done)

@@ -35,6 +35,7 @@ from medmo.eval.chexpert import label_report, rule_chexpert_f1
 from medmo.eval.model_metrics import model_metrics
 from medmo.eval.options import ScoringOptions, check_mode
 from medmo.eval.scoring import strip_think, tag_content
+from medmo.eval.tasks import report_reference
 from medmo.model.prompts import PROMPT_VERSION
 
 
@@ -46,9 +47,11 @@ def clean_response(response: str | None) -> str:
 
 
 def reference_text(answer: dict, mode: str) -> str:
+    """The reference: the record's (medmo.eval.tasks.report_reference, as rewards read it), or in
+    medevalkit mode MedEvalKit's golden text."""
     if check_mode(mode) == "medevalkit" and ("findings" in answer or "impression" in answer):
         return f"Findings: {answer.get('findings', '')} Impression: {answer.get('impression', '')}."
-    return answer.get("text", "")
+    return report_reference(answer)
 
 
 def score_report(sample: dict, response: str | None, mode: str = "strict", chest_xray: bool = True) -> dict[str, Any]:

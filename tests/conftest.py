@@ -11,6 +11,8 @@ SHARED_DATA = Path(os.environ.get("MEDMO_SHARED_DATA", ROOT.parent / "shared" / 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# where benchmarks find their default data when no --data is given (medmo.eval.benchmarks._data)
+os.environ.setdefault("MEDMO_SHARED_DATA", str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

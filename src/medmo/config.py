@@ -24,11 +24,29 @@ from medmo.registry import unknown_name_message
 T = TypeVar("T")
 
 
+def shipped_recipes() -> Path:
+    """The recipes/ folder that ships inside the package (a checkout's top-level recipes/ is the
+    same folder: src/medmo/recipes links to it), found wherever medmo is installed."""
+    from importlib.resources import files
+
+    return Path(str(files("medmo") / "recipes"))
+
+
+def find_recipe(path: str | Path) -> Path:
+    """`path` as given when it exists; else a `recipes/...` path from the shipped recipes, so
+    `medmo train recipes/tiny/stage1_sft.yaml` works from any directory."""
+    path = Path(path)
+    if path.exists() or path.is_absolute() or not path.parts or path.parts[0] != "recipes":
+        return path
+    shipped = shipped_recipes().joinpath(*path.parts[1:])
+    return shipped if shipped.exists() else path
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), **extra) -> T:
     """Recipe file + `key=value` overrides + keyword overrides -> a validated `cls`."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = find_recipe(path)
         if not path.exists():
             raise FileNotFoundError(f"recipe {path} does not exist (see recipes/ for the shipped ones)")
         try:
@@ -50,7 +68,7 @@ def relative_to_recipe(path: str, recipe: str | Path) -> str:
     directory, else from the folders above the recipe file (so recipes run from anywhere)."""
     if Path(path).is_absolute() or Path(path).exists():
         return path
-    for folder in Path(recipe).resolve().parents:
+    for folder in find_recipe(recipe).resolve().parents:
         if (folder / path).exists():
             return str(folder / path)
     return path

@@ -36,13 +36,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from medmo.config import load_config, make_run_dir
+from medmo.config import make_run_dir, shipped_recipes
 from medmo.data.synthetic import DEMO_CELLS
 
 logger = logging.getLogger(__name__)
-
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
-
 
 @dataclass
 class DemoConfig:
@@ -125,19 +122,28 @@ STAGE_METRICS = {
 
 
 def stage_plan(cfg: DemoConfig, data: dict[str, Path], out: Path, tiny: Path) -> list[tuple[str, object]]:
-    """The tiny pipeline's stage configs, with this demo's data, folders and scaled steps."""
-    from medmo.train.pipeline import PipelineConfig, stage_configs
+    """The tiny pipeline's stage configs, run on this demo's data, folders and scaled steps.
 
-    if not RECIPES.exists():
-        raise FileNotFoundError(f"{RECIPES} not found: run `medmo demo` from a clone of the medmo repository")
-    pipe = load_config(PipelineConfig, RECIPES / "pipeline.yaml", model=str(tiny), output_dir=str(out))
-    pipe.stages = [str(RECIPES / Path(s).name) for s in pipe.stages]
-    stages = stage_configs(pipe)
-    for i, (_, stage_cfg) in enumerate(stages, 1):
-        stage_cfg.data = [str(p) for name, p in data.items() if name.split("_")[0] == f"stage{i}"]
-        stage_cfg.max_steps = max(2, round(stage_cfg.max_steps * cfg.minutes / 10))
-        stage_cfg.save_steps = stage_cfg.max_steps  # one checkpoint at the end: resumable, cheap
-    return stages
+    Each stage trains on the record files its recipe lists (recipes/tiny/), taken from this
+    demo's data folder by file name, with its steps scaled by minutes / 10. All of it goes in
+    as pipeline overrides, so every config is validated as it will run."""
+    from medmo.train import load_recipe
+    from medmo.train.pipeline import stage_configs
+
+    pipeline = shipped_recipes() / "tiny" / "pipeline.yaml"
+    where = {"model": str(tiny), "output_dir": str(out)}
+    pipe = load_recipe(pipeline, **where)
+    stage_overrides = {}
+    for path, (_, written) in zip(pipe.stages, stage_configs(pipe)):
+        unknown = [p for p in written.data if Path(p).stem not in data]
+        if unknown:
+            raise ValueError(f"{path} trains on {unknown}, which the demo does not generate; it writes "
+                             f"{', '.join(f'{name}.jsonl' for name in data)}")
+        files = [str(data[Path(p).stem]) for p in written.data]
+        steps = max(2, round(written.max_steps * cfg.minutes / 10))
+        # save_steps = max_steps: one checkpoint at the end, resumable and cheap
+        stage_overrides[Path(path).stem] = [f"data={json.dumps(files)}", f"max_steps={steps}", f"save_steps={steps}"]
+    return stage_configs(load_recipe(pipeline, **where, stage_overrides=stage_overrides))
 
 
 def run(cfg: DemoConfig) -> Path:

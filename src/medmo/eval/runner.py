@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from medmo.config import make_run_dir
+from medmo.config import make_run_dir, shipped_recipes
 from medmo.data.schema import Record, resolve_image
 from medmo.eval.backends import Generation, Request
 from medmo.eval.judge import Judge, JudgeConfig
@@ -57,7 +57,7 @@ from medmo.model.families import box_format_for, check_box_format
 from medmo.model.prompts import PROMPT_VERSION
 
 logger = logging.getLogger(__name__)
-RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "eval"
+RECIPES = shipped_recipes() / "eval"  # the suites, wherever medmo is installed
 
 
 @dataclass

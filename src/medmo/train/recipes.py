@@ -38,7 +38,9 @@ def stage_runners() -> Registry[Runner]:
 
 def trainer_key(path: str | Path):
     """The raw `trainer:` value of a recipe file (None when it has none)."""
-    path = Path(path)
+    from medmo.config import find_recipe
+
+    path = find_recipe(path)
     if not path.exists():
         raise FileNotFoundError(f"recipe {path} does not exist (see recipes/tiny/ for examples)")
     data = yaml.safe_load(path.read_text()) or {}

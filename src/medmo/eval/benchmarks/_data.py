@@ -3,7 +3,7 @@ report and grounding families; not a benchmark: the leading underscore keeps it 
 the registry).
 
 `resolve_data` takes the user's --data, else the benchmark's default under
-$MEDMO_SHARED_DATA (or ../shared/data next to the checkout). `convert_records` runs a
+$MEDMO_SHARED_DATA (tests/conftest.py points it at ../shared/data). `convert_records` runs a
 converter, logs the items it skipped by reason, and refuses a benchmark with none left.
 """
 from __future__ import annotations
@@ -18,17 +18,16 @@ from medmo.data.sources import Drops
 
 logger = logging.getLogger(__name__)
 
-_REPO_SHARED = Path(__file__).resolve().parents[4].parent / "shared" / "data"
-
-
 def resolve_data(name: str, data: str | Path | None, default: str | None, expected: str) -> Path:
-    """The user's --data, else `default` under $MEDMO_SHARED_DATA (or ../shared/data)."""
+    """The user's --data, else `default` under $MEDMO_SHARED_DATA (a folder of benchmark
+    releases, e.g. the test fixtures' ../shared/data)."""
     if data is not None:
         return Path(data)
-    root = Path(os.environ.get("MEDMO_SHARED_DATA", _REPO_SHARED))
-    if default and (root / default).exists():
-        return root / default
-    raise FileNotFoundError(f"benchmark {name}: no data given; pass --data PATH pointing at {expected}")
+    root = os.environ.get("MEDMO_SHARED_DATA")
+    if default and root and (Path(root) / default).exists():
+        return Path(root) / default
+    raise FileNotFoundError(f"benchmark {name}: no data given; pass --data PATH pointing at {expected}"
+                            + (f" (or set MEDMO_SHARED_DATA to a folder holding {default})" if default else ""))
 
 
 def convert_records(name: str, path: Path, convert: Callable[[Path, Drops], Iterable[Record]], expected: str,

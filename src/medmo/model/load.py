@@ -5,7 +5,7 @@ implementation are arguments, so the 8B model and the tiny model take the same p
 attn_implementation "auto" is resolved here, once: flash-attention-2 when CUDA is there and
 `flash_attn` imports, else SDPA (packed rows need the varlen kernel to skip masked
 cross-sample blocks; SDPA computes them). LoRA is applied by the training stage
-(medmo.train.sft.lora_model), which knows which modules train. Models load through
+(medmo.train.stage.lora_model), which knows which modules train. Models load through
 `AutoModelForImageTextToText` and `AutoProcessor`, so every family of MedMO's tables
 (Qwen3-VL and its MoE, Qwen2.5-VL / Lingshu, InternVL3, Gemma 3 / MedGemma,
 LLaVA-OneVision) takes this path; `medmo tiny --arch` builds one of

@@ -23,11 +23,14 @@ import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from transformers import TrainerCallback
 
 from medmo.data.shards import heal_jsonl
+
+if TYPE_CHECKING:
+    from medmo.train.stage import StageConfig
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +194,8 @@ def last_checkpoint(run_dir: str | Path) -> str | None:
     return None
 
 
-def common_trainer_args(cfg, run_dir: Path) -> dict:
-    """The TRL/Trainer arguments SFT and GRPO stages share; their config fields have the same names."""
+def common_trainer_args(cfg: StageConfig, run_dir: Path) -> dict:
+    """The TRL/Trainer arguments SFT and GRPO stages share (fields of their base, StageConfig)."""
     import torch
 
     return dict(

@@ -50,27 +50,21 @@ from pathlib import Path
 
 from medmo.config import make_run_dir
 from medmo.data.schema import Record
-from medmo.model.load import DTYPES, LoraConfig
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, read_log
 from medmo.train.data import build_dataset, decoder, image_paths
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.sft import PerModuleAdamW, check_trainable, data_list, load_for_training, save_final
+from medmo.train.stage import PerModuleAdamW, StageConfig, load_for_training, save_final
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class GRPOConfig:
-    """Stage 4. Every field is a recipe key (recipes/*/stage4_grpo.yaml)."""
+class GRPOConfig(StageConfig):
+    """Stage 4. Every field is a recipe key (recipes/*/stage4_grpo.yaml); the shared ones are
+    documented in medmo.train.stage.StageConfig, and those whose default differs are restated here."""
 
-    model: str  # starting checkpoint (stage 3's run folder in the pipeline)
-    data: list[str]  # unified-record files; prompts are each record's turns before the first answer
-    mixture: str | None = None  # the `medmo data mix` recipe that builds `data` (what --rehearse converts and mixes)
     trainer: str = "grpo"  # the recipe kind (medmo train dispatches on it); must be "grpo"
     output_dir: str = "runs/grpo"  # the run folder
-    max_samples: int | None = None  # use only the first N records
-    dataset_num_proc: int = 1  # processes that build the training set (one record file each)
-    ddp_timeout: int = 7200  # seconds other ranks wait while rank 0 builds the set (and packing plan)
     rewards: dict[str, float] = field(default_factory=lambda: {"giou": 1.0, "format": 0.1})  # term -> weight
     reward_iou_threshold: float = 0.5  # IoU a predicted box needs to earn box/label credit (VLM-R1, Visual-RFT)
     reasoning: bool = False  # <think>...</think> then the answer: adds the prompt instruction and think_format
@@ -84,47 +78,23 @@ class GRPOConfig:
     num_iterations: int = 1  # optimization passes per batch of rollouts
     loss_type: str = "dapo"  # TRL's loss aggregation: grpo, dr_grpo, dapo, bnpo, ...
     scale_rewards: str = "group"  # normalize advantages by the group's std ("group"), the batch's, or "none"
-    # --- resolution and trainable modules
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    train_vision: bool = False
+    # --- trainable modules and schedule: only the LLM, slower and constant (the rewards judge text)
     train_merger: bool = False
-    train_llm: bool = True
     learning_rate: float = 1e-6
-    vision_lr: float | None = None
-    merger_lr: float | None = None
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    # --- schedule
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
     per_device_train_batch_size: int = 8  # completions per device per step; a multiple of num_generations overall
-    gradient_accumulation_steps: int = 1
     lr_scheduler_type: str = "constant"
     warmup_steps: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
     # --- generation backend
     use_vllm: bool = False  # GPUs: vLLM rollouts
     vllm_mode: str = "colocate"  # "colocate" (same GPUs) or "server" (`trl vllm-serve` elsewhere)
     vllm_gpu_memory_utilization: float = 0.3  # share of each GPU vLLM may take in colocate mode
     vllm_tensor_parallel_size: int = 1
-    # --- numerics, checkpoints, logs
-    dtype: str = "float32"
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    attn_implementation: str | None = None
+    # --- checkpoints and logs
     save_steps: int = 200
-    save_total_limit: int | None = 2
-    resume: bool = True
     logging_steps: int = 5
-    report_to: str = "none"
 
     def __post_init__(self):
-        if self.trainer != "grpo":
-            raise ValueError(f"trainer must be 'grpo' for this config, got {self.trainer!r}")
-        self.data = data_list(self.data)
-        check_trainable(self)
+        super().__post_init__()
         if not isinstance(self.rewards, dict) or not self.rewards:
             raise ValueError(f"rewards: a mapping term -> weight; terms: {', '.join(REWARDS.names())}")
         for name in self.rewards:
@@ -137,14 +107,10 @@ class GRPOConfig:
         elif "think_format" in self.rewards:
             raise ValueError("rewards.think_format rewards the <think> format, which the prompt asks for only "
                              "with `reasoning: true`; set it, or drop the term")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: advantages compare answers within a group")
         if self.beta < 0:
             raise ValueError("beta must be >= 0")
-        if self.dataset_num_proc < 1:
-            raise ValueError(f"dataset_num_proc must be >= 1, got {self.dataset_num_proc}")
         if self.vllm_mode not in ("colocate", "server"):
             raise ValueError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
 

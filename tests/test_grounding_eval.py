@@ -1,4 +1,4 @@
-"""Grounding scoring (contract 2): table of hand-made responses, aggregation, MedSG reproduction."""
+"""Grounding scoring (medmo.eval.grounding.score_grounding): table of hand-made responses, aggregation, MedSG reproduction."""
 import json
 
 import pytest

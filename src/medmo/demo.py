@@ -14,8 +14,8 @@ run folder (model, log.jsonl, loss.png / reward.png) and each evaluation's sampl
 
 The curriculum stands in for the paper's stages at toy scale and teaches "all of them" in
 steps (count-aware): stage 1 learns to localize ONE cell per image with the vision tower
-frozen (a randomly initialized tower trained at a high learning rate collapsed its features
-in our runs), stage 2 goes on to 1-3 cells per
+frozen (trained at stage 1's high learning rate, a randomly initialized tower collapses its
+features and loses position information), stage 2 goes on to 1-3 cells per
 image with every module training, stage 3 mixes grounding of 1-3 cells with count /
 presence questions (instruction tuning), stage 4 is GRPO on 1-3-cell grounding (thresholded
 set-GIoU reward: extra and missing boxes earn nothing) mixed with count / presence questions

@@ -7,7 +7,7 @@ Readability: line width and font size scale with the image's shorter side, with 
 so a 64-px thumbnail still shows a legible label; a label sits on a filled background in
 the box's colour, above the box when there is room, otherwise inside it, and always
 within the image; text is black or white, whichever contrasts with the background.
-Colours: one fixed colour for every box (the contract's default, "red"; callers drawing
+Colours: one fixed colour for every box (the default, "red"; callers drawing
 predictions against ground truth pass two colours), or `color=None` for a distinct colour
 per label from a colour-blind-friendly palette (what `medmo infer` and the API use).
 """

@@ -110,7 +110,7 @@ def task_prompt(task: str, prompt: str | None = None, target: str | None = None)
 
 def build_request(image: Image.Image, task: str, prompt: str | None = None, target: str | None = None,
                   max_new_tokens: int | None = None):
-    """A backend Request (contract 1) asking `task` about one image."""
+    """A generation Request (medmo.model.generate) asking `task` about one image."""
     from medmo.model.generate import Request
 
     text = task_prompt(task, prompt, target)

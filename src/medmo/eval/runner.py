@@ -343,7 +343,7 @@ def header_of(cfg: EvalConfig) -> dict:
 def evaluate_records(model, records: list[Record | dict], out_dir, *, base_dir=None, box_format: str = "grid",
                      backend: str = "hf", batch_size: int = 16, max_new_tokens: int = 256, mode: str = "strict",
                      name: str = "records", judge: JudgeConfig | None = None, plots: bool = False) -> dict:
-    """Evaluate `records` (scored by task) and return their metrics (contract 3).
+    """Evaluate `records` (scored by task) and return their metrics.
 
     `model` is a checkpoint path / hub id for `backend`, or any object with
     `.generations(list[Request]) -> list[Generation]` or `.generate(list[Request]) -> list[str]` (a

@@ -5,7 +5,7 @@ keeps it out of the registry).
 `Benchmark`:
 - `load` gives records whose prompts and targets are already rendered by the data
   source (ground truth in pixels with answer.image_size, DESIGN.md);
-- `score` is medmo.eval.grounding.score_grounding (contract 2) with the benchmark's
+- `score` is medmo.eval.grounding.score_grounding with the benchmark's
   coordinate convention: box_format "grid" = the response speaks Qwen3-VL's 0-1000 grid,
   the convention of every prompt medmo renders (MedMO, Qwen3-VL, Lingshu); the options'
   box_format (the user's --box-format) overrides it, and so does a predictions row's own

@@ -37,14 +37,14 @@ GIVEN = "_given"  # namespace attribute: the dests the user typed
 class _Given(argparse.Action):
     """Stores like argparse's store/store_true/extend actions and records that the user gave the value."""
 
-    def __init__(self, option_strings, dest, is_list=False, **kwargs):
-        self.is_list = is_list
+    def __init__(self, option_strings, dest, is_list=False, negative=None, **kwargs):
+        self.is_list, self.negative = is_list, negative
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
         given = getattr(namespace, GIVEN, set())
-        if self.nargs == 0:  # a bool flag: --no-x stores False
-            values = not (option_string or "").startswith("--no-")
+        if self.nargs == 0:  # a bool flag; its --no-x spelling stores False
+            values = option_string != self.negative
         elif self.is_list:
             values = [v for item in values for v in (item.split(",") if isinstance(item, str) else [item]) if v != ""]
             if self.dest in given:
@@ -53,13 +53,13 @@ class _Given(argparse.Action):
         setattr(namespace, GIVEN, given | {self.dest})
 
 
-def _unwrap(hint) -> tuple[Any, bool]:
-    """`X | None` -> (X, True); anything else -> (hint, False)."""
+def _unwrap(hint):
+    """`X | None` -> X; any other type as it is."""
     args = typing.get_args(hint)
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else hint), True
-    return hint, False
+        return rest[0] if len(rest) == 1 else hint
+    return hint
 
 
 def _default(f: dataclasses.Field):
@@ -79,7 +79,7 @@ def show_default(value) -> str:
 
 def _option_kwargs(hint) -> dict | None:
     """argparse keywords for a field type; None when the type has no command-line form."""
-    hint, _ = _unwrap(hint)
+    hint = _unwrap(hint)
     origin = typing.get_origin(hint)
     if hint is bool:
         return {"nargs": 0}
@@ -125,7 +125,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, *, positional: tu
         flag = "--" + dest.replace(".", "-").replace("_", "-")
         flags = [flag, *f.metadata.get("aliases", ())]
         if hint is bool and default is True:
-            flags.insert(1, "--no-" + flag[2:])
+            kwargs["negative"] = "--no-" + flag[2:]
+            flags.insert(1, kwargs["negative"])
             help_text += " (default: on; --no-" + flag[2:] + " turns it off)"
         kwargs["default"] = None if default is dataclasses.MISSING else default
         if "choices" not in kwargs:  # choices are shown as {a,b,c}

@@ -180,7 +180,10 @@ def infer(cfg: InferConfig, backend=None) -> dict:
         backend = HFBackend(cfg.model, batch_size=1, max_new_tokens=cfg.max_new_tokens, dtype=cfg.dtype,
                             device=cfg.device, max_pixels=cfg.max_pixels)
     request = build_request(image, cfg.task, cfg.prompt, cfg.target, cfg.max_new_tokens)
-    answer = backend.generate([request])[0]
+    (gen,) = backend.generations([request])
+    if gen.error:
+        raise RuntimeError(f"generation failed: {gen.error}")
+    answer = gen.text
     result = interpret(cfg.task, answer, image.size, cfg.target)
     if cfg.draw:
         from medmo.draw import draw_boxes

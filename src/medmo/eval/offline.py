@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from medmo.config import make_run_dir
 from medmo.eval.judge import Judge, JudgeConfig
-from medmo.eval.options import ScoringOptions
+from medmo.eval.options import GroundingProtocol, Mode, ScoringOptions
 from medmo.eval.results import RESULTS_JSON, SAMPLES, finish, summarize, unit_protocol
 from medmo.eval.samples import SampleLog, judge_samples, read_record_rows, score_sample
 from medmo.eval.tasks import aggregate_by_task
@@ -39,10 +38,10 @@ class ScoreConfig:
     box_format: str = field(default="grid", metadata={
         "help": "coordinates in responses: grid (0-1000), pixels (of the original image) or resized:FACTOR:MIN:MAX "
                 "(of a Qwen2.5-VL-style processor's resized input, e.g. resized:28:3136:12845056)"})
-    grounding_protocol: Literal["set", "medsg"] | None = field(default=None, metadata={
+    grounding_protocol: GroundingProtocol | None = field(default=None, metadata={
         "help": "set IoU over all boxes or MedSG-Bench's first-box rule (its published tables); default: set, or "
                 "with --mode medevalkit the --benchmark's published rule"})
-    mode: Literal["strict", "medevalkit"] = field(default="strict", metadata={"help": "answer scoring rules"})
+    mode: Mode = field(default="strict", metadata={"help": "answer scoring rules"})
     benchmark: str | None = field(default=None, metadata={
         "help": "score with this registered benchmark's rules instead of by task"})
     judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={"help": "LLM judge for open answers"})

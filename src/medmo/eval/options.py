@@ -20,9 +20,12 @@ the mode it selects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-MODES = ("strict", "medevalkit")
-GROUNDING_PROTOCOLS = ("set", "medsg")
+Mode = Literal["strict", "medevalkit"]  # config fields take these types, so the CLI's choices come from here too
+GroundingProtocol = Literal["set", "medsg"]
+MODES: tuple[str, ...] = get_args(Mode)
+GROUNDING_PROTOCOLS: tuple[str, ...] = get_args(GroundingProtocol)
 
 
 def check_mode(mode: str) -> str:

@@ -49,7 +49,7 @@ from medmo.config import make_run_dir, shipped_recipes
 from medmo.data.schema import Record, resolve_image
 from medmo.eval.backends import Generation, Request
 from medmo.eval.judge import Judge, JudgeConfig
-from medmo.eval.options import ScoringOptions
+from medmo.eval.options import GroundingProtocol, Mode, ScoringOptions
 from medmo.eval.results import RESULTS_MD, SAMPLES, check_resumable, finish, summaries
 from medmo.eval.samples import CUT, Sample, SampleLog, asked, failed, judge_samples, read_record_rows, score_sample
 from medmo.eval.units import Item, Unit, benchmark_unit, default_max_new_tokens, parse_shard, plan, records_unit
@@ -84,12 +84,12 @@ class EvalConfig:
         "help": "generation budget per answer (default per benchmark: 4096 VQA/grounding, 8192 text QA/reports)"})
     protocol: Literal["default", "paper"] = field(default="default", metadata={
         "help": "paper: MedEvalKit scoring, the paper's item sets and a judge (required), as MedMO's tables"})
-    mode: Literal["strict", "medevalkit"] | None = field(default=None, metadata={
+    mode: Mode | None = field(default=None, metadata={
         "help": "answer scoring rules, see medmo.eval.options (default strict; with --protocol paper: medevalkit)"})
     box_format: str | None = field(default=None, metadata={
         "help": "coordinates in responses: grid (0-1000), pixels (of the original image) or resized (of the "
                 "processor's resized input); default: the model family's (Qwen2.5-VL: resized)"})
-    grounding_protocol: Literal["set", "medsg"] | None = field(default=None, metadata={
+    grounding_protocol: GroundingProtocol | None = field(default=None, metadata={
         "help": "set IoU over all boxes or MedSG-Bench's first-box rule (default: the mode's, medmo.eval.options)"})
     dtype: str = field(default="auto", metadata={
         "help": "hf/vllm weights dtype: auto (bfloat16 on GPU, float32 on CPU) | float32 | bfloat16 | float16"})

@@ -37,7 +37,8 @@ CUT = "cut_at_max_new_tokens"  # the issue of an answer cut at its token budget
 
 
 class Sample(TypedDict, total=False):
-    """One line of samples.jsonl. Only the record's keys and "benchmark" are always there."""
+    """One line of samples.jsonl. Always there: "id" and "benchmark"; a record file's malformed row
+    has little else ("failure" says so), every other sample the whole record."""
 
     # the record as asked (medmo.data.schema, DESIGN.md "The unified record"), unchanged
     id: str

@@ -42,7 +42,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import free_port, image_data_url, start_server, wait_ready  # noqa: E402
+from serve_load import free_port, image_data_url, load, start_server, wait_ready  # noqa: E402
 
 KEY = "abuse-bench-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -221,37 +221,14 @@ def probe_trickle(port: int, n: int = 200, body: bool = False) -> tuple[str, boo
             f"{n - len(open_)}/{n} cut within {took:.1f}s (limit {limit:.0f}s)")
 
 
-async def mix(url: str, valid: dict, clients: int, total: int, poison_every: int | None) -> dict:
-    latencies, errors, sent = [], [], 0
-
-    async def client(http: httpx.AsyncClient) -> None:
-        nonlocal sent
-        while sent < total:
-            sent += 1
-            if poison_every and sent % poison_every == 0:
-                path, body = POISON[(sent // poison_every) % len(POISON)]
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-                r = await http.post(path, content=raw, headers={**AUTH, "content-type": "application/json"})
-                if r.status_code >= 500:
-                    errors.append(f"poison got {r.status_code}")
-                continue
-            t0 = time.perf_counter()
-            try:
-                r = await http.post("/v1/ground", json=valid, headers=AUTH)
-                if r.status_code != 200:
-                    errors.append(f"HTTP {r.status_code}: {r.text[:120]}")
-                    continue
-            except httpx.HTTPError as e:
-                errors.append(f"{type(e).__name__}: {e}")
-                continue
-            latencies.append(time.perf_counter() - t0)
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(600.0), limits=limits) as http:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(clients)))
-        wall = time.perf_counter() - t0
-    return {"latencies": latencies, "errors": errors, "wall": wall}
+def poison_every(n: int):
+    """Request i -> one of the POISON requests when i is a multiple of n (5% for n = 20)."""
+    def pick(i: int):
+        if i % n:
+            return None
+        path, body = POISON[(i // n) % len(POISON)]
+        return path, body if isinstance(body, bytes) else json.dumps(body).encode()
+    return pick
 
 
 def main() -> int:
@@ -290,8 +267,9 @@ def main() -> int:
                 probe_s = time.perf_counter() - t0
                 runs = {"clean": [], "poisoned": []}
                 for _ in range(args.rounds):
-                    for name, every in (("clean", None), ("poisoned", 20)):
-                        runs[name].append(asyncio.run(mix(url, valid, args.clients, args.requests, every)))
+                    for name, poison in (("clean", None), ("poisoned", poison_every(20))):
+                        runs[name].append(asyncio.run(load(url, valid, args.clients, args.requests, 600, AUTH,
+                                                           poison)))
             growth = (rss.peak - base) / 2**30
         finally:
             proc.terminate()

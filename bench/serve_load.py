@@ -88,7 +88,11 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"server at {url} not ready after {timeout} s")
 
 
-async def load(url: str, body: dict, clients: int, total: int, max_seconds: float) -> dict:
+async def load(url: str, body: dict, clients: int, total: int, max_seconds: float, headers: dict | None = None,
+               poison=None) -> dict:
+    """`clients` concurrent clients send `total` /v1/ground requests with `body`; `poison(i)`, when
+    given, may return (path, raw JSON bytes) to send instead as request i (bench/serve_abuse.py):
+    its answer counts as an error only when it is a 5xx, and not in the latencies."""
     latencies: list[float] = []
     errors: list[str] = []
     sent = 0
@@ -98,9 +102,16 @@ async def load(url: str, body: dict, clients: int, total: int, max_seconds: floa
         nonlocal sent
         while sent < total and time.monotonic() < deadline:
             sent += 1
+            bad = poison(sent) if poison else None
+            if bad:
+                r = await http.post(f"{url}{bad[0]}", content=bad[1], headers={**(headers or {}),
+                                                                               "content-type": "application/json"})
+                if r.status_code >= 500:
+                    errors.append(f"poison got HTTP {r.status_code}")
+                continue
             t0 = time.perf_counter()
             try:
-                r = await http.post(f"{url}/v1/ground", json=body)
+                r = await http.post(f"{url}/v1/ground", json=body, headers=headers)
                 if r.status_code != 200:
                     errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
                     continue
@@ -115,7 +126,7 @@ async def load(url: str, body: dict, clients: int, total: int, max_seconds: floa
         await asyncio.gather(*(client(http) for _ in range(clients)))
         wall = time.perf_counter() - t0
     lat = sorted(latencies)
-    return {"done": len(lat), "errors": errors, "wall": wall, "rps": len(lat) / wall,
+    return {"done": len(lat), "errors": errors, "wall": wall, "rps": len(lat) / wall, "latencies": lat,
             "p50": statistics.median(lat) if lat else float("nan"),
             "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")}
 

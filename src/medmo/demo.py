@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medmo.config import make_run_dir, shipped_recipes
-from medmo.data.synthetic import DEMO_CELLS
+from medmo.data.synthetic import DEMO_CELLS, DEMO_EVAL_IMAGES, DEMO_EVAL_SEED, DEMO_IMAGE_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ class DemoConfig:
     minutes: float = field(default=10.0, metadata={
         "help": "budget on two CPU cores; scales every stage's steps"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: min(2, cores))"})
-    image_size: int = field(default=64, metadata={
+    image_size: int = field(default=DEMO_IMAGE_SIZE, metadata={
         "help": "synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)"})
     max_cells: int = field(default=3, metadata={
         "help": "grounding images of stages 2-4 and the VQA items have 1..max_cells cells"})
     n_train: int = field(default=4000, metadata={"help": "training images per stage"})
-    n_eval: int = field(default=128, metadata={"help": "held-out grounding images (and half as many VQA items)"})
+    n_eval: int = field(default=DEMO_EVAL_IMAGES, metadata={"help": "held-out grounding images (and half as many VQA items)"})
     seed: int = field(default=0, metadata={"help": "seed of the synthetic images"})
 
     def __post_init__(self):
@@ -81,7 +81,7 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
         "stage3": (n, n // 2, cfg.max_cells, cfg.seed + 3),
         "stage4": (n // 4, 0, cfg.max_cells, cfg.seed + 4),
         "stage4_vqa": (0, n // 8, cfg.max_cells, cfg.seed + 5),  # GRPO keeps answer accuracy too
-        "eval_grounding": (cfg.n_eval, 0, 1, cfg.seed + 1000),
+        "eval_grounding": (cfg.n_eval, 0, 1, cfg.seed + DEMO_EVAL_SEED),
         "eval_grounding_multi": (cfg.n_eval // 2, 0, cfg.max_cells, cfg.seed + 1002),  # 1..max_cells cells
         "eval_vqa": (0, cfg.n_eval // 2, cfg.max_cells, cfg.seed + 1001),
     }

@@ -52,6 +52,9 @@ class CellStyle:
 # The demo's cells and the synthetic_cells benchmark's: 10-25% of the image side, so at 64 px
 # a one-pixel error still leaves a high IoU.
 DEMO_CELLS = CellStyle(min_radius=0.1, max_radius=0.25)
+# The demo's held-out one-cell set at its defaults (DemoConfig's image_size and n_eval, seed
+# 0 + 1000), which the synthetic_cells benchmark regenerates for any checkpoint.
+DEMO_IMAGE_SIZE, DEMO_EVAL_IMAGES, DEMO_EVAL_SEED = 64, 128, 1000
 
 
 def draw_cells(rng: np.random.Generator, image_size: int, n_cells: int, style: CellStyle = CellStyle()

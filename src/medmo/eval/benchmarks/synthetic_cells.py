@@ -16,16 +16,14 @@ from medmo.config import cache_dir
 from medmo.data.schema import read_records, resolve_image
 from medmo.eval.benchmarks._grounding import register_grounding
 
-N_IMAGES, IMAGE_SIZE, SEED = 128, 64, 1000  # = DemoConfig's n_eval, image_size and seed + 1000
-
 
 def _generate() -> Path:
-    from medmo.data.synthetic import DEMO_CELLS, write_cell_set
+    from medmo.data.synthetic import DEMO_CELLS, DEMO_EVAL_IMAGES, DEMO_EVAL_SEED, DEMO_IMAGE_SIZE, write_cell_set
 
-    folder = cache_dir("synthetic_cells", f"s{SEED}_{IMAGE_SIZE}px_{N_IMAGES}")
+    folder = cache_dir("synthetic_cells", f"s{DEMO_EVAL_SEED}_{DEMO_IMAGE_SIZE}px_{DEMO_EVAL_IMAGES}")
     if not (folder / "eval_grounding.jsonl").exists():
-        write_cell_set(folder, "eval_grounding", N_IMAGES, seed=SEED, image_size=IMAGE_SIZE, split="test",
-                       style=DEMO_CELLS)
+        write_cell_set(folder, "eval_grounding", DEMO_EVAL_IMAGES, seed=DEMO_EVAL_SEED, image_size=DEMO_IMAGE_SIZE,
+                       split="test", style=DEMO_CELLS)
     return folder
 
 

@@ -136,7 +136,8 @@ class EvalConfig:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         check_box_format(self.box_format)
         if self.grounding_protocol not in (None, *GROUNDING_PROTOCOLS):
-            raise ValueError(f"grounding_protocol must be one of {GROUNDING_PROTOCOLS}, got {self.grounding_protocol!r}")
+            raise ValueError(f"grounding_protocol must be one of {GROUNDING_PROTOCOLS}, "
+                             f"got {self.grounding_protocol!r}")
         if not self.benchmarks and not self.records:
             raise ValueError("nothing to evaluate: give --suite, --benchmark or --records")
         if self.limit is not None and self.limit < 1:
@@ -220,10 +221,10 @@ def generate(chunk: list[Item], backend) -> list[Sample]:
                 asks.append((len(out), request))
                 out.append({})  # type: ignore[typeddict-item]
     default_budget = getattr(backend, "max_new_tokens", None)
-    for (i, _), gen in zip(asks, generations(backend, [q for _, q in asks])):
-        it = chunk[i]
-        out[i] = failed(it.record, "backend_error", gen.error) if gen.error else asked(
-            it.record, gen.text, gen.finish_reason, gen.tokens, cut=is_cut(gen, it.unit.max_new_tokens or default_budget))
+    for (i, _), gen in zip(asks, generations(backend, [q for _, q in asks]) if asks else []):
+        rec, budget = chunk[i].record, chunk[i].unit.max_new_tokens or default_budget
+        out[i] = failed(rec, "backend_error", gen.error) if gen.error else asked(
+            rec, gen.text, gen.finish_reason, gen.tokens, cut=is_cut(gen, budget))
     for it, s in zip(chunk, out):
         s["benchmark"] = it.unit.name
     return out

@@ -19,16 +19,16 @@ Departure from MedEvalKit: its hf path generates one sample at a time; medmo bat
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from medmo.model.chat import IMAGE_TOKEN, to_conversation
+from medmo.model.chat import to_conversation
 # Request, Generation, HFBackend and hf_sampling are re-exported: evaluation code imports them from here.
 from medmo.model.generate import Generation, HFBackend, Request, TextsMixin, checkpoint_fingerprint, hf_sampling
+# the request body every OpenAI-compatible client of medmo shares (medmo serve --upstream too)
+from medmo.model.remote import chat_params
 from medmo.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ BACKENDS.register("hf")(HFBackend)
 
 @BACKENDS.register("vllm")
 class VLLMBackend(TextsMixin):
-    """vLLM offline engine (GPU). Install with `pip install medmo[gpu]`."""
+    """vLLM offline engine (GPU), in an environment of its own (README, Install: each vLLM
+    release pins an exact torch and transformers, never the ones medmo's tests run on)."""
 
     def __init__(self, model: str | Path, max_new_tokens: int = 256, dtype: str = "auto",
                  min_pixels: int | None = None, max_pixels: int | None = None, max_images: int = 8,
@@ -56,8 +57,8 @@ class VLLMBackend(TextsMixin):
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:
-            raise ValueError("backend 'vllm' needs vLLM on a GPU machine: `pip install 'medmo[gpu]'` "
-                             "(or use --backend hf)") from e
+            raise ValueError("backend 'vllm' needs vLLM on a GPU machine: `pip install vllm` in an environment of "
+                             "its own (README, Install), or use --backend hf") from e
         from medmo.model.load import load_processor
 
         self._sampling = SamplingParams
@@ -89,31 +90,6 @@ class VLLMBackend(TextsMixin):
         return [Generation(o.outputs[0].text.strip(), finish_reason=o.outputs[0].finish_reason,
                            tokens=len(o.outputs[0].token_ids)) if o.outputs else Generation(error="vllm: no output")
                 for o in outs]
-
-
-def image_data_url(image) -> str:
-    """A PIL image as a PNG data URL (what OpenAI-compatible servers accept)."""
-    buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def to_openai_messages(req: Request) -> list[dict]:
-    """Unified turns -> OpenAI chat messages, each <image> replaced by an image_url part."""
-    images = iter(req.images)
-    out = []
-    for m in req.messages:
-        if IMAGE_TOKEN not in m["content"]:
-            out.append({"role": m["role"], "content": m["content"]})
-            continue
-        parts: list[dict] = []
-        for i, chunk in enumerate(m["content"].split(IMAGE_TOKEN)):
-            if i > 0:
-                parts.append({"type": "image_url", "image_url": {"url": image_data_url(next(images))}})
-            if chunk:
-                parts.append({"type": "text", "text": chunk})
-        out.append({"role": m["role"], "content": parts})
-    return out
 
 
 @BACKENDS.register("openai")
@@ -150,11 +126,7 @@ class OpenAIBackend(TextsMixin):
                 async with sem:
                     try:
                         resp = await client.chat.completions.create(
-                            model=self.model, messages=to_openai_messages(req),
-                            temperature=self.temperature if req.temperature is None else req.temperature,
-                            **({"top_p": req.top_p} if req.top_p else {}),
-                            **({"seed": req.seed} if req.seed is not None else {}),
-                            max_tokens=req.max_new_tokens or self.max_new_tokens)
+                            **chat_params(req, self.model, self.max_new_tokens, self.temperature))
                         choice = resp.choices[0]
                         usage = getattr(resp, "usage", None)
                         return Generation((choice.message.content or "").strip(), finish_reason=choice.finish_reason,

@@ -8,7 +8,7 @@ Point MEDMO_REPORT_MODELS (or the `model_dir` argument) at a folder holding:
     bert-base-uncased/   CheXbert's BERT config + tokenizer (hub: bert-base-uncased)
 
 RaTEScore (Zhao et al., 2024) also needs the `RaTEScore` package (`pip install
-RaTEScore`); medmo calls `RaTEScore(bert_model=..., eval_model=...).compute_score(hyps,
+'medmo[report]'`, Python 3.12+); medmo calls `RaTEScore(bert_model=..., eval_model=...).compute_score(hyps,
 refs)` exactly as MedEvalKit does. SembScore (Yu et al., 2023, CXR-Report-Metric) is the
 cosine similarity between the CheXbert embeddings (the [CLS] vector of CheXbert's BERT)
 of the generated and the reference report, averaged over pairs; medmo computes it with
@@ -71,7 +71,7 @@ def available_metrics(path: str | Path | None = None) -> tuple[list[str], list[s
     except ImportError:
         has_pkg = False
     if missing or not has_pkg:
-        need = [f"{where}/{m}" for m in missing] + ([] if has_pkg else ["the RaTEScore package (pip install RaTEScore)"])
+        need = [f"{where}/{m}" for m in missing] + ([] if has_pkg else ["the RaTEScore package (pip install 'medmo[report]', Python 3.12+)"])
         notes.append("ratescore skipped: needs " + ", ".join(need))
     else:
         ok.append("ratescore")

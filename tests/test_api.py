@@ -128,8 +128,8 @@ def test_chat_sampling_is_seeded(client):
     assert choices[0]["message"]["content"] == seeded[0]  # seeds 1, 2, 3: the same answers as asked one by one
     assert [c["message"]["content"] for c in choices[1:]] == seeded[2:4]
     usage = r.json()["usage"]
-    assert usage["completion_tokens"] == sum(len(client.app.state.backend.processor.tokenizer(c["message"]["content"])
-                                                 ["input_ids"]) for c in choices)
+    cut = [c["finish_reason"] == "length" for c in choices]  # tokens as generated: 4 each when cut
+    assert usage["completion_tokens"] <= 3 * 4 and (usage["completion_tokens"] == 3 * 4) == all(cut)
     for bad, words in (({"temperature": 3}, "temperature"), ({"top_p": 0}, "top_p"), ({"n": 17}, "n"),
                        ({"n": 2, "stream": True}, "n: 1")):
         r = client.post("/v1/chat/completions", json={**bad, "messages": [{"role": "user", "content": "hi"}]})
@@ -165,6 +165,83 @@ def test_chat_streaming_server_sent_events(trained_client):
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip() == BOX_ANSWER
+
+
+# ----------------------------------------------------------------------------- vLLM's habits
+def _ask_box(client, stream: bool = False, **fields) -> tuple[str, str]:
+    """The trained model's box answer, asked with `fields`: (text, finish_reason)."""
+    from serve_model import GROUND_PROMPT
+
+    body = {"stream": stream, "max_tokens": 32, **fields, "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
+                                     {"type": "text", "text": "\n" + GROUND_PROMPT}]}]}
+    if not stream:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        return r.json()["choices"][0]["message"]["content"].strip(), r.json()["choices"][0]["finish_reason"]
+    with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        chunks = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    return text.strip(), chunks[-1]["choices"][0]["finish_reason"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_stop_cuts_at_the_first_stop_string_and_a_cut_answer_says_length(trained_client, stream):
+    from serve_model import BOX_ANSWER
+
+    assert _ask_box(trained_client, stream) == (BOX_ANSWER, "stop")  # ended by the model
+    assert _ask_box(trained_client, stream, stop=["]]", "<box>"]) == ("lesion", "stop")  # the earliest stop wins
+    assert _ask_box(trained_client, stream, stop="not in it") == (BOX_ANSWER, "stop")
+    text, finish = _ask_box(trained_client, stream, max_tokens=3)
+    assert finish == "length" and BOX_ANSWER.startswith(text) and text != BOX_ANSWER
+
+
+@pytest.mark.parametrize("field, value", [
+    ("logprobs", True), ("top_logprobs", 2), ("response_format", {"type": "json_object"}),
+    ("tools", [{"type": "function", "function": {"name": "f"}}]), ("tool_choice", "auto"),
+    ("functions", [{"name": "f"}]), ("logit_bias", {"50256": -100}), ("presence_penalty", 0.5),
+])
+def test_fields_medmo_cannot_honour_are_refused_naming_them(client, field, value):
+    r = client.post("/v1/chat/completions", json={field: value, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400, r.text
+    assert set(r.json()["error"]) == {"message", "type", "code"} and field in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("field, value", [("logprobs", False), ("response_format", {"type": "text"}),
+                                          ("tools", []), ("presence_penalty", 0), ("user", "someone")])
+def test_fields_that_ask_for_nothing_are_accepted(client, field, value):
+    r = client.post("/v1/chat/completions", json={field: value, "max_tokens": 1,
+                                                  "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200, r.text
+
+
+def test_bad_stop_values_are_400(client):
+    for stop in (["a", "b", "c", "d", "e"], [""], 5):
+        r = client.post("/v1/chat/completions", json={"stop": stop, "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 400 and "stop" in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize("argv, model", [
+    (["serve", "M"], "M"),                              # positional, as `vllm serve MODEL`
+    (["serve", "--model", "M"], "M"),
+    (["serve", "M", "--served-model-name", "medmo-8b"], "M"),
+])
+def test_cli_takes_the_model_as_vllm_does(monkeypatch, argv, model):
+    import medmo.serve.api as api
+    from medmo.cli import main
+
+    seen = {}
+    monkeypatch.setattr(api, "run", lambda cfg: seen.setdefault("cfg", cfg))
+    assert main(argv) == 0
+    assert seen["cfg"].model == model and seen["cfg"].dtype == "auto"
+    assert seen["cfg"].served_model_name == ("medmo-8b" if "--served-model-name" in argv else "M")
+
+
+def test_cli_refuses_two_models_and_none(capsys):
+    from medmo.cli import main
+
+    assert main(["serve", "A", "--model", "B"]) == 2 and "two models" in capsys.readouterr().err
+    assert main(["serve"]) == 2 and "--upstream URL" in capsys.readouterr().err
 
 
 def test_concurrent_requests_share_batches(client):
@@ -308,7 +385,7 @@ def test_openai_client_against_uvicorn(trained_dir, monkeypatch):
         with pytest.raises(AuthenticationError, match="wrong API key"):
             OpenAI(base_url=f"{url}/v1", api_key="guess", timeout=60, max_retries=0).models.list()
         oa = OpenAI(base_url=f"{url}/v1", api_key="s3cret", timeout=60, max_retries=0)
-        assert [m.id for m in oa.models.list()] == [trained_dir.name]
+        assert [m.id for m in oa.models.list()] == [trained_dir.name]  # --served-model-name: test_upstream.py
         messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": GRAY}},
                                                  {"type": "text", "text": "\n" + GROUND_PROMPT}]}]
         resp = oa.chat.completions.create(model=trained_dir.name, messages=messages, max_tokens=32)

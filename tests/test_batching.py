@@ -1,5 +1,5 @@
 """DynamicBatcher: batches form under load, answers go back to their own callers, one bad
-request does not fail its batch-mates, exclusive work runs alone. The generate function
+request does not fail its batch-mates, abandoned work stops. The generate function
 here is plain Python (it records the batches it sees); test_api.py runs the real model."""
 from __future__ import annotations
 
@@ -142,33 +142,18 @@ def test_a_request_abandoned_while_queued_never_runs():
     gen, batcher = _steps_batcher(steps=30)
 
     async def scenario():
-        first = asyncio.ensure_future(batcher.run_exclusive(lambda: gen(["x"])))
-        await asyncio.to_thread(gen.started.wait, 30)
+        first = asyncio.ensure_future(batcher.submit("x"))
+        await asyncio.to_thread(gen.started.wait, 30)  # "x" holds the model: the next one queues
         queued = asyncio.ensure_future(batcher.submit("queued"))
         await asyncio.sleep(0.05)
         queued.cancel()
         return await first
 
     try:
-        assert asyncio.run(scenario()) == ["X"]
+        assert asyncio.run(scenario()) == "X"
     finally:
         batcher.close()
-    assert gen.ran == [30] and batcher.abandoned == 1  # only the exclusive job ran
-
-
-def test_exclusive_work_runs_on_the_model_thread_between_batches():
-    rec = Recorder()
-    batcher = DynamicBatcher(rec, max_batch_size=4, max_wait_ms=20).start()
-
-    async def scenario():
-        texts = [batcher.submit(s) for s in ("x", "y")]
-        alone = batcher.run_exclusive(lambda: threading.current_thread().name)
-        return await asyncio.gather(*texts, alone)
-
-    try:
-        assert asyncio.run(scenario()) == ["X", "Y", "medmo-batcher"]
-    finally:
-        batcher.close()
+    assert gen.ran == [30] and batcher.abandoned == 1  # only the first batch ran
 
 
 def test_wait_window_bounds_an_idle_request_and_bad_settings_are_refused():

@@ -263,12 +263,13 @@ class FailsOn:
 
     def __init__(self, backend, marker: str = "BOOM"):
         self.backend, self.marker = backend, marker
-        self.model, self.processor = backend.model, backend.processor
+        self.model, self.processor, self.max_new_tokens = backend.model, backend.processor, backend.max_new_tokens
+        self.stop_ids = backend.stop_ids
 
-    def generate(self, requests):
+    def generations(self, requests):
         if any(self.marker in m["content"] for r in requests for m in r.messages):
             raise RuntimeError("simulated bug")
-        return self.backend.generate(requests)
+        return self.backend.generations(requests)
 
 
 def test_unexpected_error_is_a_500_that_keeps_the_connection_and_spares_batch_mates(tiny_dir):

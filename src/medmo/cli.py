@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from medmo.cli_args import add_config_arguments, config_from_args
+from medmo.cli_args import GIVEN, add_config_arguments, config_from_args
 
 EPILOG = """examples:
   medmo demo                                  the whole pipeline on CPU (runs/demo/)
@@ -25,7 +25,8 @@ EPILOG = """examples:
   medmo eval --model DIR --suite vqa --data ../shared/data --out runs/eval
   medmo score --predictions FILE.jsonl --box-format pixels --out runs/score
   medmo infer --model DIR --image ct.dcm --task ground --target nodule --draw out.png
-  medmo serve --model DIR                     API + web page at http://127.0.0.1:8000/
+  medmo serve DIR                             API + web page at http://127.0.0.1:8000/
+  medmo serve --upstream URL                  the same, generating with an OpenAI-compatible server
 
 Run `medmo COMMAND --help` for each command's options."""
 
@@ -138,7 +139,12 @@ def _cmd_infer(args) -> int:
 def _cmd_serve(args) -> int:
     from medmo.serve.api import ServeConfig, run
 
-    run(config_from_args(ServeConfig, args))
+    model = {}
+    if args.model_path:  # `medmo serve MODEL`, as `vllm serve MODEL`
+        if "model" in getattr(args, GIVEN, set()) and args.model != args.model_path:
+            raise ValueError(f"two models given: {args.model_path} and --model {args.model}; give one")
+        model["model"] = args.model_path
+    run(config_from_args(ServeConfig, args, **model))
     return 0
 
 
@@ -292,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP API, /v1/ground|report|vqa, and a web page at /")
-    add_config_arguments(p, ServeConfig, required=("model",))
+    p.add_argument("model_path", nargs="?", metavar="MODEL", help="checkpoint folder or hub id (same as --model)")
+    add_config_arguments(p, ServeConfig)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("eval", help="evaluate a model on benchmarks or record files (`medmo eval merge` joins shards)")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from medmo.model.chat import IMAGE_TOKEN, to_conversation
 
@@ -35,6 +35,8 @@ class Request:
     temperature: float | None = None  # None or 0: greedy (the openai backend: its own default)
     top_p: float | None = None  # nucleus sampling, with temperature > 0
     seed: int | None = None  # with temperature > 0: the same seed gives the same answer
+    # called with each generated token id as it is made (HFBackend; `medmo serve` streams with it)
+    on_token: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         n = sum(m["content"].count(IMAGE_TOKEN) for m in self.messages)
@@ -171,7 +173,7 @@ class HFBackend(TextsMixin):
                     out[i] = gen
         return out
 
-    def _stop_ids(self) -> list[int]:
+    def stop_ids(self) -> list[int]:
         """Token ids that end an answer (generate stops a row there; padding comes only after them)."""
         cfg, tok = self.model.generation_config, self.processor.tokenizer
         ids = [cfg.eos_token_id, tok.eos_token_id]
@@ -182,10 +184,12 @@ class HFBackend(TextsMixin):
 
         enc = enc.to(self.device)
         limits = [r.max_new_tokens or self.max_new_tokens for r in requests]
+        streamer = _RowStreamer([r.on_token for r in requests]) if any(r.on_token for r in requests) else None
         with torch.inference_mode():
-            gen = self.model.generate(**enc, max_new_tokens=max(limits), **hf_sampling(requests[0]))
+            gen = self.model.generate(**enc, max_new_tokens=max(limits), streamer=streamer,
+                                      **hf_sampling(requests[0]))
         new = gen[:, enc["input_ids"].shape[1]:].cpu()
-        stop = torch.isin(new, torch.tensor(self._stop_ids(), dtype=new.dtype))
+        stop = torch.isin(new, torch.tensor(self.stop_ids(), dtype=new.dtype))
         out = []
         # Tokens come one at a time, so cutting a row at its own limit equals generating with it;
         # a row with no stop token within its limit was cut there.
@@ -196,3 +200,23 @@ class HFBackend(TextsMixin):
             out.append(Generation(self.processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip(),
                                   finish_reason=reason, tokens=tokens))
         return out
+
+
+class _RowStreamer:
+    """transformers' streamer protocol for a whole batch: each step's token of row i goes to
+    callbacks[i] (its own streamers take one sequence only). The callbacks get every token the
+    batch makes for their row, also past the row's own stop token or limit: they cut there."""
+
+    def __init__(self, callbacks: list[Callable[[int], None] | None]):
+        self.callbacks, self.prompt_seen = callbacks, False
+
+    def put(self, value) -> None:
+        if not self.prompt_seen:  # generate first puts the prompt's ids
+            self.prompt_seen = True
+            return
+        for callback, token in zip(self.callbacks, value.reshape(len(self.callbacks), -1)[:, -1].tolist()):
+            if callback is not None:
+                callback(int(token))
+
+    def end(self) -> None:
+        pass

@@ -1,13 +1,14 @@
 """`medmo serve`: an OpenAI-compatible HTTP API, medical endpoints and a web page.
 
-    medmo serve --model runs/demo/stage4                       # http://127.0.0.1:8000
+    medmo serve runs/demo/stage4                               # http://127.0.0.1:8000 (or --model DIR)
+    medmo serve --upstream http://127.0.0.1:8001/v1 --served-model-name medmo-8b   # in front of vLLM & co.
     curl -s localhost:8000/v1/ground -d '{"image": "data:image/png;base64,...", "target": "nodule"}'
     python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='x'); ..."
     MEDMO_API_KEY=secret medmo serve --model runs/demo/stage4 --host 0.0.0.0   # /v1/ needs the key
 
 Endpoints
 - POST /v1/chat/completions  OpenAI chat: text and image_url parts (data URLs), `stream`
-                             (server-sent events), `max_tokens`/`max_completion_tokens`.
+                             (server-sent events), `max_tokens`/`max_completion_tokens`, `stop`.
 - POST /v1/ground            {image, target} -> boxes in the image's pixels and on the grid
 - POST /v1/report            {image} -> answer, findings, impression
 - POST /v1/vqa               {image, question} -> answer (and boxes, if it has any)
@@ -15,10 +16,13 @@ Endpoints
 Image fields take a data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes, plus optional
 `window`, `slice_index` and `frame` for DICOM/NIfTI (medmo.serve.inputs).
 
-Concurrent requests share model calls through `DynamicBatcher` (batching.py); streamed
-chats run alone between batches. A client that disconnects abandons its request: it is
-dropped from the queue, or its generation stops at the next decoding step (once every
-request of its batch is abandoned).
+Generation is an engine's (engines.py): in-process transformers behind `DynamicBatcher`
+(batching.py; streamed chats are batch members like any other), an OpenAI-compatible
+server (`--upstream URL`: vLLM, SGLang, TGI, another medmo; the front end still decodes,
+windows and de-identifies images and maps boxes) or in-process vLLM (`--engine vllm`). A
+client that disconnects abandons its request: it is dropped from the queue, or its
+generation stops at the next decoding step (once every request of its batch is
+abandoned); upstream, its connection to the upstream is closed.
 
 Hostile input (guard.py for the HTTP layer): every input that reaches the model passes one
 validation first: user text is normalised (lone surrogates -> U+FFFD, NFC), the
@@ -36,8 +40,13 @@ Departures from OpenAI's API: decoding is greedy unless a
 chat asks for `temperature` > 0 (with `top_p` and `seed`; other sampling settings come
 from the checkpoint's generation_config.json; the medical endpoints are always greedy);
 `n` up to 16 samples that many answers (seeds seed, seed+1, ...), not with `stream`;
-`usage` counts prompt tokens from the template and image sizes and completion tokens by
-re-tokenizing the answer, and any `model` name is accepted (one model is served).
+`usage` counts prompt tokens from the template and image sizes and completion tokens as
+generated (upstream: the upstream's usage), and any `model` name is accepted (one model
+is served). `finish_reason` is "length" when max_tokens cut the answer, else "stop";
+`stop` strings cut the answer at the first one (on the local engine after generating).
+Fields medmo cannot honour (`logprobs`, `response_format`, `tools`, ...: chat.UNSUPPORTED)
+get a 400 naming the field, where vLLM would serve them. With `--upstream`, prompt-token
+budgets and the special-token check are the upstream's (the front end loads no tokenizer).
 
 Access: with `api_key` (`--api-key`, `--api-key-file PATH` to keep it out of `ps`, or
 $MEDMO_API_KEY) every request but the page and /healthz, /docs and /openapi.json
@@ -50,13 +59,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request as HTTPRequest
 from fastapi.responses import StreamingResponse
@@ -64,9 +72,9 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 from medmo.infer import build_request, interpret
 from medmo.model.load import Dtype
-from medmo.serve.batching import DynamicBatcher
-from medmo.serve.chat import chat_request, completion, prompt_tokens, stream_chat
-from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text,
+from medmo.serve.bodies import ImageBody
+from medmo.serve.chat import chat_request, completion, prompt_tokens, refuse_unsupported, stream_chat
+from medmo.serve.guard import (BodyLimit, ErrorShield, RequireKey, add_error_handlers, clean_text, error_response,
                                header_timeout_protocol, until_disconnect)
 from medmo.imaging import Budget
 from medmo.serve.inputs import BadInput, DecodedImage, decode_image, image_bytes, parse_window, request_budget
@@ -78,7 +86,16 @@ logger = logging.getLogger(__name__)
 class ServeConfig:
     """`medmo serve` options."""
 
-    model: str = field(default="", metadata={"help": "checkpoint folder or hub id"})
+    model: str = field(default="", metadata={
+        "help": "checkpoint folder or hub id (also positional: medmo serve MODEL); with --upstream, the "
+                "upstream's name for its model (default: the first one it lists)"})
+    upstream: str | None = field(default=None, metadata={
+        "help": "generate with this OpenAI-compatible server (vLLM, SGLang, TGI, medmo), e.g. "
+                "http://127.0.0.1:8001/v1; the key, if it needs one, from $MEDMO_UPSTREAM_API_KEY"})
+    engine: Literal["hf", "vllm"] = field(default="hf", metadata={
+        "help": "in-process generation without --upstream: hf (transformers, dynamic batching) or vllm "
+                "(vLLM's async engine; a GPU box with vLLM installed)"})
+    upstream_timeout_s: float = field(default=600.0, metadata={"help": "--upstream: the longest wait for an answer"})
     host: str = field(default="127.0.0.1", metadata={
         "help": "bind address (set --api-key when it is not loopback: without a key, anyone who reaches the "
                 "port may use it)"})
@@ -87,8 +104,9 @@ class ServeConfig:
     api_key_file: str | None = field(default=None, metadata={
         "help": "read the key from this file (keeps it out of `ps`)"})
     port: int = field(default=8000, metadata={"help": "port"})
-    model_name: str | None = field(default=None, metadata={
-        "help": "id reported by /v1/models (default: the model folder's name)"})
+    served_model_name: str | None = field(default=None, metadata={
+        "help": "id reported by /v1/models and in answers (default: the model folder's name)",
+        "aliases": ("--model-name",)})
     max_batch_size: int = field(default=16, metadata={"help": "dynamic batching: most requests per call (1 = off)"})
     max_wait_ms: float = field(default=10.0, metadata={"help": "dynamic batching: wait window for a batch"})
     max_new_tokens: int = field(default=256, metadata={"help": "default generation budget per request"})
@@ -116,16 +134,22 @@ class ServeConfig:
     device: str | None = field(default=None, metadata={"help": "cpu | cuda (default: cuda when available)"})
 
     def __post_init__(self):
-        if not self.model:
-            raise ValueError("serve needs --model (a checkpoint folder, e.g. from `medmo tiny --out DIR`)")
+        if not self.model and not self.upstream:
+            raise ValueError("serve needs a model: `medmo serve MODEL` (a checkpoint folder, e.g. from `medmo tiny "
+                             "--out DIR`, or a hub id) or `--upstream URL` (an OpenAI-compatible server)")
+        if self.upstream and not self.upstream.startswith(("http://", "https://")):
+            raise ValueError(f"--upstream must be an http(s) URL such as http://127.0.0.1:8001/v1, got {self.upstream!r}")
+        if self.upstream and self.engine != "hf":
+            raise ValueError("--engine vllm runs vLLM in this process; with --upstream the upstream generates: "
+                             "give one of them")
         limits = ("max_body_mb", "max_image_pixels", "max_request_pixels", "max_volume_voxels",
                   "max_decompressed_bytes", "max_prompt_tokens", "max_request_tokens", "header_timeout_s",
-                  "body_timeout_s", "keep_alive_s", "max_connections")
+                  "body_timeout_s", "keep_alive_s", "max_connections", "upstream_timeout_s")
         bad = [f"{k}={getattr(self, k)}" for k in limits if not getattr(self, k) > 0]
         if bad:
             raise ValueError(f"serve limits must be > 0, got {', '.join(bad)}")
-        if self.model_name is None:
-            self.model_name = Path(self.model).name or str(self.model)
+        if self.served_model_name is None and self.model:
+            self.served_model_name = Path(self.model).name or str(self.model)
         if self.api_key_file is not None:
             if self.api_key is not None:
                 raise ValueError("give the API key once: --api-key or --api-key-file, not both")
@@ -151,29 +175,7 @@ def _read_key(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------- request bodies
-MAX_INDEX = 2**31 - 1  # slice and frame indices: larger ones cannot exist (and overflow C integers)
 INT64 = 2**63  # seed: OpenAI's range (torch takes it, and seed + n - 1 still fits)
-
-
-class ImageBody(BaseModel):
-    image: str = Field(description="data URL or base64 of PNG/JPEG/TIFF/DICOM/NIfTI bytes")
-    window: str | list[FiniteFloat] | None = Field(None, description='DICOM/NIfTI window: preset name or [centre, width]')
-    slice_index: int | None = Field(None, ge=0, le=MAX_INDEX, description="NIfTI slice (default: middle)")
-    frame: int | None = Field(None, ge=0, le=MAX_INDEX, description="multi-frame DICOM frame / 4-D NIfTI volume")
-    max_new_tokens: int | None = Field(None, ge=1, description="at most the server's max_request_tokens")
-
-    @field_validator("window")
-    @classmethod
-    def _finite_window(cls, value):
-        """'centre,width' must hold finite numbers, as [centre, width] does (FiniteFloat)."""
-        if isinstance(value, str) and "," in value:
-            try:
-                numbers = [float(v) for v in value.split(",")]
-            except ValueError:
-                return value  # parse_window names the problem
-            if not all(math.isfinite(v) for v in numbers):
-                raise ValueError(f"window values must be finite numbers, got {value!r}")
-        return value
 
 
 class GroundBody(ImageBody):
@@ -200,6 +202,16 @@ class ChatBody(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2, description="0 or absent: greedy; else at least 0.001")
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=-INT64, lt=INT64, description="with temperature > 0: same seed, same answer")
+    stop: str | list[str] | None = Field(None, description="up to 4 strings; the answer ends before the first")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value):
+        """OpenAI's rule: a string or up to 4 strings; an empty one would cut every answer to nothing."""
+        stops = [value] if isinstance(value, str) else value or []
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("stop takes up to 4 non-empty strings")
+        return stops or None
 
     @field_validator("temperature")
     @classmethod
@@ -211,43 +223,82 @@ class ChatBody(BaseModel):
 
 
 # ------------------------------------------------------------------------- the app
-def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
-    """The FastAPI app; `backend` defaults to eval-core's HFBackend on `cfg.model`."""
-    if backend is None:
-        from medmo.model.generate import HFBackend
+def create_engine(cfg: ServeConfig, backend=None):
+    """The engine that generates for `cfg` (engines.py); `backend`: an HF-style backend to batch."""
+    from medmo.serve import engines
 
-        backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
-                            dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
-    batcher = DynamicBatcher(backend.generate, cfg.max_batch_size, cfg.max_wait_ms).start()
-    if hasattr(backend, "model"):  # a decoding step of an abandoned batch raises batching.Cancelled
-        backend.model.register_forward_pre_hook(lambda _module, _args: batcher.check_cancelled())
-    reserved = tuple(backend.processor.tokenizer.all_special_tokens)
-    context = _context_length(backend)
+    if backend is not None:
+        return engines.LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
+    if cfg.upstream:
+        key = os.environ.get("MEDMO_UPSTREAM_API_KEY") or None
+        model = cfg.model or _first_model(cfg.upstream, key)
+        cfg.served_model_name = cfg.served_model_name or model
+        return engines.UpstreamEngine(cfg.upstream, model, key, cfg.max_new_tokens, cfg.upstream_timeout_s,
+                                      cfg.max_connections)
+    if cfg.engine == "vllm":
+        return engines.VLLMEngine(cfg.model, cfg.dtype, cfg.max_new_tokens, cfg.max_pixels)
+    from medmo.model.generate import HFBackend
+
+    backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
+                        dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
+    return engines.LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
+
+
+def _first_model(url: str, key: str | None) -> str:
+    """The first model id an OpenAI-compatible server lists (its name for what --upstream serves)."""
+    import httpx
+
+    try:
+        r = httpx.get(url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"} if key else {},
+                      timeout=30)
+        r.raise_for_status()
+        return r.json()["data"][0]["id"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as e:
+        raise ValueError(f"--upstream {url}: could not read its model from {url}/models ({type(e).__name__}: {e}); "
+                         "start the upstream first, or name its model with --model") from e
+
+
+def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
+    """The FastAPI app; generation by `create_engine(cfg, backend)`."""
+    from medmo.model.remote import UpstreamError
+
+    engine = create_engine(cfg, backend)
+    reserved, context = engine.reserved, engine.context
 
     @asynccontextmanager
     async def lifespan(_app):
         yield
-        batcher.close()
+        await engine.close()
 
     app = FastAPI(title="medmo", lifespan=lifespan, description=__doc__.split("\n\n")[0])
-    app.state.cfg, app.state.backend, app.state.batcher = cfg, backend, batcher
+    app.state.cfg, app.state.engine = cfg, engine
+    if hasattr(engine, "batcher"):  # the local engine: tests and /healthz look at its batches
+        app.state.backend, app.state.batcher = engine.backend, engine.batcher
     app.add_middleware(BodyLimit, max_bytes=int(cfg.max_body_mb * 1024 * 1024), timeout_s=cfg.body_timeout_s)
     if cfg.api_key:
         app.add_middleware(RequireKey, key=cfg.api_key)  # runs before any body is read
     app.add_middleware(ErrorShield)  # added last: outermost
     add_error_handlers(app)
 
+    @app.exception_handler(UpstreamError)
+    async def upstream_error(_req: HTTPRequest, exc: UpstreamError):
+        logger.info("upstream answered %d: %s", exc.status, exc)
+        return error_response(exc.status, str(exc), "invalid_request_error" if exc.status < 500 else "upstream_error")
+
     def text(value: str | None, what: str) -> str | None:
         return None if value is None else clean_text(value, what, reserved)
 
-    def check_budget(req, n: int = 1) -> int:
-        """400 when a request's generation or prompt is over its budget; else its prompt tokens."""
+    def check_budget(req, n: int = 1) -> int | None:
+        """400 when a request's generation or prompt is over its budget; else its prompt tokens
+        (None upstream: no tokenizer here, the upstream checks its own context)."""
         new = req.max_new_tokens or cfg.max_new_tokens
         if n * new > cfg.max_request_tokens:
             raise BadInput(f"the request asks for {n} x {new} = {n * new} new tokens, over the server's budget of "
                            f"{cfg.max_request_tokens} (max_request_tokens); ask for fewer (n, max_tokens) or start "
                            "the server with a larger --max-request-tokens")
-        tokens = prompt_tokens(backend.processor, req)
+        if engine.processor is None:
+            return None
+        tokens = prompt_tokens(engine.processor, req)
         if tokens > cfg.max_prompt_tokens:
             raise BadInput(f"the prompt is {tokens} tokens (text and images), over the server's budget of "
                            f"{cfg.max_prompt_tokens} (max_prompt_tokens); shorten the text, send fewer or smaller "
@@ -266,27 +317,32 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
         return await asyncio.to_thread(work)
 
+    async def answer(http: HTTPRequest, req) -> str:
+        gen = await until_disconnect(http, engine.generate(req))
+        if gen.error:
+            raise RuntimeError(gen.error)
+        return gen.text
+
     async def answer_task(http: HTTPRequest, task: str, body: ImageBody, prompt: str | None,
                           target: str | None = None) -> dict:
         t0 = time.perf_counter()
         img = await decode(body)
         req = build_request(img.image, task, prompt, target, body.max_new_tokens)
         await asyncio.to_thread(check_budget, req)
-        answer = await until_disconnect(http, batcher.submit(req))
-        out = interpret(task, answer, img.image.size, target)
+        reply = await answer(http, req)
+        out = interpret(task, reply, img.image.size, target)
         out["image_format"] = img.format
-        logger.info("%s %dx%d %s -> %d chars, %d box(es) in %.2fs", task, *img.image.size, img.format, len(answer),
+        logger.info("%s %dx%d %s -> %d chars, %d box(es) in %.2fs", task, *img.image.size, img.format, len(reply),
                     len(out["boxes"]), time.perf_counter() - t0)
         return out
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "model": cfg.model_name, "batches": batcher.batches, "requests": batcher.requests,
-                "abandoned": batcher.abandoned}
+        return {"status": "ok", "model": cfg.served_model_name, **engine.stats()}
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": cfg.model_name, "object": "model", "created": 0,
+        return {"object": "list", "data": [{"id": cfg.served_model_name, "object": "model", "created": 0,
                                             "owned_by": "medmo"}]}
 
     @app.post("/v1/ground")
@@ -303,6 +359,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatBody, http: HTTPRequest):
+        refuse_unsupported(body.model_extra or {})
         if body.stream and body.n > 1:
             raise BadInput("stream: true takes n: 1 (one streamed answer per request)")
         new = body.max_completion_tokens or body.max_tokens or cfg.max_new_tokens
@@ -313,24 +370,20 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         n_prompt = await asyncio.to_thread(check_budget, req, body.n)
         if body.stream:
-            return StreamingResponse(stream_chat(app, req), media_type="text/event-stream")
+            return StreamingResponse(stream_chat(app, req, body.stop), media_type="text/event-stream")
         reqs = [replace(req, seed=None if body.seed is None else body.seed + i) for i in range(body.n)]
-        texts = await until_disconnect(http, asyncio.gather(*(batcher.submit(r) for r in reqs)))  # one batch if unseeded
-        counts = [len(backend.processor.tokenizer(t)["input_ids"]) if t else 0 for t in texts]
-        usage = {"prompt_tokens": n_prompt, "completion_tokens": sum(counts)}
-        finishes = ["length" if n >= req.max_new_tokens else "stop" for n in counts]
-        return completion(cfg.model_name, texts, finishes, usage)
+        gens = await until_disconnect(http, asyncio.gather(*(engine.generate(r, body.stop) for r in reqs)))
+        failed = [g.error for g in gens if g.error]
+        if failed:
+            raise RuntimeError(failed[0])
+        completion_tokens = sum(g.tokens or 0 for g in gens)
+        usage = {"prompt_tokens": n_prompt or 0, "completion_tokens": completion_tokens}
+        return completion(cfg.served_model_name, [g.text for g in gens], [g.finish_reason for g in gens], usage)
 
     from medmo.serve.web import router
 
     app.include_router(router)
     return app
-
-
-def _context_length(backend) -> int | None:
-    config = getattr(getattr(backend, "model", None), "config", None)
-    config = getattr(config, "text_config", config)
-    return getattr(config, "max_position_embeddings", None)
 
 
 def run(cfg: ServeConfig) -> None:
@@ -341,7 +394,8 @@ def run(cfg: ServeConfig) -> None:
         logger.warning("serving on %s without an API key: anyone who reaches the port can use the model; "
                        "set --api-key or MEDMO_API_KEY", cfg.host)
     app = create_app(cfg)
-    logger.info("medmo serve: %s on http://%s:%d (web page at /)", cfg.model_name, cfg.host, cfg.port)
+    logger.info("medmo serve: %s on http://%s:%d (web page at /)%s", cfg.served_model_name, cfg.host, cfg.port,
+                f", generating with {cfg.upstream}" if cfg.upstream else "")
     uvicorn.Server(server_config(app, cfg)).run()
 
 

@@ -3,17 +3,18 @@
 One worker thread owns the model. It takes the first waiting request, then keeps
 collecting until `max_batch_size` requests are in hand or `max_wait_ms` has passed since
 the first, and runs them as one batch through the backend's `generate(list[Request])`
-(eval-core's HFBackend: left-padded; one decoding setting per batch). While a batch runs, new requests queue up
+(HFBackend.generations: left-padded; one decoding setting per batch; each request's
+answer is whatever `generate` returns for it, a Generation). While a batch runs, new requests queue up
 and form the next batch, so batches grow with load and an idle server adds at most the
 wait window to a request's latency. `max_batch_size=1` turns batching off (the baseline
 bench/serve_load.py compares against).
 
-Work that must not share a batch (token streaming, which transformers' streamers only
-support for one sequence) runs through `run_exclusive` on the same thread, between
-batches, so the model is never used from two threads at once.
+Streamed chats are batch members like any other (engines.py: their tokens leave through
+`Request.on_token` as the batch decodes), so nothing runs alone and the model is only ever
+used from this one thread.
 
-Work ends with its client: cancelling the coroutine that awaits `submit` or
-`run_exclusive` (api.py does so when the HTTP client disconnects) marks the request
+Work ends with its client: cancelling the coroutine that awaits `submit` (api.py does so
+when the HTTP client disconnects) marks the request
 abandoned. A request abandoned while queued never runs; a running batch checks
 `check_cancelled()` at every decoding step (api.py calls it from a forward pre-hook on the
 model) and stops once all its requests are abandoned. A batch that still has a live
@@ -51,14 +52,13 @@ class Cancelled(Exception):
 class _Item:
     payload: Any
     future: Future
-    exclusive: bool = False  # payload is a callable to run alone
     abandoned: threading.Event = field(default_factory=threading.Event)  # its caller is gone
 
 
 class DynamicBatcher:
     """Queue requests from any thread or event loop; a worker thread runs them in batches."""
 
-    def __init__(self, generate: Callable[[list], list[str]], max_batch_size: int = 16, max_wait_ms: float = 10.0):
+    def __init__(self, generate: Callable[[list], list], max_batch_size: int = 16, max_wait_ms: float = 10.0):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_wait_ms < 0:
@@ -69,7 +69,7 @@ class DynamicBatcher:
         self.batches = 0  # batches run so far
         self.requests = 0  # requests answered so far
         self.abandoned = 0  # requests whose caller left before the answer (not run, stopped or dropped)
-        self._running: list[_Item] = []  # the batch (or exclusive job) on the model now
+        self._running: list[_Item] = []  # the batch on the model now
         self._queue: queue.Queue = queue.Queue()  # _Item or _STOP
         self._thread: threading.Thread | None = None
 
@@ -87,25 +87,20 @@ class DynamicBatcher:
             self._thread = None
 
     # ------------------------------------------------------------------ submitting
-    def _put(self, payload, exclusive: bool = False) -> _Item:
+    def _put(self, payload) -> _Item:
         if self._thread is None:
             raise RuntimeError("DynamicBatcher.start() was not called")
-        item = _Item(payload, Future(), exclusive)
+        item = _Item(payload, Future())
         self._queue.put(item)
         return item
 
     def submit_future(self, request) -> Future:
-        """Queue one request; the future resolves to its generated text."""
+        """Queue one request; the future resolves to its answer."""
         return self._put(request).future
 
-    async def submit(self, request) -> str:
-        """The generated text; cancelling the awaiting task abandons the request (see the top)."""
+    async def submit(self, request) -> Any:
+        """The request's answer; cancelling the awaiting task abandons the request (see the top)."""
         return await self._wait(self._put(request))
-
-    async def run_exclusive(self, fn: Callable[[], Any]) -> Any:
-        """Run `fn()` on the model thread with no batch in flight; returns its result. Cancelling
-        the awaiting task makes `check_cancelled()` raise inside `fn` at its next decoding step."""
-        return await self._wait(self._put(fn, exclusive=True))
 
     @staticmethod
     async def _wait(item: _Item) -> Any:
@@ -134,9 +129,6 @@ class DynamicBatcher:
             carry = None
             if item is _STOP:
                 return
-            if item.exclusive:
-                self._exclusive(item)
-                continue
             batch = [item]
             deadline = time.monotonic() + self.max_wait
             while len(batch) < self.max_batch_size:
@@ -144,7 +136,7 @@ class DynamicBatcher:
                     nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-                if nxt is _STOP or nxt.exclusive:
+                if nxt is _STOP:
                     carry = nxt
                     break
                 batch.append(nxt)
@@ -158,7 +150,7 @@ class DynamicBatcher:
     def _generate(self, live: list[_Item]) -> None:
         self._running = live
         try:
-            texts = self.generate([it.payload for it in live])
+            answers = self.generate([it.payload for it in live])
         except Cancelled as e:
             self.abandoned += len(live)
             for it in live:
@@ -177,13 +169,13 @@ class DynamicBatcher:
         finally:
             self._running = []
         self.batches += 1
-        for it, text in zip(live, texts):
+        for it, answer in zip(live, answers):
             if it.abandoned.is_set():
                 self.abandoned += 1  # answered after its caller left: dropped
                 it.future.set_exception(Cancelled("abandoned while its batch ran"))
             else:
                 self.requests += 1
-                it.future.set_result(text)
+                it.future.set_result(answer)
 
     def _start(self, item: _Item) -> bool:
         """Mark `item` running; False (and counted) when its caller left while it waited."""
@@ -193,17 +185,3 @@ class DynamicBatcher:
             return True
         self.abandoned += 1
         return False
-
-    def _exclusive(self, item: _Item) -> None:
-        if not self._start(item):
-            return
-        self._running = [item]
-        try:
-            item.future.set_result(item.payload())
-        except Cancelled as e:
-            self.abandoned += 1
-            item.future.set_exception(e)
-        except Exception as e:  # noqa: BLE001 - handed to the caller
-            item.future.set_exception(e)
-        finally:
-            self._running = []

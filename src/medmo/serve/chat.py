@@ -5,12 +5,14 @@
 image budget and become `<image>` placeholders. `prompt_tokens` counts what the model
 will read without processing pixels (the prompt budget is checked on it, and it is
 `usage.prompt_tokens`). `stream_chat` yields server-sent events in OpenAI's chunk format
-from a generation that runs alone on the model thread; a client that leaves mid-stream
-cancels it at its next decoding step.
+from the engine's stream; a client that leaves mid-stream abandons its request (the local
+engine stops its batch at the next decoding step once no live request is left in it).
+
+`refuse_unsupported`: OpenAI fields medmo cannot honour get a 400 naming the field instead
+of being silently ignored (vLLM supports some of them; medmo does not, on any engine).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -24,6 +26,23 @@ from medmo.serve.guard import check_reserved, clean_text
 from medmo.serve.inputs import BadInput, decode_image, image_bytes
 
 logger = logging.getLogger(__name__)
+
+
+# Asked for something medmo does not do; refused unless the value asks for nothing (null, false,
+# [], {}, 0 for the penalties, a "text" response_format).
+UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias", "response_format", "tools", "tool_choice",
+               "parallel_tool_calls", "functions", "function_call", "presence_penalty", "frequency_penalty",
+               "audio", "modalities", "prediction", "web_search_options", "best_of", "echo", "suffix")
+
+
+def refuse_unsupported(fields: dict) -> None:
+    """400 naming the first field of UNSUPPORTED that asks for something."""
+    for name in UNSUPPORTED:
+        value = fields.get(name)
+        if value in (None, False, 0, [], {}) or (name == "response_format" and value == {"type": "text"}):
+            continue
+        raise BadInput(f"{name} is not supported by medmo serve (it would be ignored, so it is refused); "
+                       f"remove {name} from the request")
 
 
 def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, reserved: tuple[str, ...] = ()):
@@ -86,52 +105,27 @@ def completion(model: str, texts: list[str], finishes: list[str], usage: dict[st
             "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
 
 
-async def stream_chat(app: FastAPI, req):
-    """Server-sent events in OpenAI's chunk format; tokens arrive as the model makes them."""
-    from transformers import TextIteratorStreamer
-
-    from medmo.model.chat import to_conversation
-
-    backend, cfg = app.state.backend, app.state.cfg
-    streamer = TextIteratorStreamer(backend.processor.tokenizer, skip_prompt=True, skip_special_tokens=True,
-                                    timeout=600)
-
-    def generate() -> None:
-        import torch
-
-        from medmo.model.generate import hf_sampling
-
-        try:
-            prompt = backend.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
-                                                           tokenize=False)
-            enc = backend.processor(text=[prompt], images=req.images or None, return_tensors="pt").to(backend.device)
-            with torch.inference_mode():
-                backend.model.generate(**enc, max_new_tokens=req.max_new_tokens, streamer=streamer, **hf_sampling(req))
-        except Exception:
-            streamer.end()  # unblock the reader; the error is raised through the job's future
-            raise
-
+async def stream_chat(app: FastAPI, req, stop: list[str] | None = None):
+    """Server-sent events in OpenAI's chunk format, from the engine's stream (engines.py): tokens
+    arrive as the model makes them, beside every other request."""
+    engine, cfg = app.state.engine, app.state.cfg
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict, finish: str | None = None) -> str:
         return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                      "model": cfg.model_name, "choices": [{"index": 0, "delta": delta,
-                                                                           "finish_reason": finish}]}) + "\n\n"
+                                      "model": cfg.served_model_name, "choices": [{"index": 0, "delta": delta,
+                                                                                  "finish_reason": finish}]}) + "\n\n"
 
-    job = asyncio.ensure_future(app.state.batcher.run_exclusive(generate))
+    yield chunk({"role": "assistant", "content": ""})
+    finish = "stop"
     try:
-        yield chunk({"role": "assistant", "content": ""})
-        pieces = iter(streamer)
-        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+        async for piece, reason in engine.stream(req, stop):
             if piece:
                 yield chunk({"content": piece})
-        try:
-            await job
-        except Exception as e:  # noqa: BLE001 - headers are sent: report in-stream, keep serving
-            logger.exception("streamed generation failed")
-            yield "data: " + json.dumps({"error": {"message": f"generation failed: {type(e).__name__}",
-                                                   "type": "server_error"}}) + "\n\n"
-        yield chunk({}, "stop")
-        yield "data: [DONE]\n\n"
-    finally:
-        job.cancel()  # the client left mid-stream: generation stops at its next step (no-op when done)
+            finish = reason or finish
+    except Exception as e:  # noqa: BLE001 - headers are sent: report in-stream, keep serving
+        logger.exception("streamed generation failed")
+        yield "data: " + json.dumps({"error": {"message": f"generation failed: {type(e).__name__}: {e}",
+                                               "type": "server_error"}}) + "\n\n"
+    yield chunk({}, finish)
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,203 @@
+"""What generates behind `medmo serve`'s front end: one interface, three engines.
+
+Every endpoint (chat, streamed chat, /v1/ground|report|vqa) asks an engine for
+`generate(req, stop) -> Generation` or iterates `stream(req, stop)` (text pieces, then the
+finish reason); nothing else about generation is the front end's business.
+
+- `LocalEngine` (the default, `--engine hf`): transformers in this process behind the
+  DynamicBatcher (batching.py). A streamed chat is an ordinary member of a batch: its
+  tokens reach it from the batch's decoding loop (`Request.on_token`), so a stream never
+  holds the model alone and never stalls other requests (transformers' own streamers take
+  a single sequence; medmo's row streamer takes a batch).
+- `UpstreamEngine` (`--upstream URL`): any OpenAI-compatible server (vLLM, SGLang, TGI,
+  another `medmo serve`) through medmo.model.remote; images go as PNG data URLs after the
+  front end decoded, windowed and de-identified them. Concurrency, batching and streaming
+  are the upstream's; a refusal (4xx) comes back with the upstream's status and message.
+- `VLLMEngine` (`--engine vllm`): vLLM's AsyncLLMEngine in this process (continuous
+  batching, paged KV cache) for a GPU box with vLLM installed; not run in CI.
+
+`stop` strings: the text is cut at the first one and the finish reason is "stop". The local
+engine cuts after generation (its batch runs on to the row's token budget); the upstream and
+vLLM stop generating there themselves. "length" means the token budget cut the answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+from typing import AsyncIterator
+
+from medmo.model.generate import Generation, Request
+from medmo.serve.batching import DynamicBatcher
+
+logger = logging.getLogger(__name__)
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
+    """`text` up to the earliest stop string, and whether one was found."""
+    hits = [i for i in (text.find(s) for s in stop or ()) if i >= 0]
+    return (text[:min(hits)], True) if hits else (text, False)
+
+
+def finished(gen: Generation, stop: list[str] | None) -> Generation:
+    text, hit = cut_at_stop(gen.text, stop)
+    return replace(gen, text=text, finish_reason="stop" if hit else gen.finish_reason or "stop")
+
+
+class LocalEngine:
+    """transformers in-process (medmo.model.generate.HFBackend) behind the dynamic batcher."""
+
+    def __init__(self, backend, max_batch_size: int, max_wait_ms: float):
+        self.backend, self.processor = backend, backend.processor
+        self.batcher = DynamicBatcher(backend.generations, max_batch_size, max_wait_ms).start()
+        if hasattr(backend, "model"):  # a decoding step of an abandoned batch raises batching.Cancelled
+            backend.model.register_forward_pre_hook(lambda _module, _args: self.batcher.check_cancelled())
+        config = getattr(getattr(backend, "model", None), "config", None)
+        self.context = getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+        self.reserved = tuple(backend.processor.tokenizer.all_special_tokens)
+
+    def stats(self) -> dict:
+        b = self.batcher
+        return {"batches": b.batches, "requests": b.requests, "abandoned": b.abandoned}
+
+    async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
+        return finished(await self.batcher.submit(req), stop)
+
+    async def stream(self, req: Request, stop: list[str] | None = None) -> AsyncIterator[tuple[str, str | None]]:
+        """Pieces of text as the batch decodes the request's row; the last item is ("...", finish)."""
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue[int] = asyncio.Queue()
+        job = asyncio.ensure_future(self.batcher.submit(
+            replace(req, on_token=lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t))))
+        ends, limit = set(self.backend.stop_ids()), req.max_new_tokens or self.backend.max_new_tokens
+        hold = max((len(s) for s in stop or ()), default=1) - 1  # a stop string may be forming at the end
+        ids: list[int] = []
+        sent, ended = "", False
+        try:
+            while True:
+                getter = asyncio.ensure_future(tokens.get())
+                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                token = getter.result()
+                if ended or token in ends or len(ids) >= limit:
+                    ended = True  # the batch decodes on for its other rows; this row is done
+                    continue
+                ids.append(token)
+                text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).lstrip()
+                text, hit = cut_at_stop(text, stop)
+                ended = hit
+                safe = len(text) if hit else len(text) - hold
+                if text.endswith("\ufffd") and not hit:  # half of a multi-byte character
+                    safe = min(safe, len(text) - 1)
+                if safe > len(sent):
+                    yield text[len(sent):safe], None
+                    sent = text[:safe]
+            gen = finished(job.result(), stop)
+            yield (gen.text[len(sent):] if gen.text.startswith(sent) else ""), gen.finish_reason
+        finally:
+            job.cancel()  # the client left mid-stream: the request is abandoned (no-op when done)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.batcher.close)
+
+
+class UpstreamEngine:
+    """An OpenAI-compatible server does the generating; `model` is its name for the model."""
+
+    processor, context, reserved = None, None, ()  # the upstream checks its own context and tokens
+
+    def __init__(self, base_url: str, model: str, api_key: str | None, max_new_tokens: int, timeout: float,
+                 max_connections: int):
+        from medmo.model.remote import OpenAIChat
+
+        self.client = OpenAIChat(base_url, api_key, timeout=timeout, max_connections=max_connections)
+        self.model, self.max_new_tokens = model, max_new_tokens
+        self.base_url = self.client.base_url
+
+    def stats(self) -> dict:
+        return {"upstream": self.base_url}
+
+    def _params(self, req: Request, stop: list[str] | None) -> dict:
+        from medmo.model.remote import chat_params
+
+        return chat_params(req, self.model, self.max_new_tokens, temperature=0.0, stop=stop)
+
+    async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
+        from medmo.model.remote import generation_from
+
+        params = await asyncio.to_thread(self._params, req, stop)  # PNG encoding off the event loop
+        return finished(generation_from(await self.client.complete(params)), stop)
+
+    async def stream(self, req: Request, stop: list[str] | None = None) -> AsyncIterator[tuple[str, str | None]]:
+        params = await asyncio.to_thread(self._params, req, stop)
+        finish = None
+        async for chunk in self.client.stream(params):
+            for choice in chunk.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if piece:
+                    yield piece, None
+        yield "", finish or "stop"
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class VLLMEngine:
+    """vLLM's AsyncLLMEngine in this process (GPU); the prompt is the checkpoint's chat template."""
+
+    def __init__(self, model: str, dtype: str, max_new_tokens: int, max_pixels: int | None, max_images: int = 8):
+        try:
+            from vllm import AsyncEngineArgs, AsyncLLMEngine, SamplingParams
+        except ImportError as e:
+            raise ValueError("--engine vllm needs vLLM on a GPU machine, installed in an environment of its own "
+                             "(README, Install); or serve with the default --engine hf, or put medmo in front of a "
+                             "running vLLM server with --upstream URL") from e
+        from medmo.model.load import load_processor
+
+        self.processor = load_processor(model, max_pixels=max_pixels)
+        self.reserved = tuple(self.processor.tokenizer.all_special_tokens)
+        self.max_new_tokens, self._params = max_new_tokens, SamplingParams
+        self.engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(
+            model=model, dtype=dtype, limit_mm_per_prompt={"image": max_images}))
+        self.context = self.engine.engine_args.max_model_len if hasattr(self.engine, "engine_args") else None
+
+    def stats(self) -> dict:
+        return {"engine": "vllm"}
+
+    async def _outputs(self, req: Request, stop: list[str] | None):
+        from medmo.model.chat import to_conversation
+
+        prompt = self.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,
+                                                    tokenize=False)
+        inputs = {"prompt": prompt, **({"multi_modal_data": {"image": list(req.images)}} if req.images else {})}
+        params = self._params(temperature=req.temperature or 0.0, top_p=req.top_p or 1.0, seed=req.seed,
+                              max_tokens=req.max_new_tokens or self.max_new_tokens, stop=stop or None)
+        async for out in self.engine.generate(inputs, params, request_id=uuid.uuid4().hex):
+            yield out.outputs[0]
+
+    async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
+        last = None
+        async for last in self._outputs(req, stop):
+            pass
+        if last is None:
+            return Generation(error="vllm: no output")
+        return Generation(last.text.strip(), finish_reason=last.finish_reason, tokens=len(last.token_ids))
+
+    async def stream(self, req: Request, stop: list[str] | None = None) -> AsyncIterator[tuple[str, str | None]]:
+        sent, finish = "", None
+        async for out in self._outputs(req, stop):  # closing this generator aborts the request in vLLM
+            text = out.text.lstrip()
+            if len(text) > len(sent):
+                yield text[len(sent):], None
+                sent = text
+            finish = out.finish_reason or finish
+        yield "", finish or "stop"
+
+    async def close(self) -> None:
+        shutdown = getattr(self.engine, "shutdown", None)
+        if shutdown:
+            shutdown()

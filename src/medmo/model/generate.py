@@ -35,7 +35,8 @@ class Request:
     temperature: float | None = None  # None or 0: greedy (the openai backend: its own default)
     top_p: float | None = None  # nucleus sampling, with temperature > 0
     seed: int | None = None  # with temperature > 0: the same seed gives the same answer
-    # called with each generated token id as it is made (HFBackend; `medmo serve` streams with it)
+    # called with each generated token id as it is made, -1 when an attempt starts (HFBackend;
+    # `medmo serve` streams with it and answers a request as soon as its own row has ended)
     on_token: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
@@ -205,7 +206,8 @@ class HFBackend(TextsMixin):
 class _RowStreamer:
     """transformers' streamer protocol for a whole batch: each step's token of row i goes to
     callbacks[i] (its own streamers take one sequence only). The callbacks get every token the
-    batch makes for their row, also past the row's own stop token or limit: they cut there."""
+    batch makes for their row, also past the row's own stop token or limit: they cut there.
+    They first get -1: an attempt starts (a batch that failed is retried: drop what came before)."""
 
     def __init__(self, callbacks: list[Callable[[int], None] | None]):
         self.callbacks, self.prompt_seen = callbacks, False
@@ -213,6 +215,9 @@ class _RowStreamer:
     def put(self, value) -> None:
         if not self.prompt_seen:  # generate first puts the prompt's ids
             self.prompt_seen = True
+            for callback in self.callbacks:
+                if callback is not None:
+                    callback(-1)
             return
         for callback, token in zip(self.callbacks, value.reshape(len(self.callbacks), -1)[:, -1].tolist()):
             if callback is not None:

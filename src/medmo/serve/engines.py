@@ -5,10 +5,13 @@ Every endpoint (chat, streamed chat, /v1/ground|report|vqa) asks an engine for
 finish reason); nothing else about generation is the front end's business.
 
 - `LocalEngine` (the default, `--engine hf`): transformers in this process behind the
-  DynamicBatcher (batching.py). A streamed chat is an ordinary member of a batch: its
-  tokens reach it from the batch's decoding loop (`Request.on_token`), so a stream never
-  holds the model alone and never stalls other requests (transformers' own streamers take
-  a single sequence; medmo's row streamer takes a batch).
+  DynamicBatcher (batching.py). Every request's tokens reach it from its batch's decoding
+  loop (`Request.on_token`; transformers' own streamers take one sequence, medmo's row
+  streamer a batch): a streamed chat is an ordinary batch member, and a request is answered
+  when its own row ends (stop token, its max_tokens, a stop string), not when the batch's
+  longest row does. So a long stream never stalls the requests that share its batch.
+  Departure from vLLM: no continuous batching; a request that arrives while a batch runs
+  waits for the next one.
 - `UpstreamEngine` (`--upstream URL`): any OpenAI-compatible server (vLLM, SGLang, TGI,
   another `medmo serve`) through medmo.model.remote; images go as PNG data URLs after the
   front end decoded, windowed and de-identified them. Concurrency, batching and streaming
@@ -62,43 +65,69 @@ class LocalEngine:
         return {"batches": b.batches, "requests": b.requests, "abandoned": b.abandoned}
 
     async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
-        return finished(await self.batcher.submit(req), stop)
+        """The answer as soon as the request's own row has ended, not when its whole batch has."""
+        pieces, finish, tokens = [], None, None
+        async for piece, finish, tokens in self._rows(req, stop):
+            pieces.append(piece)
+        return Generation("".join(pieces).strip(), finish_reason=finish, tokens=tokens)
 
     async def stream(self, req: Request, stop: list[str] | None = None) -> AsyncIterator[tuple[str, str | None]]:
-        """Pieces of text as the batch decodes the request's row; the last item is ("...", finish)."""
+        """Pieces of text as the batch decodes the request's row; the last item is (piece, finish)."""
+        async for piece, finish, _tokens in self._rows(req, stop):
+            yield piece, finish
+
+    async def _rows(self, req: Request, stop: list[str] | None):
+        """(piece, finish, tokens) items of the request's row: finish and tokens are None until the
+        last item, which comes when the row has its stop token, its token limit or a stop string.
+        The batch may decode on for longer rows; this request is answered already."""
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[int] = asyncio.Queue()
         job = asyncio.ensure_future(self.batcher.submit(
             replace(req, on_token=lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t))))
+        job.add_done_callback(lambda f: f.cancelled() or f.exception())  # answered early: its outcome is read here
         ends, limit = set(self.backend.stop_ids()), req.max_new_tokens or self.backend.max_new_tokens
         hold = max((len(s) for s in stop or ()), default=1) - 1  # a stop string may be forming at the end
         ids: list[int] = []
-        sent, ended = "", False
+        sent, text, finish, hit, done = "", "", None, False, False
         try:
-            while True:
-                getter = asyncio.ensure_future(tokens.get())
-                await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    break
-                token = getter.result()
-                if ended or token in ends or len(ids) >= limit:
-                    ended = True  # the batch decodes on for its other rows; this row is done
+            while finish is None:
+                if tokens.empty():
+                    if job.done():
+                        break
+                    getter = asyncio.ensure_future(tokens.get())
+                    await asyncio.wait({getter, job}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        continue
+                    token = getter.result()
+                else:
+                    token = tokens.get_nowait()
+                if token < 0:  # an attempt starts (again, after a failed batch)
+                    ids.clear()
                     continue
+                if token in ends or len(ids) >= limit:
+                    finish = "stop" if token in ends else "length"
+                    break
                 ids.append(token)
-                text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).lstrip()
-                text, hit = cut_at_stop(text, stop)
-                ended = hit
-                safe = len(text) if hit else len(text) - hold
-                if text.endswith("\ufffd") and not hit:  # half of a multi-byte character
-                    safe = min(safe, len(text) - 1)
+                text, hit = cut_at_stop(self.processor.tokenizer.decode(ids, skip_special_tokens=True).lstrip(), stop)
+                if hit:
+                    finish = "stop"
+                    break
+                safe = len(text) - hold - text.endswith("\ufffd")  # a stop string or a character may be forming
                 if safe > len(sent):
-                    yield text[len(sent):safe], None
+                    yield text[len(sent):safe], None, None
                     sent = text[:safe]
-            gen = finished(job.result(), stop)
-            yield (gen.text[len(sent):] if gen.text.startswith(sent) else ""), gen.finish_reason
+            if finish is None:  # the batch ended before this row's end reached us: its own answer
+                gen = finished(job.result(), stop)
+                text, finish = gen.text, gen.finish_reason
+            elif not hit:
+                text = text.rstrip()
+            rest = text[len(sent):] if text.startswith(sent) else ""
+            done = True
+            yield rest, finish, len(ids)
         finally:
-            job.cancel()  # the client left mid-stream: the request is abandoned (no-op when done)
+            if not done:
+                job.cancel()  # the client left: the request is abandoned (its batch stops once all are)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.batcher.close)

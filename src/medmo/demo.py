@@ -9,8 +9,9 @@ the 8B recipes (TRL SFTTrainer for stages 1-3, GRPOTrainer for stage 4), and eva
 held-out images after every stage with medmo.eval.runner. Outputs in the run folder:
 results.json and results.md (per stage: one-cell IoU and IoU@0.5; on 1-3-cell images set
 IoU, F1@0.5 and count MAE, with precision / recall in results.json; answer accuracy; time,
-steps/s), iou_by_stage.png, predictions.png (true boxes green, predicted red), each stage's
-run folder (model, log.jsonl, loss.png / reward.png) and each evaluation's samples.jsonl.
+steps/s), iou_by_stage.png, predictions.png (1-3-cell images: true boxes green, predicted
+red), each stage's run folder (model, log.jsonl, loss.png / reward.png) and each
+evaluation's samples.jsonl.
 
 The curriculum stands in for the paper's stages at toy scale and teaches "all of them" in
 steps (count-aware): stage 1 learns to localize ONE cell per image with the vision tower
@@ -179,8 +180,8 @@ def run(cfg: DemoConfig) -> Path:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(rows) + "\n")
     plot_iou(rows, out / "iou_by_stage.png")
-    draw_predictions(out / "eval" / rows[-1]["stage"] / "grounding" / "samples.jsonl", data["eval_grounding"].parent,
-                     out / "predictions.png")
+    draw_predictions(out / "eval" / rows[-1]["stage"] / "grounding_multi" / "samples.jsonl",
+                     data["eval_grounding_multi"].parent, out / "predictions.png")
     print(results_table(rows))
     print(f"\n{out}/: results.json, results.md, iou_by_stage.png, predictions.png "
           f"({results['total_seconds'] / 60:.1f} min on {threads} thread(s))")

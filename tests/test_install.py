@@ -1,6 +1,6 @@
 """`pip install .` (not editable) into a fresh venv, then `medmo demo --minutes 1` from a folder
 that is not the checkout: the recipes ship inside the package and nothing looks for the
-source tree (slow: the demo alone takes minutes of CPU, many more on a loaded machine).
+source tree (slow: about 7 CPU-minutes, most of them the demo).
 
 The wheel is built with this environment's pip from a copy of the sources and installed into
 the new venv with its own pip, so this environment is never touched; the venv then sees this

@@ -1,7 +1,9 @@
-"""Load test of `medmo serve`: many concurrent clients on loopback, dynamic batching on vs off.
+"""Load test of `medmo serve`: many concurrent clients on loopback, dynamic batching on vs off,
+or (`--upstream`) the medical front end over an upstream vs the upstream alone.
 
     .venv/bin/python bench/serve_load.py                       # tiny model, 64 clients, 128 requests per mode
     .venv/bin/python bench/serve_load.py --model DIR --clients 64 --requests 256 --max-pixels 0
+    .venv/bin/python bench/serve_load.py --upstream            # front end's overhead (target >= 0.95x)
 
 For each mode the script starts a real server (`python -m medmo serve`, 127.0.0.1, a free
 port) as a subprocess, waits for /healthz, sends one warm-up request, then lets `clients`
@@ -11,6 +13,12 @@ after `max_seconds`; requests already sent finish. It prints requests/s, p50/p95
 the error count (anything but HTTP 200 counts), the server's mean batch size, and the
 throughput ratio of batching on (`--max-batch-size`) vs off (max batch size 1, the same
 server otherwise). Exit status 1 when any request failed.
+
+`--upstream`: one `medmo serve` (batching on) is the upstream; the same load goes first to
+it directly, then to `medmo serve --upstream URL` in front of it (a second process that
+decodes the image, re-encodes it as PNG and asks the upstream's /v1/chat/completions). The
+ratio front end / upstream alone is the front end's overhead (target >= 0.95x), measured
+within one run so the machine's load is the same for both.
 
 Why the defaults (32 new tokens, a 256x256 model input budget): batching amortizes the
 per-step cost of the decoding loop, which dominates on a GPU with MedMO-8B and, on a
@@ -59,12 +67,17 @@ def image_data_url(path: str | None) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
-def start_server(args, batch_size: int, port: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """`python -m medmo serve` on 127.0.0.1:port (`extra`: more serve options; bench/serve_abuse.py)."""
-    cmd = [sys.executable, "-m", "medmo", "serve", "--model", args.model, "--host", "127.0.0.1", "--port", str(port),
-           "--max-batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
+def start_server(args, batch_size: int, port: int, extra: tuple[str, ...] = (),
+                 upstream: str | None = None) -> subprocess.Popen:
+    """`python -m medmo serve` on 127.0.0.1:port (`extra`: more serve options; bench/serve_abuse.py);
+    with `upstream`, the front end over that server instead of a model."""
+    cmd = [sys.executable, "-m", "medmo", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--max-new-tokens", str(args.max_new_tokens), *extra]
-    if args.max_pixels:
+    if upstream:
+        cmd += ["--upstream", upstream]
+    else:
+        cmd += [args.model, "--max-batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms)]
+    if args.max_pixels:  # the front end shrinks images to the upstream's budget before sending them
         cmd += ["--max-pixels", str(args.max_pixels)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log = tempfile.TemporaryFile(mode="w+")  # not a pipe: a full pipe would block the server's logging
@@ -131,27 +144,55 @@ async def load(url: str, body: dict, clients: int, total: int, max_seconds: floa
             "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")}
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def measure(args, name: str, url: str, body: dict, batches_url: str | None = None) -> dict:
+    """One warm-up request, then the load on `url`; the mean batch size from `batches_url`'s /healthz."""
+    warm = httpx.post(f"{url}/v1/ground", json=body, timeout=300)
+    warm.raise_for_status()
+    batches_url = batches_url or url
+    before = httpx.get(f"{batches_url}/healthz").json()
+    out = asyncio.run(load(url, body, args.clients, args.requests, args.max_seconds))
+    after = httpx.get(f"{batches_url}/healthz").json()
+    batches = after["batches"] - before["batches"]
+    out["mean_batch"] = (after["requests"] - before["requests"]) / batches if batches else 0.0
+    out["name"] = name
+    return out
+
+
 def run_mode(args, name: str, batch_size: int, body: dict) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_server(args, batch_size, port)
     try:
         wait_ready(proc, url)
-        warm = httpx.post(f"{url}/v1/ground", json=body, timeout=300)
-        warm.raise_for_status()
-        before = httpx.get(f"{url}/healthz").json()
-        out = asyncio.run(load(url, body, args.clients, args.requests, args.max_seconds))
-        after = httpx.get(f"{url}/healthz").json()
-        batches = after["batches"] - before["batches"]
-        out["mean_batch"] = (after["requests"] - before["requests"]) / batches if batches else 0.0
+        return measure(args, name, url, body)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    out["name"] = name
-    return out
+        stop_server(proc)
+
+
+def run_upstream(args, body: dict) -> list[dict]:
+    """The upstream alone, then the front end (`medmo serve --upstream`) over the same upstream."""
+    port, front_port = free_port(), free_port()
+    url, front_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{front_port}"
+    upstream = start_server(args, args.max_batch_size, port)
+    front = None
+    try:
+        wait_ready(upstream, url)
+        alone = measure(args, "upstream alone", url, body)
+        front = start_server(args, args.max_batch_size, front_port, upstream=f"{url}/v1")
+        wait_ready(front, front_url)
+        return [alone, measure(args, "front end over it", front_url, body, batches_url=url)]
+    finally:
+        for proc in (front, upstream):
+            if proc is not None:
+                stop_server(proc)
 
 
 def main() -> int:
@@ -166,6 +207,8 @@ def main() -> int:
     ap.add_argument("--max-wait-ms", type=float, default=10.0, help="batching wait window")
     ap.add_argument("--max-pixels", type=int, default=256 * 256,
                     help="model input pixel budget (0: the processor's default)")
+    ap.add_argument("--upstream", action="store_true",
+                    help="measure the front end (medmo serve --upstream) over a medmo upstream vs the upstream alone")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
@@ -176,16 +219,23 @@ def main() -> int:
         print(f"model {args.model}; {args.clients} clients, <= {args.requests} requests per mode, "
               f"<= {args.max_seconds:.0f} s, {args.max_new_tokens} new tokens, "
               f"input budget {args.max_pixels or 'default'} px, 127.0.0.1")
-        results = [run_mode(args, f"batching on (max {args.max_batch_size})", args.max_batch_size, body),
-                   run_mode(args, "batching off (max 1)", 1, body)]
+        if args.upstream:
+            results = run_upstream(args, body)
+        else:
+            results = [run_mode(args, f"batching on (max {args.max_batch_size})", args.max_batch_size, body),
+                       run_mode(args, "batching off (max 1)", 1, body)]
     print(f"{'mode':<26}{'requests':>9}{'errors':>8}{'req/s':>8}{'p50 s':>8}{'p95 s':>8}{'mean batch':>12}")
     for r in results:
         print(f"{r['name']:<26}{r['done']:>9}{len(r['errors']):>8}{r['rps']:>8.2f}{r['p50']:>8.2f}{r['p95']:>8.2f}"
               f"{r['mean_batch']:>12.1f}")
         for e in r["errors"][:5]:
             print("   error:", e)
-    on, off = results
-    print(f"throughput ratio, batching on / off: {on['rps'] / off['rps']:.2f}x (target >= 2x)")
+    if args.upstream:
+        alone, front = results
+        print(f"throughput ratio, front end / upstream alone: {front['rps'] / alone['rps']:.2f}x (target >= 0.95x)")
+    else:
+        on, off = results
+        print(f"throughput ratio, batching on / off: {on['rps'] / off['rps']:.2f}x (target >= 2x)")
     return 1 if any(r["errors"] for r in results) else 0
 
 

@@ -177,3 +177,29 @@ def test_a_long_stream_does_not_stall_batched_requests(tiny_dir, where):
     assert [what for what, _ in order] == ["short 200"] * 4 + ["stream"], order
     # answered early in the stream (a stall would answer them with its last chunks), which went on
     assert chunks > 100 and max(seen for _, seen in order[:4]) < chunks // 2, (order, chunks)
+
+
+def test_engine_and_upstream_options_are_checked(tiny_dir):
+    import importlib.util
+
+    with pytest.raises(ValueError, match="http"):
+        ServeConfig(upstream="127.0.0.1:8001/v1")
+    with pytest.raises(ValueError, match="give one of them"):
+        ServeConfig(upstream="http://127.0.0.1:8001/v1", engine="vllm")
+    if importlib.util.find_spec("vllm") is None:  # CI: vLLM is not installed, the error says what to do
+        with pytest.raises(ValueError, match="--engine vllm needs vLLM"):
+            create_app(ServeConfig(model=str(tiny_dir), engine="vllm"))
+
+
+def test_images_over_max_pixels_shrink_before_they_are_sent():
+    from medmo.model.generate import Request
+    from medmo.serve.engines import UpstreamEngine
+
+    engine = UpstreamEngine("http://127.0.0.1:9/v1", "m", None, 8, 10, 8, max_pixels=64 * 64)
+    big, small = Image.new("RGB", (1000, 500)), Image.new("RGB", (40, 30))
+    req = Request(messages=[{"role": "user", "content": "<image><image> compare"}], images=[big, small])
+    parts = engine._params(req, None)["messages"][0]["content"]
+    sizes = [Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1]))).size
+             for p in parts if p["type"] == "image_url"]
+    assert sizes[1] == (40, 30) and sizes[0][0] * sizes[0][1] <= 64 * 64  # the small one is sent as it is
+    assert abs(sizes[0][0] / sizes[0][1] - 2) < 0.5  # the aspect is kept

@@ -129,7 +129,8 @@ class ServeConfig:
         "help": "idle keep-alive connections are closed after this (uvicorn's timeout_keep_alive)"})
     max_connections: int = field(default=512, metadata={"help": "requests beyond this many connections get 503"})
     max_pixels: int | None = field(default=None, metadata={
-        "help": "model input pixel budget (default: processor's)"})
+        "help": "model input pixel budget (default: processor's); with --upstream, larger images shrink to it "
+                "before they are sent"})
     dtype: Dtype = field(default="auto", metadata={"help": "weights dtype; auto: bfloat16 on GPU, float32 on CPU"})
     device: str | None = field(default=None, metadata={"help": "cpu | cuda (default: cuda when available)"})
 
@@ -234,7 +235,7 @@ def create_engine(cfg: ServeConfig, backend=None):
         model = cfg.model or _first_model(cfg.upstream, key)
         cfg.served_model_name = cfg.served_model_name or model
         return engines.UpstreamEngine(cfg.upstream, model, key, cfg.max_new_tokens, cfg.upstream_timeout_s,
-                                      cfg.max_connections)
+                                      cfg.max_connections, cfg.max_pixels)
     if cfg.engine == "vllm":
         return engines.VLLMEngine(cfg.model, cfg.dtype, cfg.max_new_tokens, cfg.max_pixels)
     from medmo.model.generate import HFBackend
@@ -260,7 +261,7 @@ def _first_model(url: str, key: str | None) -> str:
 
 def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
     """The FastAPI app; generation by `create_engine(cfg, backend)`."""
-    from medmo.model.remote import UpstreamError
+    from medmo.serve.upstream import UpstreamError
 
     engine = create_engine(cfg, backend)
     reserved, context = engine.reserved, engine.context

@@ -13,8 +13,9 @@ finish reason); nothing else about generation is the front end's business.
   Departure from vLLM: no continuous batching; a request that arrives while a batch runs
   waits for the next one.
 - `UpstreamEngine` (`--upstream URL`): any OpenAI-compatible server (vLLM, SGLang, TGI,
-  another `medmo serve`) through medmo.model.remote; images go as PNG data URLs after the
-  front end decoded, windowed and de-identified them. Concurrency, batching and streaming
+  another `medmo serve`) through medmo.serve.upstream (request format: medmo.model.remote);
+  images go as PNG data URLs after the front end decoded, windowed and de-identified them.
+  Concurrency, batching and streaming
   are the upstream's; a refusal (4xx) comes back with the upstream's status and message.
 - `VLLMEngine` (`--engine vllm`): vLLM's AsyncLLMEngine in this process (continuous
   batching, paged KV cache) for a GPU box with vLLM installed; not run in CI.
@@ -139,19 +140,25 @@ class UpstreamEngine:
     processor, context, reserved = None, None, ()  # the upstream checks its own context and tokens
 
     def __init__(self, base_url: str, model: str, api_key: str | None, max_new_tokens: int, timeout: float,
-                 max_connections: int):
-        from medmo.model.remote import OpenAIChat
+                 max_connections: int, max_pixels: int | None = None):
+        from medmo.serve.upstream import OpenAIChat
 
         self.client = OpenAIChat(base_url, api_key, timeout=timeout, max_connections=max_connections)
-        self.model, self.max_new_tokens = model, max_new_tokens
+        self.model, self.max_new_tokens, self.max_pixels = model, max_new_tokens, max_pixels
         self.base_url = self.client.base_url
 
     def stats(self) -> dict:
         return {"upstream": self.base_url}
 
     def _params(self, req: Request, stop: list[str] | None) -> dict:
+        """The upstream's request; images over `max_pixels` shrink to it first (the upstream's
+        processor would: sending them whole costs PNG coding on both sides and bandwidth)."""
+        from medmo.imaging import fit_pixels
         from medmo.model.remote import chat_params
 
+        if self.max_pixels:
+            req = replace(req, images=[fit_pixels(im, self.max_pixels) if im.width * im.height > self.max_pixels
+                                       else im for im in req.images])
         return chat_params(req, self.model, self.max_new_tokens, temperature=0.0, stop=stop)
 
     async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:

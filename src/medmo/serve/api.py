@@ -224,43 +224,9 @@ class ChatBody(BaseModel):
 
 
 # ------------------------------------------------------------------------- the app
-def create_engine(cfg: ServeConfig, backend=None):
-    """The engine that generates for `cfg` (engines.py); `backend`: an HF-style backend to batch."""
-    from medmo.serve import engines
-
-    if backend is not None:
-        return engines.LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
-    if cfg.upstream:
-        key = os.environ.get("MEDMO_UPSTREAM_API_KEY") or None
-        model = cfg.model or _first_model(cfg.upstream, key)
-        cfg.served_model_name = cfg.served_model_name or model
-        return engines.UpstreamEngine(cfg.upstream, model, key, cfg.max_new_tokens, cfg.upstream_timeout_s,
-                                      cfg.max_connections, cfg.max_pixels)
-    if cfg.engine == "vllm":
-        return engines.VLLMEngine(cfg.model, cfg.dtype, cfg.max_new_tokens, cfg.max_pixels)
-    from medmo.model.generate import HFBackend
-
-    backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
-                        dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
-    return engines.LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
-
-
-def _first_model(url: str, key: str | None) -> str:
-    """The first model id an OpenAI-compatible server lists (its name for what --upstream serves)."""
-    import httpx
-
-    try:
-        r = httpx.get(url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"} if key else {},
-                      timeout=30)
-        r.raise_for_status()
-        return r.json()["data"][0]["id"]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as e:
-        raise ValueError(f"--upstream {url}: could not read its model from {url}/models ({type(e).__name__}: {e}); "
-                         "start the upstream first, or name its model with --model") from e
-
-
 def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
-    """The FastAPI app; generation by `create_engine(cfg, backend)`."""
+    """The FastAPI app; generation by `engines.create_engine(cfg, backend)`."""
+    from medmo.serve.engines import create_engine
     from medmo.serve.upstream import UpstreamError
 
     engine = create_engine(cfg, backend)

@@ -27,15 +27,13 @@ vLLM stop generating there themselves. "length" means the token budget cut the a
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import uuid
 from dataclasses import replace
 from typing import AsyncIterator
 
 from medmo.model.generate import Generation, Request
 from medmo.serve.batching import DynamicBatcher
-
-logger = logging.getLogger(__name__)
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
@@ -237,3 +235,37 @@ class VLLMEngine:
         shutdown = getattr(self.engine, "shutdown", None)
         if shutdown:
             shutdown()
+
+
+def create_engine(cfg, backend=None):
+    """The engine that generates for `cfg` (api.ServeConfig); `backend`: an HF-style backend to batch.
+    With --upstream and no --model, the upstream's first model names it (and the served name)."""
+    if backend is not None:
+        return LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
+    if cfg.upstream:
+        key = os.environ.get("MEDMO_UPSTREAM_API_KEY") or None
+        model = cfg.model or _first_model(cfg.upstream, key)
+        cfg.served_model_name = cfg.served_model_name or model
+        return UpstreamEngine(cfg.upstream, model, key, cfg.max_new_tokens, cfg.upstream_timeout_s,
+                                      cfg.max_connections, cfg.max_pixels)
+    if cfg.engine == "vllm":
+        return VLLMEngine(cfg.model, cfg.dtype, cfg.max_new_tokens, cfg.max_pixels)
+    from medmo.model.generate import HFBackend
+
+    backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
+                        dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
+    return LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
+
+
+def _first_model(url: str, key: str | None) -> str:
+    """The first model id an OpenAI-compatible server lists (its name for what --upstream serves)."""
+    import httpx
+
+    try:
+        r = httpx.get(url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"} if key else {},
+                      timeout=30)
+        r.raise_for_status()
+        return r.json()["data"][0]["id"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError) as e:
+        raise ValueError(f"--upstream {url}: could not read its model from {url}/models ({type(e).__name__}: {e}); "
+                         "start the upstream first, or name its model with --model") from e

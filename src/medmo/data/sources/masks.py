@@ -177,8 +177,9 @@ def find_pairs(root: Path) -> list[tuple[str, Path | None, list[Path]]]:
                 pairs.append((m.stem, images.get(m.stem), [m]))
         return pairs
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        if (sub / "images").is_dir() and (sub / "masks").is_dir():
-            imgs = sorted(p for p in (sub / "images").iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if (sub / "masks").is_dir():  # an <id>/ with masks but no images/ is a missing image, counted
+            imgs = sorted(p for p in (sub / "images").iterdir() if p.suffix.lower() in IMAGE_EXTS) \
+                if (sub / "images").is_dir() else []
             masks = sorted(p for p in (sub / "masks").iterdir() if p.suffix.lower() in IMAGE_EXTS)
             pairs.append((sub.name, imgs[0] if imgs else None, masks))
     if pairs:

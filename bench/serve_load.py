@@ -178,6 +178,15 @@ def run_mode(args, name: str, batch_size: int, body: dict) -> dict:
         stop_server(proc)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_upstream(args, body: dict) -> list[dict]:
     """The upstream alone, then the front end (`medmo serve --upstream`) over the same upstream."""
     port, front_port = free_port(), free_port()
@@ -189,7 +198,10 @@ def run_upstream(args, body: dict) -> list[dict]:
         alone = measure(args, "upstream alone", url, body)
         front = start_server(args, args.max_batch_size, front_port, upstream=f"{url}/v1")
         wait_ready(front, front_url)
+        cpu = cpu_seconds(front.pid)
         over = measure(args, "front end over it", front_url, body, batches_url=url)
+        if cpu is not None:
+            over["front_cpu_ms"] = (cpu_seconds(front.pid) - cpu) / max(1, over["done"]) * 1000
         return [alone, over, measure(args, "upstream alone, again", url, body)]
     finally:
         for proc in (front, upstream):
@@ -237,6 +249,8 @@ def main() -> int:
         base = (alone["rps"] + again["rps"]) / 2
         print(f"throughput ratio, front end / upstream alone (mean of both): {front['rps'] / base:.2f}x "
               "(target >= 0.95x)")
+        if "front_cpu_ms" in front:
+            print(f"front end CPU per request: {front['front_cpu_ms']:.1f} ms (all its threads)")
     else:
         on, off = results
         print(f"throughput ratio, batching on / off: {on['rps'] / off['rps']:.2f}x (target >= 2x)")

@@ -151,12 +151,17 @@ class UpstreamEngine:
     def _params(self, req: Request, stop: list[str] | None) -> dict:
         """The upstream's request; images over `max_pixels` shrink to it first (the upstream's
         processor would: sending them whole costs PNG coding on both sides and bandwidth)."""
-        from medmo.imaging import fit_pixels
+        from PIL import Image
+
+        from medmo.imaging import budget_size
         from medmo.model.remote import chat_params
 
+        def shrink(im):  # imaging.fit_pixels' size; reducing_gap: box-reduce first, half the time at 1024^2
+            return im.resize(budget_size(im.width, im.height, self.max_pixels), Image.BICUBIC, reducing_gap=2.0)
+
         if self.max_pixels:
-            req = replace(req, images=[fit_pixels(im, self.max_pixels) if im.width * im.height > self.max_pixels
-                                       else im for im in req.images])
+            req = replace(req, images=[shrink(im) if im.width * im.height > self.max_pixels else im
+                                       for im in req.images])
         return chat_params(req, self.model, self.max_new_tokens, temperature=0.0, stop=stop)
 
     async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:

@@ -400,4 +400,5 @@ def test_openai_client_against_uvicorn(trained_dir, monkeypatch):
                                 api_key_env="MEDMO_TEST_KEY")
         image = Image.new("RGB", (300, 200), (128, 128, 128))
         req = Request(messages=[{"role": "user", "content": "<image>\n" + GROUND_PROMPT}], images=[image])
-        assert backend.generate([req, req]) == [BOX_ANSWER, BOX_ANSWER] and not backend.last_errors
+        gens = backend.generations([req, req])
+        assert [g.text for g in gens] == [BOX_ANSWER, BOX_ANSWER] and not any(g.error for g in gens)

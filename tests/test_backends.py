@@ -154,9 +154,9 @@ def test_openai_backend_counts_failures_instead_of_raising():
     reqs = [Request([{"role": "user", "content": t}]) for t in ("good", "bad", "good")]
     with FakeOpenAI(reply) as fake:
         backend = get_backend("openai", model="served", base_url=fake.base_url, max_retries=0)
-        out = backend.generate(reqs)
-    assert out == ["ok", "", "ok"]
-    assert list(backend.last_errors) == [1] and "500" in backend.last_errors[1]
+        gens = backend.generations(reqs)
+    assert [g.text for g in gens] == ["ok", "", "ok"]
+    assert [i for i, g in enumerate(gens) if g.error] == [1] and "500" in gens[1].error
     with FakeOpenAI(reply) as fake:
         gens = get_backend("openai", model="served", base_url=fake.base_url, max_retries=0).generations(reqs)
     assert gens[0] == Generation("ok", finish_reason="stop", tokens=1)

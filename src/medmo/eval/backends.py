@@ -4,8 +4,8 @@ A `Generation` is one request's outcome: its text, the error that stopped it (th
 is then counted as failed, never a crashed batch), why generation ended ("stop", or
 "length" when the answer was cut at its token budget) and how many tokens it generated,
 so evaluation can count answers cut short. `generate(requests) -> list[str]` is the text
-alone, for callers that want only that (serving, inference); it keeps the failed
-requests' messages in `last_errors[index]`.
+alone, for callers that want only that; there is no side channel: errors travel in the
+Generation of their request.
 
 - `hf`: in-process transformers generation (medmo.model.generate.HFBackend): batched
   with left padding, greedy unless a request asks for sampling.
@@ -73,7 +73,6 @@ class VLLMBackend(TextsMixin):
         self.llm = LLM(model=str(model), dtype=dtype, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization, limit_mm_per_prompt={"image": max_images},
                        mm_processor_kwargs=mm_kwargs)
-        self.last_errors: dict[int, str] = {}
 
     def generations(self, requests: list[Request]) -> list[Generation]:
         inputs = []
@@ -111,7 +110,6 @@ class OpenAIBackend(TextsMixin):
         self.timeout = timeout
         self.max_retries = max_retries
         self.temperature = temperature
-        self.last_errors: dict[int, str] = {}
 
     def generations(self, requests: list[Request]) -> list[Generation]:
         return asyncio.run(self._run(requests))

@@ -80,14 +80,11 @@ class Generation:
 
 
 class TextsMixin:
-    """`generate(requests) -> list[str]` on top of `generations`, errors kept in `last_errors`."""
-
-    last_errors: dict[int, str]
+    """`generate(requests) -> list[str]` on top of `generations`: the texts alone (a failed
+    request's text is ""); callers that need errors or finish reasons call `generations`."""
 
     def generate(self, requests: list[Request]) -> list[str]:
-        gens = self.generations(requests)  # type: ignore[attr-defined]
-        self.last_errors = {i: g.error for i, g in enumerate(gens) if g.error}
-        return [g.text for g in gens]
+        return [g.text for g in self.generations(requests)]  # type: ignore[attr-defined]
 
 
 def checkpoint_fingerprint(model: str | Path) -> str:
@@ -131,7 +128,6 @@ class HFBackend(TextsMixin):
         self.processor.tokenizer.padding_side = "left"
         self.model = load_model(model, dtype=dtype, attn_implementation=attn_implementation,
                                 device=self.device).to(self.device).eval()
-        self.last_errors: dict[int, str] = {}
 
     def _prompt(self, req: Request) -> str:
         return self.processor.apply_chat_template(to_conversation(req.messages), add_generation_prompt=True,

@@ -166,14 +166,15 @@ def grpo_dataset(paths: list[str], folder: str | Path, max_samples: int | None =
     return dataset.with_transform(transform), skipped
 
 
-def trl_args(cfg: GRPOConfig, run_dir: Path):
+def trl_args(cfg: GRPOConfig, run_dir: Path, reward_weights: list[float]):
+    """TRL's GRPOConfig; `reward_weights` come from the same build_rewards call as the functions."""
     from trl import GRPOConfig as TRLGRPOConfig
 
     return TRLGRPOConfig(
         **common_trainer_args(cfg, run_dir),
         beta=cfg.beta, num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature, top_p=cfg.top_p, epsilon=cfg.epsilon, num_iterations=cfg.num_iterations,
-        loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, reward_weights=list(cfg.rewards.values()),
+        loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards, reward_weights=reward_weights,
         use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
         vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size, log_completions=False,
     )
@@ -182,12 +183,12 @@ def trl_args(cfg: GRPOConfig, run_dir: Path):
 def build_trainer(cfg: GRPOConfig, run_dir: Path):
     from trl import GRPOTrainer
 
-    args = trl_args(cfg, run_dir)
+    funcs, weights = build_rewards(cfg.rewards, cfg.reward_iou_threshold)  # once: functions and weights together
+    args = trl_args(cfg, run_dir, weights)
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
         dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc,
                                   cfg.reasoning)
     processor, model, lrs = load_for_training(cfg, run_dir if args.process_index == 0 else None)
-    funcs, _ = build_rewards(cfg.rewards, cfg.reward_iou_threshold)
     trainer = GRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset,
         processing_class=processor, callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)],
@@ -221,7 +222,7 @@ def run(cfg: GRPOConfig) -> Path:
 def plot_rewards(log_path: Path, rewards: dict[str, float], out_png: Path, title: str = "") -> Path | None:
     """reward.png: the weighted reward and each term's mean; predicted vs true box counts; completion length."""
     rows = read_log(log_path)
-    terms = [f"rewards/{f.__name__}/mean" for f in build_rewards(rewards)[0]]
+    terms = [f"rewards/{REWARDS.get(name).__name__}/mean" for name in rewards]  # TRL logs each term by function name
     panels = [("reward", ["reward", *terms]), ("boxes per answer", ["boxes/predicted", "boxes/true", "boxes/matched"]),
               ("completion tokens", ["completions/mean_length"])]
     panels = [(name, {k: [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]

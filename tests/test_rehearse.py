@@ -113,3 +113,16 @@ def test_the_shipped_pipeline_rehearses_on_shared_data(size, tmp_path):
     assert (out / "export" / "config.json").exists() and (out / "results.md").exists()
     assert results["eval"]["benchmarks"]["vqa_rad"]["n"] > 0
     assert "stage4_grpo" in proc.stdout  # the table is printed
+
+
+def test_the_cli_passes_recipe_data_root_out_and_overrides(tmp_path, monkeypatch):
+    import medmo.rehearse
+    from medmo.cli import main
+
+    seen = {}
+    monkeypatch.setattr(medmo.rehearse, "run", lambda cfg: seen.setdefault("cfg", cfg) and tmp_path)
+    recipe = str(ROOT / "recipes/medmo-8b/pipeline.yaml")
+    assert main(["train", recipe, "--rehearse", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "steps=3"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.recipe, cfg.data_root, cfg.out, cfg.steps) == (recipe, str(tmp_path), str(tmp_path / "o"), 3)

@@ -52,11 +52,14 @@ def _cmd_train(args) -> int:
         print(json.dumps(prepare_recipe(args.recipe, args.overrides), indent=2))
         return 0
     if args.rehearse:
+        from medmo.config import load_config
         from medmo.rehearse import RehearseConfig, run
 
         if not args.data_root:
             raise ValueError("--rehearse needs --data-root DIR: the raw releases, one folder per source")
-        print(run(config_from_args(RehearseConfig, args, None, args.overrides, recipe=args.recipe)))
+        # recipe, --data-root and --out are train's own arguments (not generated), so they are passed by name
+        print(run(load_config(RehearseConfig, None, args.overrides, recipe=args.recipe, data_root=args.data_root,
+                              out=args.out)))
         return 0
     if args.data_root or args.out:
         raise ValueError("--data-root and --out go with --rehearse; a training run's folder is the recipe's output_dir")

@@ -152,28 +152,20 @@ def hard_negatives(i: int, caps: list[_Caption], index: dict[str, list[int]], df
     scored = sorted((-jaccard(me.words, caps[j].words), j) for j in seen
                     if caps[j].modality == me.modality and usable(j))
     picked: list[int] = []
-    for _, j in scored:
-        if _normal(caps[j].text) not in banned_text:
+
+    def take(j: int) -> bool:
+        """Add j if it is still usable (its text not yet an option); True once enough are picked."""
+        if usable(j):
             picked.append(j)
             banned_text.add(_normal(caps[j].text))
-        if len(picked) == need:
-            return picked
+        return len(picked) == need
+
+    if any(take(j) for _, j in scored):
+        return picked
     for pool in (by_modality[me.modality], range(len(caps))):  # fillers: same modality, then any
-        tries = 0
-        while len(picked) < need and tries < 8 * need + 32:
-            j = rng.choice(pool)
-            tries += 1
-            if usable(j) and _normal(caps[j].text) not in banned_text:
-                picked.append(j)
-                banned_text.add(_normal(caps[j].text))
-        if len(picked) == need:
+        if any(take(rng.choice(pool)) for _ in range(8 * need + 32)):
             return picked
-    for j in range(len(caps)):  # a tiny source: scan everything once before giving up
-        if len(picked) == need:
-            break
-        if usable(j) and _normal(caps[j].text) not in banned_text:
-            picked.append(j)
-            banned_text.add(_normal(caps[j].text))
+    any(take(j) for j in range(len(caps)))  # a tiny source: scan everything once before giving up
     return picked if len(picked) == need else None
 
 

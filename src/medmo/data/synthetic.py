@@ -86,12 +86,15 @@ def draw_cells(rng: np.random.Generator, image_size: int, n_cells: int, style: C
             break
         placed.append((cx, cy, a))
         c, sn = math.cos(theta), math.sin(theta)
-        u = ((xx - cx) * c + (yy - cy) * sn) / a
-        v = (-(xx - cx) * sn + (yy - cy) * c) / b
+        # only the cell's bounding window can change: every pixel centre inside the ellipse lies in it
+        win = (slice(max(0, math.floor(cy - hh)), math.ceil(cy + hh) + 1),
+               slice(max(0, math.floor(cx - hw)), math.ceil(cx + hw) + 1))
+        dx, dy = xx[win] - cx, yy[win] - cy
+        u = (dx * c + dy * sn) / a
+        v = (-dx * sn + dy * c) / b
         r2 = u * u + v * v
         intensity = rng.uniform(style.min_intensity, style.max_intensity)
-        img = np.where(r2 <= 1.0, intensity, img)
-        img = np.where(r2 <= 0.15, intensity * 0.55, img)  # nucleus
+        img[win] = np.where(r2 <= 0.15, intensity * 0.55, np.where(r2 <= 1.0, intensity, img[win]))  # body, nucleus
         boxes.append(Box(cx - hw, cy - hh, cx + hw, cy + hh, LABEL))
     img = img + rng.normal(0, style.noise, img.shape)
     tint = np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0)], dtype=np.float32)  # stain-like color
@@ -114,7 +117,7 @@ def _cell_count(rng: np.random.Generator, min_cells: int, max_cells: int) -> int
 def _save(img: Image.Image, out_dir: Path, name: str) -> str:
     rel = f"images/{name}.png"
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    img.save(out_dir / rel)
+    img.save(out_dir / rel, compress_level=1)  # noisy pixels: level 1 is smaller than 6 and 3x faster at 128 px
     return rel
 
 

@@ -464,6 +464,39 @@ def test_budget_size(size, max_pixels, expected):
     assert w % 32 == 0 and h % 32 == 0 and w * h <= max_pixels
 
 
+@pytest.mark.parametrize("size, budget", [((1024, 1024), 256 * 256), ((1000, 600), 256 * 256),
+                                           ((1024, 768), 300 * 200), ((640, 480), 512 * 512)])
+def test_jpeg_draft_decodes_at_least_the_budget_size(size, budget):
+    """`draft` decodes a JPEG at a DCT scale that still covers the size `budget_size` shrinks it to;
+    after that shrink it is within a few grey levels of a full decode + the same shrink."""
+    from medmo.imaging import decode
+
+    rng = np.random.default_rng(1)
+    smooth = rng.integers(0, 255, (size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(smooth).resize(size, Image.BILINEAR).save(buf, format="JPEG", quality=90)
+    full = decode(buf.getvalue()).image
+    drafted = decode(buf.getvalue(), draft=budget).image
+    target = budget_size(*size, budget)
+    assert full.size == size and drafted.mode == "RGB"
+    assert target[0] <= drafted.width <= size[0] and target[1] <= drafted.height <= size[1]
+    if size[0] * size[1] > 4 * budget:  # at least one halving was possible
+        assert drafted.width < size[0]
+    a = np.asarray(full.resize(target, Image.BICUBIC), dtype=float)
+    b = np.asarray(drafted.resize(target, Image.BICUBIC), dtype=float)
+    assert np.abs(a - b).mean() < 3
+
+
+def test_draft_leaves_other_formats_and_small_jpegs_alone():
+    from medmo.imaging import decode
+
+    png, jpg = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (800, 600), (90, 20, 200)).save(png, format="PNG")
+    Image.new("L", (120, 90), 77).save(jpg, format="JPEG")
+    assert decode(png.getvalue(), draft=64 * 64).image.size == (800, 600)
+    assert decode(jpg.getvalue(), draft=256 * 256).image.size == (120, 90)  # already within the budget
+
+
 def test_fit_pixels_keeps_aspect():
     im = fit_pixels(Image.new("RGB", (4000, 3000)), 768 * 768)
     assert im.width * im.height <= 768 * 768 and im.width % 32 == 0 and im.height % 32 == 0

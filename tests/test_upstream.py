@@ -203,3 +203,50 @@ def test_images_over_max_pixels_shrink_before_they_are_sent():
              for p in parts if p["type"] == "image_url"]
     assert sizes[1] == (40, 30) and sizes[0][0] * sizes[0][1] <= 64 * 64  # the small one is sent as it is
     assert abs(sizes[0][0] / sizes[0][1] - 2) < 0.5  # the aspect is kept
+
+
+def _jpeg_bytes(size=(1024, 768), mode="RGB") -> bytes:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0]), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("source, sent", [("jpeg", "image/jpeg"), ("jpeg-grey", "image/png"), ("png", "image/png")])
+def test_a_jpeg_travels_as_jpeg_anything_else_as_png(source, sent):
+    """An RGB JPEG (lossy already) goes upstream as a JPEG, shrunk or not; a PNG, and a grey JPEG
+    (converted to RGB by the decoder, so no longer the file's pixels as read), as a lossless PNG."""
+    from medmo.imaging import Budget, Limits
+    from medmo.model.generate import Request
+    from medmo.serve.engines import UpstreamEngine
+    from medmo.serve.inputs import decode_image
+
+    engine = UpstreamEngine("http://127.0.0.1:9/v1", "m", None, 8, 10, 8, max_pixels=256 * 256)
+    if source == "png":
+        data = base64.b64decode(_png((1024, 768)).split(",", 1)[1])
+    else:
+        data = _jpeg_bytes(mode="RGB" if source == "jpeg" else "L")
+    for size in ((1024, 768), (200, 150)):  # shrunk, and sent at its own size
+        raw = data if size == (1024, 768) else _resized(data, size)
+        img = decode_image(raw, budget=Budget(Limits()), draft=engine.shrink_to).image
+        req = Request(messages=[{"role": "user", "content": "<image> what is it?"}], images=[img])
+        url = engine._params(req, None)["messages"][0]["content"][0]["image_url"]["url"]
+        assert url.startswith(f"data:{sent};base64,")
+        got = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert got.width * got.height <= max(256 * 256, size[0] * size[1]) and got.mode == "RGB"
+        assert abs(got.width / got.height - 4 / 3) < 0.2  # budget_size rounds sides to 32 px
+
+
+def _resized(data: bytes, size) -> bytes:
+    im = Image.open(io.BytesIO(data))
+    buf = io.BytesIO()
+    im.resize(size).save(buf, format=im.format)
+    return buf.getvalue()
+
+
+def test_max_pixels_under_one_patch_is_refused():
+    with pytest.raises(ValueError, match="--max-pixels must be at least"):
+        ServeConfig(upstream="http://127.0.0.1:8001/v1", max_pixels=500)

@@ -64,8 +64,16 @@ def open_image(src: Source, *, window: Window = None, slice_index: int | None = 
 
 
 def decode(src: Source, *, window: Window = None, slice_index: int | None = None, plane: str = "axial",
-           frame: int | None = None, montage: int | None = None, budget: Budget | None = None) -> Decoded:
-    """`open_image` that also says the format and, for DICOM, the de-identified metadata."""
+           frame: int | None = None, montage: int | None = None, budget: Budget | None = None,
+           draft: int | None = None) -> Decoded:
+    """`open_image` that also says the format and, for DICOM, the de-identified metadata.
+
+    draft: the pixel budget (`budget_size`) the caller shrinks the image to next. A JPEG is
+    then decoded by libjpeg's DCT scaling at the smallest of 1/2, 1/4, 1/8 that still covers
+    that size (a 1024^2 X-ray for a 256^2 budget: 1 ms instead of 3.4 ms decoding plus 3.3 ms
+    of bicubic shrink). The pixels differ from a full decode + bicubic shrink by about 0.5
+    grey levels on average (area averaging, not bicubic); other formats ignore it.
+    """
     win = parse_window(window)
     if isinstance(src, (str, Path)) and Path(src).is_dir():
         name, kind, data = str(src), "series", b""
@@ -73,7 +81,7 @@ def decode(src: Source, *, window: Window = None, slice_index: int | None = None
         name, data = _read_source(src)
         kind = sniff(data, name)
     try:
-        out = _decode(src, name, data, kind, win, slice_index, plane, frame, montage, budget)
+        out = _decode(src, name, data, kind, win, slice_index, plane, frame, montage, budget, draft)
         if budget is not None:  # every path checked its header first; this catches a header that lied
             budget.image(*out.image.size, name, charge=False)
         return out
@@ -91,7 +99,7 @@ def decode(src: Source, *, window: Window = None, slice_index: int | None = None
 
 
 def _decode(src, name: str, data: bytes, kind: str, win, slice_index, plane, frame, montage,
-            budget: Budget | None) -> Decoded:
+            budget: Budget | None, draft: int | None = None) -> Decoded:
     if kind == "series":
         from medmo.imaging.series import open_series
 
@@ -107,7 +115,7 @@ def _decode(src, name: str, data: bytes, kind: str, win, slice_index, plane, fra
 
         return Decoded(open_nifti(data, name, window=win, slice_index=slice_index, plane=plane, frame=frame,
                                   montage=montage, budget=budget), kind)
-    return Decoded(_open_raster(data, name, win, frame, budget), kind)
+    return Decoded(_open_raster(data, name, win, frame, budget, draft), kind)
 
 
 def _read_source(src: Source) -> tuple[str, bytes]:
@@ -153,7 +161,7 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def _open_raster(data: bytes, name: str, window: tuple[float, float] | None, frame: int | None,
-                 budget: Budget | None = None) -> Image.Image:
+                 budget: Budget | None = None, draft: int | None = None) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data))  # reads the header only
     except Image.DecompressionBombError as e:  # Pillow's own cap (2x Image.MAX_IMAGE_PIXELS)
@@ -173,6 +181,8 @@ def _open_raster(data: bytes, name: str, window: tuple[float, float] | None, fra
         if not 0 <= frame < n:
             raise ValueError(f"{name}: frame {frame} out of range; it has {n} frame(s)")
         im.seek(frame)
+    if draft and im.format == "JPEG" and im.width * im.height > draft:
+        im.draft(im.mode, budget_size(im.width, im.height, draft))  # at least that size on both sides
     try:
         im.load()
     except OSError as e:

@@ -13,23 +13,29 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import Any, Callable
 
 from medmo.model.chat import IMAGE_TOKEN
 from medmo.model.generate import Generation, Request
 
 
-def image_data_url(image) -> str:
-    """A PIL image as a PNG data URL (what OpenAI-compatible servers accept). zlib level 1:
-    2.5x faster than PIL's default 6 for a 1024^2 X-ray, 1.2x the bytes (a front end's CPU time
-    is the upstream's throughput when both share a machine)."""
+def image_data_url(image, lossy: bool = False) -> str:
+    """A PIL image as a data URL (what OpenAI-compatible servers accept): PNG, lossless, at zlib
+    level 1 (2.5x faster than PIL's default 6 for a 1024^2 X-ray, 1.2x the bytes: a front end's
+    CPU time is the upstream's throughput when both share a machine). `lossy`: JPEG at quality
+    95 instead, for an image that came as a JPEG (a 256^2 image: 0.2 instead of 2.8 ms to
+    encode, 0.3 instead of 1.3 ms to decode upstream, 15 instead of 38 kB)."""
     buf = io.BytesIO()
-    image.convert("RGB").save(buf, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    if lossy:
+        image.convert("RGB").save(buf, format="JPEG", quality=95)
+    else:
+        image.convert("RGB").save(buf, format="PNG", compress_level=1)
+    return f"data:image/{'jpeg' if lossy else 'png'};base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def to_openai_messages(req: Request) -> list[dict]:
-    """Unified turns -> OpenAI chat messages, each <image> replaced by an image_url part."""
+def to_openai_messages(req: Request, encode: Callable[[Any], str] = image_data_url) -> list[dict]:
+    """Unified turns -> OpenAI chat messages, each <image> replaced by an image_url part
+    (`encode`: PIL image -> data URL)."""
     images = iter(req.images)
     out = []
     for m in req.messages:
@@ -39,7 +45,7 @@ def to_openai_messages(req: Request) -> list[dict]:
         parts: list[dict] = []
         for i, chunk in enumerate(m["content"].split(IMAGE_TOKEN)):
             if i > 0:
-                parts.append({"type": "image_url", "image_url": {"url": image_data_url(next(images))}})
+                parts.append({"type": "image_url", "image_url": {"url": encode(next(images))}})
             if chunk:
                 parts.append({"type": "text", "text": chunk})
         out.append({"role": m["role"], "content": parts})
@@ -47,10 +53,10 @@ def to_openai_messages(req: Request) -> list[dict]:
 
 
 def chat_params(req: Request, model: str, max_tokens: int, temperature: float | None = None,
-                stop: list[str] | None = None) -> dict[str, Any]:
+                stop: list[str] | None = None, encode: Callable[[Any], str] = image_data_url) -> dict[str, Any]:
     """The body of POST /chat/completions for `req` (`temperature`: used when the request has none)."""
     temperature = temperature if req.temperature is None else req.temperature
-    return {"model": model, "messages": to_openai_messages(req), "max_tokens": req.max_new_tokens or max_tokens,
+    return {"model": model, "messages": to_openai_messages(req, encode), "max_tokens": req.max_new_tokens or max_tokens,
             **({"temperature": temperature} if temperature is not None else {}),
             **({"top_p": req.top_p} if req.top_p else {}), **({"seed": req.seed} if req.seed is not None else {}),
             **({"stop": stop} if stop else {})}

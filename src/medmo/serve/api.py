@@ -140,6 +140,8 @@ class ServeConfig:
                              "--out DIR`, or a hub id) or `--upstream URL` (an OpenAI-compatible server)")
         if self.upstream and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream must be an http(s) URL such as http://127.0.0.1:8001/v1, got {self.upstream!r}")
+        if self.max_pixels is not None and self.max_pixels < 32 * 32:
+            raise ValueError(f"--max-pixels must be at least one 32x32 patch (1024), got {self.max_pixels}")
         if self.upstream and self.engine != "hf":
             raise ValueError("--engine vllm runs vLLM in this process; with --upstream the upstream generates: "
                              "give one of them")
@@ -280,7 +282,7 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
 
         def work() -> DecodedImage:  # base64 and image decoding off the event loop
             return decode_image(image_bytes(body.image), budget=cfg.image_budget(), window=window,
-                                slice_index=body.slice_index, frame=body.frame)
+                                slice_index=body.slice_index, frame=body.frame, draft=engine.shrink_to)
 
         return await asyncio.to_thread(work)
 
@@ -333,7 +335,8 @@ def create_app(cfg: ServeConfig, backend=None) -> FastAPI:
         if body.n * new > cfg.max_request_tokens:  # cheap: before any image is decoded
             raise BadInput(f"n x max_tokens = {body.n} x {new} is over the server's budget of {cfg.max_request_tokens} "
                            "new tokens per request (max_request_tokens); ask for fewer")
-        req = await asyncio.to_thread(chat_request, body.messages, cfg.image_budget(), new, reserved)
+        req = await asyncio.to_thread(chat_request, body.messages, cfg.image_budget(), new, reserved,
+                                      engine.shrink_to)
         req = replace(req, temperature=body.temperature, top_p=body.top_p, seed=body.seed)
         n_prompt = await asyncio.to_thread(check_budget, req, body.n)
         if body.stream:

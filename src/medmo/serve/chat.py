@@ -45,9 +45,11 @@ def refuse_unsupported(fields: dict) -> None:
                        f"remove {name} from the request")
 
 
-def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, reserved: tuple[str, ...] = ()):
+def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, reserved: tuple[str, ...] = (),
+                 draft: int | None = None):
     """OpenAI chat messages -> a backend Request: image_url parts become <image> placeholders,
-    all decoded within one request `budget` (ServeConfig.image_budget()).
+    all decoded within one request `budget` (ServeConfig.image_budget()); `draft`: the engine's
+    `shrink_to` (JPEGs are decoded at a DCT scale near it).
     Text goes through `clean_text`; `reserved` are the tokenizer's special tokens, refused in text."""
     from medmo.model.generate import Request
 
@@ -71,7 +73,7 @@ def chat_request(messages: list[dict], budget: Budget, max_new_tokens: int, rese
                 url = part.get("image_url")
                 url = url.get("url") if isinstance(url, dict) else url
                 what = f"messages[{i}].content[{j}].image_url"
-                images.append(decode_image(image_bytes(url, what), budget=budget, what=what).image)
+                images.append(decode_image(image_bytes(url, what), budget=budget, what=what, draft=draft).image)
                 text.append(IMAGE_TOKEN)
                 n_images += 1
             else:

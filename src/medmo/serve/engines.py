@@ -50,6 +50,8 @@ def finished(gen: Generation, stop: list[str] | None) -> Generation:
 class LocalEngine:
     """transformers in-process (medmo.model.generate.HFBackend) behind the dynamic batcher."""
 
+    shrink_to = None  # images reach the processor whole: it resizes them as evaluation does
+
     def __init__(self, backend, max_batch_size: int, max_wait_ms: float):
         self.backend, self.processor = backend, backend.processor
         self.batcher = DynamicBatcher(backend.generations, max_batch_size, max_wait_ms).start()
@@ -133,7 +135,10 @@ class LocalEngine:
 
 
 class UpstreamEngine:
-    """An OpenAI-compatible server does the generating; `model` is its name for the model."""
+    """An OpenAI-compatible server does the generating; `model` is its name for the model.
+
+    `shrink_to` (ServeConfig.max_pixels): larger images shrink to it before they are sent, and
+    the front end decodes JPEGs at a DCT scale near it (medmo.imaging.decode's `draft`)."""
 
     processor, context, reserved = None, None, ()  # the upstream checks its own context and tokens
 
@@ -142,27 +147,28 @@ class UpstreamEngine:
         from medmo.serve.upstream import OpenAIChat
 
         self.client = OpenAIChat(base_url, api_key, timeout=timeout, max_connections=max_connections)
-        self.model, self.max_new_tokens, self.max_pixels = model, max_new_tokens, max_pixels
+        self.model, self.max_new_tokens, self.shrink_to = model, max_new_tokens, max_pixels
         self.base_url = self.client.base_url
 
     def stats(self) -> dict:
         return {"upstream": self.base_url}
 
     def _params(self, req: Request, stop: list[str] | None) -> dict:
-        """The upstream's request; images over `max_pixels` shrink to it first (the upstream's
-        processor would: sending them whole costs PNG coding on both sides and bandwidth)."""
+        """The upstream's request. Images over `shrink_to` shrink to it first (the upstream's
+        processor would: sending them whole costs coding on both sides and bandwidth); an image
+        that came as a JPEG travels as a JPEG (quality 95), any other as a PNG (lossless)."""
         from PIL import Image
 
         from medmo.imaging import budget_size
-        from medmo.model.remote import chat_params
+        from medmo.model.remote import chat_params, image_data_url
 
-        def shrink(im):  # imaging.fit_pixels' size; reducing_gap: box-reduce first, half the time at 1024^2
-            return im.resize(budget_size(im.width, im.height, self.max_pixels), Image.BICUBIC, reducing_gap=2.0)
+        def encode(im) -> str:
+            lossy = im.format == "JPEG"  # decoded from a JPEG, not converted (medmo.imaging keeps RGB JPEGs as read)
+            if self.shrink_to and im.width * im.height > self.shrink_to:  # reducing_gap: box-reduce first, 2x faster
+                im = im.resize(budget_size(im.width, im.height, self.shrink_to), Image.BICUBIC, reducing_gap=2.0)
+            return image_data_url(im, lossy=lossy)
 
-        if self.max_pixels:
-            req = replace(req, images=[shrink(im) if im.width * im.height > self.max_pixels else im
-                                       for im in req.images])
-        return chat_params(req, self.model, self.max_new_tokens, temperature=0.0, stop=stop)
+        return chat_params(req, self.model, self.max_new_tokens, temperature=0.0, stop=stop, encode=encode)
 
     async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
         from medmo.model.remote import generation_from
@@ -187,6 +193,8 @@ class UpstreamEngine:
 
 class VLLMEngine:
     """vLLM's AsyncLLMEngine in this process (GPU); the prompt is the checkpoint's chat template."""
+
+    shrink_to = None  # vLLM's processor resizes
 
     def __init__(self, model: str, dtype: str, max_new_tokens: int, max_pixels: int | None, max_images: int = 8):
         try:

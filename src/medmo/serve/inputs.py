@@ -97,10 +97,11 @@ def _is_base64(text: str) -> bool:
 
 
 def decode_image(data: bytes, *, budget: Budget, window=None, slice_index: int | None = None,
-                 frame: int | None = None, what: str = "image") -> DecodedImage:
-    """File bytes -> RGB image within the request's budget; TooLarge (413) or BadInput (400) naming the problem."""
+                 frame: int | None = None, what: str = "image", draft: int | None = None) -> DecodedImage:
+    """File bytes -> RGB image within the request's budget; TooLarge (413) or BadInput (400) naming the problem.
+    `draft`: the pixel budget the image shrinks to next (medmo.imaging.decode: JPEG DCT scaling)."""
     try:
-        out = decode(data, window=window, slice_index=slice_index, frame=frame, budget=budget)
+        out = decode(data, window=window, slice_index=slice_index, frame=frame, budget=budget, draft=draft)
     except OverBudget as e:
         raise TooLarge(_named(e, what), e.budget) from None
     except (ValueError, FileNotFoundError) as e:

@@ -16,8 +16,8 @@ server otherwise). Exit status 1 when any request failed.
 
 `--upstream`: one `medmo serve` (batching on) is the upstream; the same load goes to it
 directly, then to `medmo serve --upstream URL` in front of it (a second process that
-decodes the image, shrinks it to `--max-pixels`, re-encodes it as PNG and asks the
-upstream's /v1/chat/completions), then to it directly again. The ratio front end / mean of
+decodes the image, shrinks it to `--max-pixels`, re-encodes it (a JPEG stays a JPEG, any
+other image becomes a PNG) and asks the upstream's /v1/chat/completions), then to it directly again. The ratio front end / mean of
 the two direct runs is the front end's overhead (target >= 0.95x), measured within one
 run so the machine's load is much the same for all three.
 

@@ -1,7 +1,7 @@
 """`medmo serve --upstream URL`: the medical front end over another real `medmo serve` (the
 tiny model, on 127.0.0.1), as it would sit in front of vLLM or SGLang. The front end lists
 its --served-model-name, answers /v1/ground and /v1/report from the upstream's text (boxes
-mapped to the image's pixels), passes chats through (plain and streamed, images as PNG data
+mapped to the image's pixels), passes chats through (plain and streamed, images as PNG or JPEG data
 URLs, finish reasons and refusals kept), and a long stream never stalls batched requests,
 upstream or on the local engine (they are answered while the stream is still open)."""
 from __future__ import annotations

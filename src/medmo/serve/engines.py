@@ -14,7 +14,8 @@ finish reason); nothing else about generation is the front end's business.
   waits for the next one.
 - `UpstreamEngine` (`--upstream URL`): any OpenAI-compatible server (vLLM, SGLang, TGI,
   another `medmo serve`) through medmo.serve.upstream (request format: medmo.model.remote);
-  images go as PNG data URLs after the front end decoded, windowed and de-identified them.
+  images go as data URLs (JPEG stays JPEG, anything else PNG; UpstreamEngine._params) after
+  the front end decoded, windowed and de-identified them.
   Concurrency, batching and streaming
   are the upstream's; a refusal (4xx) comes back with the upstream's status and message.
 - `VLLMEngine` (`--engine vllm`): vLLM's AsyncLLMEngine in this process (continuous
@@ -173,7 +174,7 @@ class UpstreamEngine:
     async def generate(self, req: Request, stop: list[str] | None = None) -> Generation:
         from medmo.model.remote import generation_from
 
-        params = await asyncio.to_thread(self._params, req, stop)  # PNG encoding off the event loop
+        params = await asyncio.to_thread(self._params, req, stop)  # image coding off the event loop
         return finished(generation_from(await self.client.complete(params)), stop)
 
     async def stream(self, req: Request, stop: list[str] | None = None) -> AsyncIterator[tuple[str, str | None]]:

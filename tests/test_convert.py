@@ -110,6 +110,23 @@ def test_config_errors():
         ConvertConfig(source="toy", raw="x", out="y", format="csv")
     with pytest.raises(ValueError, match="check_images"):
         ConvertConfig(source="toy", raw="x", out="y", check_images="maybe")
+    with pytest.raises(ValueError, match="parquet_layout 'arrow'"):
+        ConvertConfig(source="toy", raw="x", out="y", format="parquet", parquet_layout="arrow")
+
+
+@pytest.mark.parametrize("layout, nested", [("native", True), ("json", False)])
+def test_cli_parquet_layout(toy, tmp_path, layout, nested):
+    """--parquet-layout: native nested columns (the default) or the older JSON strings; medmo reads both."""
+    import pyarrow.parquet as pq
+
+    from medmo.data.schema import read_records
+
+    args = ["data", "convert", "toy", "--raw", str(toy), "--out", str(tmp_path / "o"), "--format", "parquet"]
+    assert main(args + ([] if layout == "native" else ["--parquet-layout", layout])) == 0
+    shard = next((tmp_path / "o").glob("*.parquet"))
+    messages = str(pq.read_schema(shard).field("messages").type)
+    assert messages.startswith("list<") if nested else messages == "string"
+    assert [r.answer for r in read_records(shard)][0] == {"text": "a lesion", "closed": False}
 
 
 def test_cli(toy, tmp_path, capsys):

@@ -45,7 +45,7 @@ from typing import Literal
 from tqdm import tqdm
 
 from medmo.config import make_run_dir
-from medmo.data.schema import Record, validate_record
+from medmo.data.schema import PARQUET_LAYOUTS, Record, validate_record
 from medmo.data.shards import FORMATS, ShardWriter, rebase, replace_folder, write_json
 from medmo.data.sources import Drops, Source, get_source, printable
 
@@ -62,6 +62,9 @@ class ConvertConfig:
     out: str = field(metadata={"help": "output folder for shards and report.json"})
     format: Literal["jsonl", "parquet"] = field(default="jsonl", metadata={
         "help": "shard format: jsonl (greppable) or parquet (compact, columnar)"})
+    parquet_layout: Literal["native", "json"] = field(default="native", metadata={
+        "help": "parquet only: native (nested columns: datasets.load_dataset('parquet', ...) gives records) or "
+                "json (nested fields as JSON strings, medmo's layout before native; medmo reads both)"})
     shard_size: int = field(default=50_000, metadata={
         "help": "records per shard (~50k keeps JSONL shards in the tens of MB)"})
     split: str | None = field(default=None, metadata={
@@ -78,6 +81,8 @@ class ConvertConfig:
             raise ValueError(f"format {self.format!r} is not one of {', '.join(FORMATS)}")
         if self.check_images not in CHECKS:
             raise ValueError(f"check_images {self.check_images!r} is not one of {', '.join(CHECKS)}")
+        if self.parquet_layout not in PARQUET_LAYOUTS:
+            raise ValueError(f"parquet_layout {self.parquet_layout!r} is not one of {', '.join(PARQUET_LAYOUTS)}")
         if self.shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
 
@@ -193,7 +198,7 @@ def _convert(cfg: ConvertConfig, src: Source, raw: Path, new: Path, out: Path, p
         if "image_dir" in inspect.signature(src.convert).parameters:
             kwargs["image_dir"] = images
         records = src.convert(raw, drops, **kwargs)
-        with ShardWriter(new, prefix, cfg.format, cfg.shard_size) as writer:
+        with ShardWriter(new, prefix, cfg.format, cfg.shard_size, layout=cfg.parquet_layout) as writer:
             for rec in tqdm(records, desc=f"convert {cfg.source}", unit="rec", mininterval=2):
                 if isinstance(rec, Record):  # validated when built; a shallow dict skips a 2nd deep asdict
                     d = {name: getattr(rec, name) for name in RECORD_FIELDS}

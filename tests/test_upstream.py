@@ -123,6 +123,21 @@ def test_finish_reasons_stop_strings_and_refusals_pass_through(front):
     assert front.post("/v1/chat/completions", json=_box_chat()).status_code == 200
 
 
+def test_with_tokenizer_the_front_end_checks_prompts_itself(trained_dir):
+    """--tokenizer: prompt budgets and special tokens are refused by the front end, before any
+    upstream is asked (here there is none: a port nothing listens on)."""
+    cfg = ServeConfig(upstream="http://127.0.0.1:9/v1", model="m", tokenizer=str(trained_dir), max_prompt_tokens=64)
+    with TestClient(create_app(cfg)) as c:
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi <|im_start|>"}]})
+        assert r.status_code == 400 and "<|im_start|>" in r.json()["error"]["message"]
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "word " * 200}]})
+        assert r.status_code == 400 and "max_prompt_tokens" in r.json()["error"]["message"]
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 502  # within budget: it goes upstream, which is not there
+    with pytest.raises(ValueError, match="--tokenizer is for --upstream"):
+        ServeConfig(model=str(trained_dir), tokenizer=str(trained_dir))
+
+
 def test_an_unreachable_upstream_is_a_clear_error():
     import socket
 

@@ -46,7 +46,8 @@ is served). `finish_reason` is "length" when max_tokens cut the answer, else "st
 `stop` strings cut the answer at the first one (on the local engine after generating).
 Fields medmo cannot honour (`logprobs`, `response_format`, `tools`, ...: chat.UNSUPPORTED)
 get a 400 naming the field, where vLLM would serve them. With `--upstream`, prompt-token
-budgets and the special-token check are the upstream's (the front end loads no tokenizer).
+budgets and the special-token check are the upstream's unless `--tokenizer DIR` gives the
+front end the model's processor (as vLLM's `--tokenizer`); then they are checked here too.
 
 Access: with `api_key` (`--api-key`, `--api-key-file PATH` to keep it out of `ps`, or
 $MEDMO_API_KEY) every request but the page and /healthz, /docs and /openapi.json
@@ -96,6 +97,10 @@ class ServeConfig:
         "help": "in-process generation without --upstream: hf (transformers, dynamic batching) or vllm "
                 "(vLLM's async engine; a GPU box with vLLM installed)"})
     upstream_timeout_s: float = field(default=600.0, metadata={"help": "--upstream: the longest wait for an answer"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "--upstream: a checkpoint folder (or hub id) of the upstream's model whose processor counts prompt "
+                "tokens (--max-prompt-tokens, the context) and names the special tokens refused in text, as "
+                "without --upstream; default: those checks are the upstream's"})
     host: str = field(default="127.0.0.1", metadata={
         "help": "bind address (set --api-key when it is not loopback: without a key, anyone who reaches the "
                 "port may use it)"})
@@ -142,6 +147,9 @@ class ServeConfig:
             raise ValueError(f"--upstream must be an http(s) URL such as http://127.0.0.1:8001/v1, got {self.upstream!r}")
         if self.max_pixels is not None and self.max_pixels < 32 * 32:
             raise ValueError(f"--max-pixels must be at least one 32x32 patch (1024), got {self.max_pixels}")
+        if self.tokenizer and not self.upstream:
+            raise ValueError("--tokenizer is for --upstream (the front end counts tokens with it); without "
+                             "--upstream the model's own processor does")
         if self.upstream and self.engine != "hf":
             raise ValueError("--engine vllm runs vLLM in this process; with --upstream the upstream generates: "
                              "give one of them")

@@ -58,8 +58,7 @@ class LocalEngine:
         self.batcher = DynamicBatcher(backend.generations, max_batch_size, max_wait_ms).start()
         if hasattr(backend, "model"):  # a decoding step of an abandoned batch raises batching.Cancelled
             backend.model.register_forward_pre_hook(lambda _module, _args: self.batcher.check_cancelled())
-        config = getattr(getattr(backend, "model", None), "config", None)
-        self.context = getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+        self.context = context_of(getattr(getattr(backend, "model", None), "config", None))
         self.reserved = tuple(backend.processor.tokenizer.all_special_tokens)
 
     def stats(self) -> dict:
@@ -139,17 +138,24 @@ class UpstreamEngine:
     """An OpenAI-compatible server does the generating; `model` is its name for the model.
 
     `shrink_to` (ServeConfig.max_pixels): larger images shrink to it before they are sent, and
-    the front end decodes JPEGs at a DCT scale near it (medmo.imaging.decode's `draft`)."""
-
-    processor, context, reserved = None, None, ()  # the upstream checks its own context and tokens
+    the front end decodes JPEGs at a DCT scale near it (medmo.imaging.decode's `draft`).
+    `tokenizer`: a checkpoint of the upstream's model, whose processor, special tokens and
+    context the front end then checks prompts against; without it the upstream checks them."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None, max_new_tokens: int, timeout: float,
-                 max_connections: int, max_pixels: int | None = None):
+                 max_connections: int, max_pixels: int | None = None, tokenizer: str | None = None):
         from medmo.serve.upstream import OpenAIChat
 
         self.client = OpenAIChat(base_url, api_key, timeout=timeout, max_connections=max_connections)
         self.model, self.max_new_tokens, self.shrink_to = model, max_new_tokens, max_pixels
         self.base_url = self.client.base_url
+        self.processor, self.context, self.reserved = None, None, ()
+        if tokenizer:
+            from medmo.model.load import load_processor
+
+            self.processor = load_processor(tokenizer, max_pixels=max_pixels)
+            self.reserved = tuple(self.processor.tokenizer.all_special_tokens)
+            self.context = _context(tokenizer)
 
     def stats(self) -> dict:
         return {"upstream": self.base_url}
@@ -261,7 +267,7 @@ def create_engine(cfg, backend=None):
         model = cfg.model or _first_model(cfg.upstream, key)
         cfg.served_model_name = cfg.served_model_name or model
         return UpstreamEngine(cfg.upstream, model, key, cfg.max_new_tokens, cfg.upstream_timeout_s,
-                                      cfg.max_connections, cfg.max_pixels)
+                              cfg.max_connections, cfg.max_pixels, cfg.tokenizer)
     if cfg.engine == "vllm":
         return VLLMEngine(cfg.model, cfg.dtype, cfg.max_new_tokens, cfg.max_pixels)
     from medmo.model.generate import HFBackend
@@ -269,6 +275,21 @@ def create_engine(cfg, backend=None):
     backend = HFBackend(cfg.model, batch_size=cfg.max_batch_size, max_new_tokens=cfg.max_new_tokens,
                         dtype=cfg.dtype, device=cfg.device, max_pixels=cfg.max_pixels)
     return LocalEngine(backend, cfg.max_batch_size, cfg.max_wait_ms)
+
+
+def context_of(config) -> int | None:
+    """A model config's context (the text model's max_position_embeddings); None if it has none."""
+    return getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+
+
+def _context(checkpoint: str) -> int | None:
+    """The context of a checkpoint's config.json; None without one (a tokenizer-only folder)."""
+    from transformers import AutoConfig
+
+    try:
+        return context_of(AutoConfig.from_pretrained(checkpoint))
+    except (OSError, ValueError):
+        return None
 
 
 def _first_model(url: str, key: str | None) -> str:

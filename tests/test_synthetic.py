@@ -37,6 +37,24 @@ def test_boxes_are_tight_around_bright_pixels():
     assert xs.max() - xs.min() > 0.85 * (b.x2 - b.x1) and ys.max() - ys.min() > 0.85 * (b.y2 - b.y1)
 
 
+@pytest.mark.parametrize("size, n", [(64, 3), (128, 1), (224, 4)])
+def test_boxes_are_the_painted_pixels_box_in_whole_pixels(size, n):
+    """As a mask gives it: integer pixel edges, and each edge row / column holds a cell pixel
+    (the noise-free image is compared: cells are painted before the noise)."""
+    from medmo.data.synthetic import DEMO_CELLS, CellStyle
+
+    for seed in range(10):
+        noisy, boxes = draw_cells(np.random.default_rng(seed), size, n, DEMO_CELLS)
+        clean, same = draw_cells(np.random.default_rng(seed), size, n, CellStyle(
+            min_radius=DEMO_CELLS.min_radius, max_radius=DEMO_CELLS.max_radius, noise=0.0))
+        assert boxes == same
+        cells = np.asarray(clean.convert("L"), dtype=float) > 60  # background <= 50 without noise
+        for b in boxes:
+            assert all(isinstance(v, int) for v in (b.x1, b.y1, b.x2, b.y2))
+            patch = cells[b.y1:b.y2, b.x1:b.x2]
+            assert patch[0].any() and patch[-1].any() and patch[:, 0].any() and patch[:, -1].any()
+
+
 def test_grounding_record_round_trips_through_the_grid(tmp_path):
     (rec,) = make_cell_records(1, tmp_path, seed=5, image_size=160, min_cells=3, max_cells=3)
     assert rec.task == "grounding" and rec.prompt == "<image>" + GROUND_ALL_CELLS

@@ -1,4 +1,4 @@
-"""The demo end to end at reduced size: the tiny model must learn (slow: minutes of CPU)."""
+"""The demo end to end as `medmo demo` runs it: the tiny model must learn (slow: minutes of CPU)."""
 import json
 from pathlib import Path
 
@@ -8,22 +8,22 @@ from medmo.demo import DemoConfig, run
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)  # stages 2-4 train on 1-3 cells now: past the suite's 600 s on a 2-core machine
+@pytest.mark.timeout(1800)  # about 5 minutes on a quiet 2-core machine; 10 on the slower ones, more when loaded
 def test_demo_learns_to_localize(tmp_path):
-    out = run(DemoConfig(out=str(tmp_path / "demo"), minutes=7, n_train=2000, n_eval=64))
+    """The default demo (the README's promise): thresholds are learning checks with margin, below
+    the numbers measured in bench/RESULTS.md (one-cell IoU 0.58-0.59, f1@0.5 0.46, count MAE 0.22)."""
+    out = run(DemoConfig(out=str(tmp_path / "demo")))
     results = json.loads((out / "results.json").read_text())
     rows = {r["stage"]: r for r in results["stages"]}
     assert list(rows) == ["untrained", "stage1_sft", "stage2_sft", "stage3_sft", "stage4_grpo"]
-    untrained, supervised = rows["untrained"]["mean_iou"], rows["stage3_sft"]["mean_iou"]
-    assert supervised > untrained + 0.2, results["stages"]  # measured 0.49 vs 0.00 (2 threads)
-    assert rows["stage4_grpo"]["mean_iou"] > untrained + 0.2
-    # multi-cell detection per stage (bench/RESULTS.md has the full-length numbers; this reduced run's
-    # thresholds are learning checks, not the issue's targets)
+    start, final = rows["untrained"], rows["stage4_grpo"]
+    assert rows["stage1_sft"]["mean_iou"] > start["mean_iou"] + 0.4, results["stages"]  # the model reads positions
+    assert final["mean_iou"] > start["mean_iou"] + 0.4, results["stages"]
     for r in results["stages"]:
         assert all(isinstance(r[k], (int, float)) for k in ("multi_iou", "multi_f1@0.5", "multi_count_mae")), r
-    final, start = rows["stage4_grpo"], rows["untrained"]
-    assert final["multi_f1@0.5"] > start["multi_f1@0.5"] + 0.2, results["stages"]
-    assert final["multi_count_mae"] < start["multi_count_mae"], results["stages"]  # counts better than untrained
+    assert final["multi_f1@0.5"] > start["multi_f1@0.5"] + 0.3, results["stages"]
+    assert final["multi_count_mae"] < 0.6 < start["multi_count_mae"], results["stages"]  # counts: 1.9 -> ~0.2
+    assert final["accuracy"] > 0.3, results["stages"]  # count / presence questions, from 0
     for name in ("results.md", "iou_by_stage.png", "predictions.png", "stage4_grpo/reward.png", "stage1_sft/loss.png"):
         assert (out / name).exists(), name
 
@@ -34,7 +34,7 @@ def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
     from medmo.data.schema import read_records
     from medmo.demo import make_data, stage_plan
 
-    cfg = DemoConfig(out=str(tmp_path), minutes=5, n_train=16, n_eval=8)
+    cfg = DemoConfig(out=str(tmp_path), minutes=5, n_train=96, n_eval=8)  # stage 4: 12 images
     data = make_data(cfg, tmp_path / "data")
     stages = stage_plan(cfg, data, tmp_path, tmp_path / "tiny")
     files = {Path(c.output_dir).name: [Path(p).name for p in c.data] for _, c in stages}
@@ -47,4 +47,9 @@ def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
              for i in (1, 2, 3, 4)}
     assert cells[1] == {1} and all(cells[i] == {1, 2, 3} for i in (2, 3, 4)), cells
     assert stages[3][1].max_completion_length >= 64  # three boxes fit in a rollout
-    assert stages[0][1].max_steps == 300  # recipes/tiny/stage1_sft.yaml's 600 steps at 5 of 10 minutes
+    import yaml
+
+    from medmo.config import shipped_recipes
+
+    full = yaml.safe_load((shipped_recipes() / "tiny" / "stage1_sft.yaml").read_text())["max_steps"]
+    assert stages[0][1].max_steps == round(full * 5 / 10)  # the recipe's steps at 5 of 10 minutes

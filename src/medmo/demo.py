@@ -1,6 +1,6 @@
 """`medmo demo`: the whole MedMO recipe on CPU in minutes, with the tiny Qwen3-VL.
 
-    medmo demo                      # ~10 minutes on two CPU cores, writes runs/demo/
+    medmo demo                      # at most ~10 minutes on two CPU cores (4.5 on a fast pair), writes runs/demo/
     medmo demo --minutes 3 --out runs/demo_short
 
 It builds the tiny model (medmo.model.tiny), generates synthetic microscopy data
@@ -48,7 +48,8 @@ class DemoConfig:
 
     out: str = field(default="runs/demo", metadata={"help": "run folder (re-running resumes it)"})
     minutes: float = field(default=10.0, metadata={
-        "help": "budget on two CPU cores; scales every stage's steps"})
+        "help": "budget on the slower 2-core machines (a fast pair of cores needs about half); scales every "
+                "stage's steps: more minutes, better multi-cell numbers (bench/RESULTS.md)"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: min(2, cores))"})
     image_size: int = field(default=DEMO_IMAGE_SIZE, metadata={
         "help": "synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)"})
@@ -76,12 +77,14 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
     from medmo.data.synthetic import write_cell_set
 
     s, n = cfg.image_size, cfg.n_train
+    # Stages 3 and 4 see about 1k and 300 samples at the default length: their sets are sized
+    # near that (generating images is part of the demo's time).
     specs = {  # name: (grounding images, vqa items, max cells, seed)
         "stage1": (n, 0, 1, cfg.seed + 1),
         "stage2": (n, 0, cfg.max_cells, cfg.seed + 2),  # count-aware curriculum: 1 cell, then 1..max_cells
-        "stage3": (n, n // 2, cfg.max_cells, cfg.seed + 3),
-        "stage4": (n // 4, 0, cfg.max_cells, cfg.seed + 4),
-        "stage4_vqa": (0, n // 8, cfg.max_cells, cfg.seed + 5),  # GRPO keeps answer accuracy too
+        "stage3": (n // 4, n // 8, cfg.max_cells, cfg.seed + 3),
+        "stage4": (n // 8, 0, cfg.max_cells, cfg.seed + 4),
+        "stage4_vqa": (0, n // 16, cfg.max_cells, cfg.seed + 5),  # GRPO keeps answer accuracy too
         "eval_grounding": (cfg.n_eval, 0, 1, cfg.seed + DEMO_EVAL_SEED),
         "eval_grounding_multi": (cfg.n_eval // 2, 0, cfg.max_cells, cfg.seed + 1002),  # 1..max_cells cells
         "eval_vqa": (0, cfg.n_eval // 2, cfg.max_cells, cfg.seed + 1001),

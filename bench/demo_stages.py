@@ -7,7 +7,8 @@ evaluate after each, as `medmo demo` does, printing one JSON line per stage.
 Each STAGE is `name:recipe:data[+data]:steps[:key=json,key=json]`: a run folder name under
 OUT, a recipe of recipes/tiny/ (its trainer is the recipe's), the demo record files it
 trains on (stage1, stage2, stage3, stage4, stage4_vqa), its steps and any overrides (values
-are JSON: 1e-3, true, "cosine"). Stages chain: each starts from the previous one's model.
+are JSON: 1e-3, true, "cosine"). Stages chain: each starts from the previous one's model (the first from --model, else
+a fresh tiny model).
 The data is `medmo demo`'s (medmo.demo.make_data), written once under --data (default
 OUT/../data<size>); a finished stage or evaluation is not run again. Held-out metrics are
 medmo.demo.STAGE_METRICS; `train_s` is wall seconds of training, `eval_s` of evaluation.
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=demo.DEMO_IMAGE_SIZE)
     ap.add_argument("--data", default=None, help="demo data folder (default: OUT/../data<size>)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None, help="start from this checkpoint (default: a fresh tiny model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -57,7 +59,7 @@ def main() -> None:
     data_dir = Path(args.data) if args.data else out.parent / f"data{args.image_size}"
     data = demo.make_data(demo.DemoConfig(out=str(out), image_size=args.image_size), data_dir)
     print(json.dumps({"stage": "data", "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
-    prev = out / "tiny"
+    prev = Path(args.model) if args.model else out / "tiny"
     if not (prev / "config.json").exists():
         build_tiny(prev)
     for spec in args.stages:

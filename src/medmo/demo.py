@@ -1,6 +1,6 @@
 """`medmo demo`: the whole MedMO recipe on CPU in minutes, with the tiny Qwen3-VL.
 
-    medmo demo                      # at most ~10 minutes on two CPU cores (4.5 on a fast pair), writes runs/demo/
+    medmo demo                      # about 10 minutes on two slow CPU cores, under 5 on fast ones; writes runs/demo/
     medmo demo --minutes 3 --out runs/demo_short
 
 It builds the tiny model (medmo.model.tiny), generates synthetic microscopy data

@@ -245,7 +245,10 @@ def budget_size(width: int, height: int, max_pixels: int, *, multiple: int = 32,
     return w, h
 
 
-def fit_pixels(image: Image.Image, max_pixels: int, *, multiple: int = 32, min_pixels: int | None = None) -> Image.Image:
-    """Resize to `budget_size` (bicubic); the image itself when it already fits exactly."""
+def fit_pixels(image: Image.Image, max_pixels: int, *, multiple: int = 32, min_pixels: int | None = None,
+               reducing_gap: float | None = None) -> Image.Image:
+    """Resize to `budget_size` (bicubic); the image itself when it already fits exactly.
+    `reducing_gap` (PIL's): box-reduce first when shrinking that many times or more, about
+    half the time for a 1024^2 image to 256^2, a slightly different resampling."""
     size = budget_size(image.width, image.height, max_pixels, multiple=multiple, min_pixels=min_pixels)
-    return image if size == image.size else image.resize(size, Image.BICUBIC)
+    return image if size == image.size else image.resize(size, Image.BICUBIC, reducing_gap=reducing_gap)

@@ -25,11 +25,11 @@ def image_data_url(image, lossy: bool = False) -> str:
     CPU time is the upstream's throughput when both share a machine). `lossy`: JPEG at quality
     95 instead, for an image that came as a JPEG (a 256^2 image: 0.2 instead of 2.8 ms to
     encode, 0.3 instead of 1.3 ms to decode upstream, 15 instead of 38 kB)."""
-    buf = io.BytesIO()
+    buf, rgb = io.BytesIO(), image.convert("RGB")
     if lossy:
-        image.convert("RGB").save(buf, format="JPEG", quality=95)
+        rgb.save(buf, format="JPEG", quality=95)
     else:
-        image.convert("RGB").save(buf, format="PNG", compress_level=1)
+        rgb.save(buf, format="PNG", compress_level=1)
     return f"data:image/{'jpeg' if lossy else 'png'};base64," + base64.b64encode(buf.getvalue()).decode()
 
 

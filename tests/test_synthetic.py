@@ -44,7 +44,7 @@ def test_boxes_are_the_painted_pixels_box_in_whole_pixels(size, n):
     from medmo.data.synthetic import DEMO_CELLS, CellStyle
 
     for seed in range(10):
-        noisy, boxes = draw_cells(np.random.default_rng(seed), size, n, DEMO_CELLS)
+        _, boxes = draw_cells(np.random.default_rng(seed), size, n, DEMO_CELLS)
         clean, same = draw_cells(np.random.default_rng(seed), size, n, CellStyle(
             min_radius=DEMO_CELLS.min_radius, max_radius=DEMO_CELLS.max_radius, noise=0.0))
         assert boxes == same

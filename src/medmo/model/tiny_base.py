@@ -13,7 +13,7 @@ on these; this module imports neither, so they import it without a circle.
   indexes set (vision layers 1-3 feed the first LLM layers).
 
 Departure from Qwen3-VL: sizes only (hidden 256, 4 layers; vision hidden 128, depth 4),
-and a ~400-token vocabulary instead of 151k. Nothing is downloaded.
+and a ~630-token vocabulary instead of 151k. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# The BPE is trained on this text so common words of medical prompts become single tokens.
+# The BPE is trained on this text so common words of medical prompts, the chat roles and the box
+# brackets become single tokens, as in Qwen's vocabulary (digits stay one token each).
 _CORPUS = """
 Detect and localize all cells in the image. Locate the lesion. Find the nodule in the chest X-ray.
 cell cells nucleus nuclei lesion nodule mass effusion pneumonia pneumothorax atelectasis cardiomegaly
@@ -57,6 +58,10 @@ Findings: Impression: The lungs are clear. No acute cardiopulmonary abnormality.
 What is the modality? CT MRI X-ray ultrasound pathology microscopy fundus dermoscopy brain liver kidney
 Answer with the option's letter from the given choices directly. A B C D E The answer is
 Please output the bounding box coordinates. 0 1 2 3 4 5 6 7 8 9 , [ ] [[ ]] ( ) : . ? !
+system
+user
+assistant
+[[1, 2], [3, 4]]
 """
 
 
@@ -75,7 +80,8 @@ class TinyConfig:
     vision_intermediate: int = field(default=384, metadata={"help": "vision encoder MLP size"})
     deepstack: tuple[int, ...] = field(default=(1, 2, 3), metadata={
         "help": "vision layers whose features are stacked into the language model (Qwen3-VL DeepStack)"})
-    vocab_merges: int = field(default=150, metadata={"help": "BPE merges learned on the corpus above"})
+    vocab_merges: int = field(default=350, metadata={
+        "help": "BPE merges learned on the corpus above (350: every corpus word is one token)"})
     min_pixels: int = field(default=32 * 32 * 4, metadata={"help": "processor's lower pixel budget per image"})
     max_pixels: int = field(default=512 * 512, metadata={"help": "processor's upper pixel budget per image"})
     seed: int = field(default=0, metadata={"help": "seed of the random weights"})

@@ -82,7 +82,7 @@ def test_prepare_builds_sets_and_plans_that_training_reuses(tiny_dir, tmp_path, 
     assert (grpo["stage"], grpo["prompts"]) == ("stage4_grpo", 8)
     sft_dir = tmp_path / "runs" / "stage1_sft"
     assert not (sft_dir / "config.json").exists()  # nothing trained, no model written
-    made = {p: p.stat().st_mtime_ns for p in [sft_dir / "packing_lengths.json", *sft_dir.glob("dataset/*")]}
+    made = {p: p.stat().st_mtime_ns for p in [sft_dir / "lengths.json", *sft_dir.glob("dataset/*")]}
 
     run_recipe(recipe)
     assert {p: p.stat().st_mtime_ns for p in made} == made  # reused, not rebuilt

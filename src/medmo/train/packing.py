@@ -287,15 +287,16 @@ def _sample_ids(base) -> list:
     return [base[i].get("id", i) for i in range(len(base))]
 
 
-def plan_for(base, processor, budget: int, chat_template: str | None = None,
-             length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None,
-             num_proc: int = 1) -> PackPlan:
-    """Measure every example of `base` and plan its rows; unmeasurable examples are counted and left out.
+def measure_lengths(base, processor, chat_template: str | None = None,
+                    length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None,
+                    num_proc: int = 1, purpose: str = "packing") -> list[int]:
+    """Every example's exact token length (`sample_length`), -1 where it cannot be measured.
 
     With `cache_file`, lengths are stored there and reused while the samples (ids), the
     image budget and the chat template are unchanged: a resumed run, and every rank after
     the first (`main_process_first`), skip the measuring pass. With `num_proc` > 1 and a
-    `datasets.Dataset` as `base`, the measuring pass runs in that many processes.
+    `datasets.Dataset` as `base`, the measuring pass runs in that many processes. Packing
+    and length-grouped batches (medmo.train.grouping) share this pass and its cache.
     """
     from tqdm.auto import tqdm
 
@@ -308,7 +309,7 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
         try:
             return length_fn(ex)
         except (OSError, ValueError) as e:
-            logger.warning("packing: cannot measure sample %s: %s", ex.get("id", "?"), e)
+            logger.warning("%s: cannot measure sample %s: %s", purpose, ex.get("id", "?"), e)
             return -1
 
     key = json.dumps([_sample_ids(base), dict(processor.image_processor.size), chat_template or processor.chat_template],
@@ -316,19 +317,26 @@ def plan_for(base, processor, budget: int, chat_template: str | None = None,
     key = hashlib.sha256(key.encode()).hexdigest()
     cached = json.loads(Path(cache_file).read_text()) if cache_file and Path(cache_file).exists() else {}
     if cached.get("key") == key:
-        lengths, unreadable = cached["lengths"], cached["unreadable"]
+        return cached["lengths"]
+    if num_proc > 1 and hasattr(base, "map"):
+        measured = base.map(lambda ex: {"length": measure(ex)}, num_proc=num_proc, remove_columns=base.column_names,
+                            new_fingerprint=f"lengths-{key[:16]}", desc=f"{purpose}: measuring")
+        lengths = list(measured["length"])
     else:
-        if num_proc > 1 and hasattr(base, "map"):
-            measured = base.map(lambda ex: {"length": measure(ex)}, num_proc=num_proc, remove_columns=base.column_names,
-                                new_fingerprint=f"lengths-{key[:16]}", desc="packing: measuring")
-            raw = list(measured["length"])
-        else:
-            raw = [measure(base[i]) for i in tqdm(range(len(base)), desc="packing: measuring", leave=False)]
-        unreadable = [i for i, n in enumerate(raw) if n < 0]
-        lengths = [budget + 1 if n < 0 else n for n in raw]  # planned as too long, then reported as unreadable
-        if cache_file:
-            write_json(cache_file, {"key": key, "lengths": lengths, "unreadable": unreadable}, indent=None)
-    plan = plan_packs(lengths, budget)
+        lengths = [measure(base[i]) for i in tqdm(range(len(base)), desc=f"{purpose}: measuring", leave=False)]
+    if cache_file:
+        write_json(cache_file, {"key": key, "lengths": lengths}, indent=None)
+    return lengths
+
+
+def plan_for(base, processor, budget: int, chat_template: str | None = None,
+             length_fn: Callable[[dict], int] | None = None, cache_file: str | Path | None = None,
+             num_proc: int = 1) -> PackPlan:
+    """Measure every example of `base` (`measure_lengths`) and plan its rows; unmeasurable
+    examples are counted and left out."""
+    raw = measure_lengths(base, processor, chat_template, length_fn, cache_file, num_proc)
+    unreadable = [i for i, n in enumerate(raw) if n < 0]
+    plan = plan_packs([budget + 1 if n < 0 else n for n in raw], budget)  # unreadable: planned as too long
     bad = set(unreadable)
     plan.too_long = [i for i in plan.too_long if i not in bad]
     plan.unreadable = unreadable

@@ -55,6 +55,7 @@ class SFTConfig(StageConfig):
     output_dir: str = "runs/sft"  # the run folder: checkpoints, log.jsonl, loss.png and the final model
     max_length: int | None = None  # drop (and count) samples longer than this many tokens; never cut images
     packing: bool = False  # multimodal packing (medmo.train.packing) instead of padding; max_length = row budget
+    group_by_length: bool = False  # padded batches of similar length, in random order (medmo.train.grouping)
     trace_ids: bool = False  # write each batch's sample ids to sample_ids.rank*.jsonl (packing; audits sharding/resume)
     dataloader_num_workers: int = 0  # image decoding workers
 
@@ -67,6 +68,9 @@ class SFTConfig(StageConfig):
             raise ValueError("packing with flash attention (or auto, which picks it on GPUs) needs "
                              "per_device_train_batch_size: 1: the varlen kernel reads sample boundaries from one "
                              "packed row per device (sdpa takes any batch size)")
+        if self.packing and self.group_by_length:
+            raise ValueError("packing and group_by_length both remove padding: choose one (packing fills rows of "
+                             "max_length tokens; group_by_length keeps batches of per_device_train_batch_size samples)")
         if self.trace_ids and not self.packing:
             raise ValueError("trace_ids is written by the packed collator: set packing: true as well")
 
@@ -75,6 +79,7 @@ class SFTConfig(StageConfig):
 
 
 SFT_JSON_COLUMNS = ("messages",)
+LENGTHS = "lengths.json"  # the exact sample lengths packing and group_by_length measure, cached in the run folder
 
 
 def sft_row(rec: Record, base: Path) -> dict | str:
@@ -165,9 +170,18 @@ class CountingSFTTrainer(SFTTrainer):
     The one hook medmo needs: the counts must leave the batch before the model sees it.
     """
 
-    def __init__(self, *args, counts: RunCounts, **kwargs):
+    def __init__(self, *args, counts: RunCounts, lengths: list[int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.counts = counts
+        self.lengths = lengths  # exact sample lengths: batches grouped by them (group_by_length)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        from medmo.train.grouping import LengthGroupedBatches
+
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return LengthGroupedBatches(self.lengths, self.args.train_batch_size, seed=seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         counts = inputs.pop(COUNTS, None)
@@ -206,28 +220,37 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
 
         with args.main_process_first(local=False, desc="packing plan"):  # rank 0 measures, the others reuse
             train_dataset, collator, plan = pack_for_sft(
-                train_dataset, collator, cfg.max_length, cache_file=run_dir / "packing_lengths.json",
+                train_dataset, collator, cfg.max_length, cache_file=run_dir / LENGTHS,
                 trace_file=run_dir / "sample_ids.jsonl" if cfg.trace_ids else None, num_proc=cfg.dataset_num_proc)
         skipped = skipped + plan.skipped()
+    lengths = None
+    if cfg.group_by_length:
+        from medmo.train.packing import measure_lengths
+
+        with args.main_process_first(local=False, desc="sample lengths"):
+            lengths = measure_lengths(train_dataset, processor, collator.chat_template, cache_file=run_dir / LENGTHS,
+                                      num_proc=cfg.dataset_num_proc, purpose="group_by_length")
     trainer = CountingSFTTrainer(
         model=model, args=args, train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,
         optimizer_cls_and_kwargs=(PerModuleAdamW, {"lrs": lrs, "weight_decay": cfg.weight_decay}),
         callbacks=[JsonlLogCallback(run_dir / "log.jsonl", stage=run_dir.name)], counts=RunCounts(skipped),
+        lengths=lengths,
     )
     return trainer, collator
 
 
 def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
-    """Build the stage's training set and packing plan in its run folder, without the model.
+    """Build the stage's training set and its sample lengths (packing plan or length groups) in its
+    run folder, without the model.
 
     `medmo train RECIPE --prepare` runs this on a CPU node before GPUs are booked; the
-    training run then finds both files and skips straight to step 1. Returns a summary.
+    training run then finds both and skips straight to step 1. Returns a summary.
     `processor_from` loads the processor from another checkpoint (a pipeline's later
     stages, whose own starting model does not exist yet).
     """
     from medmo.model.load import load_processor
-    from medmo.train.packing import plan_for
+    from medmo.train.packing import measure_lengths, plan_for
 
     run_dir = make_run_dir(cfg.output_dir, cfg)
     dataset, skipped = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
@@ -235,8 +258,13 @@ def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
     if cfg.packing:
         processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
         plan = plan_for(dataset, processor, cfg.max_length, chat_template=SFTCollator(processor).chat_template,
-                        cache_file=run_dir / "packing_lengths.json", num_proc=cfg.dataset_num_proc)
+                        cache_file=run_dir / LENGTHS, num_proc=cfg.dataset_num_proc)
         summary["packing"] = plan.summary()
+    elif cfg.group_by_length:
+        processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
+        lengths = measure_lengths(dataset, processor, SFTCollator(processor).chat_template, cache_file=run_dir / LENGTHS,
+                                  num_proc=cfg.dataset_num_proc, purpose="group_by_length")
+        summary["lengths"] = {"min": min(lengths), "max": max(lengths), "unreadable": sum(n < 0 for n in lengths)}
     return summary
 
 

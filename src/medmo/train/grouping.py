@@ -5,7 +5,7 @@ similar token length, so it pays for its tokens and not for its longest sample's
 
 A padded batch costs batch size x its longest sample. When lengths differ (the demo's
 one-box answers beside three-box ones, short VQA beside long reports) much of that is
-padding: in the demo's 1-3-cell stage, 21% of every batch (bench/RESULTS.md). Here each
+padding: in the demo's 1-3-cell stage, 23% of every batch (bench/RESULTS.md). Here each
 epoch shuffles the samples, cuts the order into windows of `window` batches, sorts every
 window by length and cuts it into batches; then all full batches of the epoch are shuffled,
 and the one short batch (if any) comes last. Lengths are exact and measured once

@@ -74,7 +74,7 @@ def test_group_by_length_stage_batches_by_exact_length(tiny_dir, tmp_path):
     loads holds one length (no padding), the lengths are the collator's exact token counts and
     are cached in the run folder, and a run trains and resumes with them."""
     from medmo.data.synthetic import write_cell_set
-    from medmo.train.sft import LENGTHS, SFTConfig, build_trainer, run
+    from medmo.train.sft import LENGTHS, SFTConfig, build_trainer, prepare, run
 
     one = write_cell_set(tmp_path / "data", "one", 8, image_size=64, max_cells=1, seed=1)
     three = write_cell_set(tmp_path / "data", "three", 8, n_vqa=8, image_size=64, min_cells=3, max_cells=3, seed=2)
@@ -82,8 +82,11 @@ def test_group_by_length_stage_batches_by_exact_length(tiny_dir, tmp_path):
     cfg = SFTConfig(model=str(tiny_dir), data=[str(one), str(three)], output_dir=str(out), group_by_length=True,
                     per_device_train_batch_size=4, max_steps=2, save_steps=2, logging_steps=1, learning_rate=1e-3,
                     min_pixels=4096, max_pixels=4096)
-    trainer, collator = build_trainer(cfg, out)
+    summary = prepare(cfg)  # `medmo train --prepare`: the lengths, measured before any model loads
     measured = json.loads((out / LENGTHS).read_text())["lengths"]
+    assert summary["lengths"] == {"min": min(measured), "max": max(measured), "unreadable": 0}
+    trainer, collator = build_trainer(cfg, out)
+    assert json.loads((out / LENGTHS).read_text())["lengths"] == measured
     assert len(measured) == 24 and len(set(measured)) >= 3  # one box, three boxes, short answers
     spreads = sorted(measured[i + 4] - measured[i] for i in range(0, 20, 4))  # chunks of 4 in file order mix lengths
     seen = 0

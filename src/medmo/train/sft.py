@@ -225,11 +225,8 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
         skipped = skipped + plan.skipped()
     lengths = None
     if cfg.group_by_length:
-        from medmo.train.packing import measure_lengths
-
-        with args.main_process_first(local=False, desc="sample lengths"):
-            lengths = measure_lengths(train_dataset, processor, collator.chat_template, cache_file=run_dir / LENGTHS,
-                                      num_proc=cfg.dataset_num_proc, purpose="group_by_length")
+        with args.main_process_first(local=False, desc="sample lengths"):  # rank 0 measures, the others reuse
+            lengths = group_lengths(cfg, train_dataset, processor, run_dir)
     trainer = CountingSFTTrainer(
         model=model, args=args, train_dataset=train_dataset,
         processing_class=processor, data_collator=collator,
@@ -238,6 +235,14 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
         lengths=lengths,
     )
     return trainer, collator
+
+
+def group_lengths(cfg: SFTConfig, dataset, processor, run_dir: Path) -> list[int]:
+    """`group_by_length`'s exact sample lengths (-1: unmeasurable), measured once and cached in the run folder."""
+    from medmo.train.packing import measure_lengths
+
+    return measure_lengths(dataset, processor, SFTCollator(processor).chat_template, cache_file=run_dir / LENGTHS,
+                           num_proc=cfg.dataset_num_proc, purpose="group_by_length")
 
 
 def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
@@ -250,21 +255,22 @@ def prepare(cfg: SFTConfig, processor_from: str | None = None) -> dict:
     stages, whose own starting model does not exist yet).
     """
     from medmo.model.load import load_processor
-    from medmo.train.packing import measure_lengths, plan_for
+    from medmo.train.packing import plan_for
 
     run_dir = make_run_dir(cfg.output_dir, cfg)
     dataset, skipped = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
     summary = {"stage": run_dir.name, "run_dir": str(run_dir), "samples": len(dataset), "skipped": dict(skipped)}
+    if not (cfg.packing or cfg.group_by_length):
+        return summary
+    processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
     if cfg.packing:
-        processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
         plan = plan_for(dataset, processor, cfg.max_length, chat_template=SFTCollator(processor).chat_template,
                         cache_file=run_dir / LENGTHS, num_proc=cfg.dataset_num_proc)
         summary["packing"] = plan.summary()
-    elif cfg.group_by_length:
-        processor = load_processor(processor_from or cfg.model, cfg.min_pixels, cfg.max_pixels)
-        lengths = measure_lengths(dataset, processor, SFTCollator(processor).chat_template, cache_file=run_dir / LENGTHS,
-                                  num_proc=cfg.dataset_num_proc, purpose="group_by_length")
-        summary["lengths"] = {"min": min(lengths), "max": max(lengths), "unreadable": sum(n < 0 for n in lengths)}
+    else:
+        measured = [n for n in group_lengths(cfg, dataset, processor, run_dir) if n >= 0]
+        summary["lengths"] = {"min": min(measured, default=None), "max": max(measured, default=None),
+                              "unreadable": len(dataset) - len(measured)}
     return summary
 
 

@@ -118,6 +118,7 @@ def test_per_module_learning_rates_reach_the_optimizer(tiny_dir, cells, tmp_path
     trainer.create_optimizer()
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     assert lrs == {"vision": 1e-5, "merger": 5e-4, "llm": 1e-4}
+    assert all(g["fused"] for g in trainer.optimizer.param_groups)  # CPU: the fused kernel, not a per-tensor loop
 
 
 def test_lora_step_saves_a_merged_full_checkpoint(tiny_dir, cells, tmp_path):

@@ -194,6 +194,11 @@ class PerModuleAdamW:
                 groups[module_of(name)].append(p)
         param_groups = [{"params": ps, "lr": lrs[m], "weight_decay": weight_decay, "name": m}
                         for m, ps in groups.items() if ps]
+        params = [p for ps in groups.values() for p in ps]
+        if params and all(p.device.type == "cpu" for p in params):
+            # torch's CPU default steps one tensor at a time: 10 ms a step for the tiny model's
+            # 99 tensors, 2.5 ms fused (bench/RESULTS.md); on GPUs its own default stays.
+            adam_kwargs.setdefault("fused", True)
         return torch.optim.AdamW(param_groups, **adam_kwargs)
 
 

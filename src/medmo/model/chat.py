@@ -39,3 +39,20 @@ def prompt_messages(messages: list[dict]) -> list[dict]:
             break
         out.append(m)
     return out
+
+
+def encode_for_training(processor, conversations, chat_template: str | None = None, **processor_kwargs) -> dict:
+    """Tokenize conversations (one, or a batch) with images for training: input ids, the
+    processor's vision inputs and `assistant_masks` (1 on the tokens of assistant turns, from
+    the template's generation marks), as torch tensors.
+
+    The processor is asked for numpy and the tensors are made here: with torch tensors,
+    transformers' assistant-mask alignment iterates every token's offsets as a tensor, which
+    was half of the SFT collator's time (26 ms a batch of 16 against 13.6; bench/RESULTS.md).
+    """
+    import torch
+
+    out = processor.apply_chat_template(conversations, chat_template=chat_template, tokenize=True, return_dict=True,
+                                        return_tensors="np", return_assistant_tokens_mask=True,
+                                        processor_kwargs=processor_kwargs)
+    return {k: torch.from_numpy(v) for k, v in out.items()}

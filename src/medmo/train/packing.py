@@ -45,6 +45,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from medmo.model.chat import encode_for_training
 from medmo.model.tokens import token_count
 from medmo.train.callbacks import COUNTS
 
@@ -154,8 +155,7 @@ def _with_images(conv: list[dict], images: list) -> list[dict]:
 def encode_example(processor, example: dict) -> dict[str, torch.Tensor]:
     """One sample, unpadded: input_ids, labels (assistant tokens only), mm_token_type_ids, images."""
     conv = _with_images(conversation(example), example_images(example))
-    out = processor.apply_chat_template(conv, tokenize=True, return_dict=True, return_tensors="pt",
-                                        return_assistant_tokens_mask=True)
+    out = encode_for_training(processor, conv)
     ids = out["input_ids"][0]
     labels = ids.clone()
     labels[out["assistant_masks"][0] == 0] = IGNORE

@@ -132,12 +132,11 @@ class SFTCollator:
                     part["image"] = next(images)
         return conv
 
-    def _encode(self, convs: list[list[dict]]):
-        return self.processor.apply_chat_template(
-            convs, chat_template=self.chat_template, tokenize=True, return_dict=True, return_tensors="pt",
-            return_assistant_tokens_mask=True,
-            processor_kwargs={"padding": True, "padding_side": "right", "add_special_tokens": False},
-        )
+    def _encode(self, convs: list[list[dict]]) -> dict:
+        from medmo.model.chat import encode_for_training
+
+        return encode_for_training(self.processor, convs, self.chat_template, padding=True, padding_side="right",
+                                   add_special_tokens=False)
 
     def __call__(self, rows: list[dict]) -> dict:
         before = Counter(self.skipped)
@@ -158,7 +157,7 @@ class SFTCollator:
         labels[batch["attention_mask"] == 0] = -100
         batch["labels"] = labels
         batch[COUNTS] = {"tokens": int(batch["attention_mask"].sum()), "skipped": dict(self.skipped - before)}
-        return dict(batch)
+        return batch
 
 
 # ---------------------------------------------------------------------------- run

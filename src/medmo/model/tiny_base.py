@@ -61,6 +61,8 @@ Please output the bounding box coordinates. 0 1 2 3 4 5 6 7 8 9 , [ ] [[ ]] ( ) 
 system
 user
 assistant
+yes
+no
 [[1, 2], [3, 4]]
 """
 

@@ -68,6 +68,17 @@ def test_grounding_record_round_trips_through_the_grid(tmp_path):
     assert Image.open(tmp_path / rec.images[0]).size == (160, 160)
 
 
+def test_targets_list_boxes_left_to_right(tmp_path):
+    """The text and answer["boxes"] agree, sorted by x1 then y1 (the first coordinate a box emits)."""
+    recs = make_cell_records(30, tmp_path, seed=4, image_size=64, min_cells=2, max_cells=3)
+    for r in recs:
+        truth = [tuple(b["bbox"]) for b in r.answer["boxes"]]
+        assert truth == sorted(truth, key=lambda b: (b[0], b[1]))
+        assert [tuple(round(v) for v in p.as_list()) for p in parse_boxes(r.target, 64, 64)] == truth
+    # not vacuous: some image has its leftmost cell below another cell (reading order would differ)
+    assert any(truth[0][1] > min(b[1] for b in truth) for truth in ([b["bbox"] for b in r.answer["boxes"]] for r in recs))
+
+
 def test_cells_never_overlap(tmp_path):
     recs = make_cell_records(20, tmp_path, seed=2, image_size=128, max_cells=4)
     for r in recs:

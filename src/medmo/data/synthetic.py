@@ -105,7 +105,10 @@ def draw_cells(rng: np.random.Generator, image_size: int, n_cells: int, style: C
     img = img + rng.normal(0, style.noise, img.shape)
     tint = np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.8, 1.0)], dtype=np.float32)  # stain-like color
     rgb = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
-    boxes.sort(key=lambda b: (b.y1, b.x1))  # reading order, so the target text is canonical
+    # Left to right (then top to bottom), so the target text is canonical and the key that picks
+    # the next box is x1, the coordinate a box's text starts with (bench/RESULTS.md: with reading
+    # order the model found the right row and missed the column).
+    boxes.sort(key=lambda b: (b.x1, b.y1))
     return Image.fromarray(rgb, "RGB"), boxes
 
 

@@ -55,4 +55,4 @@ def encode_for_training(processor, conversations, chat_template: str | None = No
     out = processor.apply_chat_template(conversations, chat_template=chat_template, tokenize=True, return_dict=True,
                                         return_tensors="np", return_assistant_tokens_mask=True,
                                         processor_kwargs=processor_kwargs)
-    return {k: torch.from_numpy(v) for k, v in out.items()}
+    return {k: torch.as_tensor(v) for k, v in out.items()}

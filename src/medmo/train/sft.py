@@ -37,6 +37,7 @@ from trl import SFTTrainer
 
 from medmo.config import make_run_dir
 from medmo.data.schema import Record
+from medmo.model.chat import encode_for_training
 from medmo.train.callbacks import COUNTS, JsonlLogCallback, RunCounts, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.data import build_dataset, image_paths
 from medmo.train.stage import PerModuleAdamW, StageConfig, load_for_training, save_final
@@ -133,8 +134,6 @@ class SFTCollator:
         return conv
 
     def _encode(self, convs: list[list[dict]]) -> dict:
-        from medmo.model.chat import encode_for_training
-
         return encode_for_training(self.processor, convs, self.chat_template, padding=True, padding_side="right",
                                    add_special_tokens=False)
 

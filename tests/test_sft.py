@@ -33,6 +33,25 @@ def test_labels_cover_only_the_assistant_answer(tiny_dir, rows):
     assert batch["pixel_values"].shape[0] == 3 * 16 and batch["image_grid_thw"].shape == (3, 3)
 
 
+def test_encoder_equals_the_processors_torch_output(tiny_dir, rows):
+    """encode_for_training asks for numpy (fast assistant-mask alignment); every tensor must be
+    what the processor's own torch path gives, on a padded batch of long and short answers."""
+    from medmo.model.chat import encode_for_training
+
+    processor = load_processor(tiny_dir)
+    collator = SFTCollator(processor)
+    convs = [collator._conversation(r) for r in rows[:2] + rows[-1:]]
+    kwargs = {"padding": True, "padding_side": "right", "add_special_tokens": False}
+    ours = encode_for_training(processor, convs, collator.chat_template, **kwargs)
+    theirs = processor.apply_chat_template(convs, chat_template=collator.chat_template, tokenize=True,
+                                           return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True,
+                                           processor_kwargs=kwargs)
+    assert set(ours) == set(theirs) >= {"input_ids", "attention_mask", "assistant_masks", "pixel_values"}
+    for k, v in theirs.items():
+        assert isinstance(ours[k], torch.Tensor) and ours[k].dtype == v.dtype and torch.equal(ours[k], v), k
+    assert 0 < int(ours["assistant_masks"].sum()) < int(ours["attention_mask"].sum())
+
+
 def test_unreadable_image_is_skipped_and_counted(tiny_dir, rows, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")

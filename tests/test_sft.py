@@ -194,3 +194,35 @@ def test_skips_made_in_dataloader_workers_reach_the_log(tiny_dir, tmp_path):
     assert rows[-1]["skipped/unreadable image"] == 1  # counted in a worker process
     assert rows[-1]["skipped/missing image"] == 1  # counted while building the set
     assert rows[-1]["num_trained_tokens"] > 0
+
+
+_FAULTS = """
+import resource, sys, torch
+from medmo.train.stage import keep_freed_memory
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+torch.set_num_threads(1)
+torch.manual_seed(0)
+mlp = torch.nn.Sequential(torch.nn.Linear(256, 768), torch.nn.SiLU(), torch.nn.Linear(768, 256))
+x = torch.randn(1400, 256)
+def step():
+    mlp(x).square().mean().backward()
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="a glibc allocator setting")
+def test_cpu_training_keeps_freed_memory_instead_of_faulting_it_back():
+    """Training steps of an MLP the tiny model's size: with glibc's defaults every step's
+    activations are unmapped when freed and faulted back in (11-17k minor faults over 20
+    steps here); kept in the heap, 5-6k."""
+    import subprocess
+    import sys
+
+    faults = {mode: int(subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
+                                       check=True).stdout) for mode in ("default", "keep")}
+    assert faults["keep"] < 0.6 * faults["default"], faults

@@ -176,9 +176,12 @@ def run(cfg: DemoConfig) -> Path:
     if not (tiny / "config.json").exists():
         build_tiny(tiny, TinyConfig(text_layers=cfg.text_layers))
     data = make_data(cfg, out / "data")
+    data_seconds = round(time.perf_counter() - t_start, 1)  # building the tiny model included
     stages = stage_plan(cfg, data, out, tiny)
+    t0 = time.perf_counter()
     rows = [{"stage": "untrained", "steps": 0, "train_seconds": 0.0,
-             **evaluate_stage(tiny, data, out / "eval" / "untrained", max_new_tokens=UNTRAINED_MAX_NEW_TOKENS)}]
+             **evaluate_stage(tiny, data, out / "eval" / "untrained", max_new_tokens=UNTRAINED_MAX_NEW_TOKENS),
+             "eval_seconds": round(time.perf_counter() - t0, 1)}]
     for kind, stage_cfg in stages:
         run_dir = Path(stage_cfg.output_dir)
         t0 = time.perf_counter()
@@ -187,10 +190,11 @@ def run(cfg: DemoConfig) -> Path:
         seconds = time.perf_counter() - t0
         metrics = evaluate_stage(run_dir, data, out / "eval" / run_dir.name)
         rows.append({"stage": run_dir.name, "steps": stage_cfg.max_steps, "train_seconds": round(seconds, 1),
-                     "steps_per_s": round(stage_cfg.max_steps / seconds, 2) if seconds > 1 else None, **metrics})
+                     "steps_per_s": round(stage_cfg.max_steps / seconds, 2) if seconds > 1 else None, **metrics,
+                     "eval_seconds": round(time.perf_counter() - t0 - seconds, 1)})
         logger.info("%s: %s", run_dir.name, rows[-1])
-    results = {"stages": rows, "threads": threads, "total_seconds": round(time.perf_counter() - t_start, 1),
-               "config": asdict(cfg)}
+    results = {"stages": rows, "threads": threads, "data_seconds": data_seconds,
+               "total_seconds": round(time.perf_counter() - t_start, 1), "config": asdict(cfg)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(results_table(rows) + "\n")
     plot_iou(rows, out / "iou_by_stage.png")

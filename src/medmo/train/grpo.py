@@ -53,7 +53,7 @@ from medmo.data.schema import Record
 from medmo.train.callbacks import JsonlLogCallback, common_trainer_args, last_checkpoint, read_log
 from medmo.train.data import build_dataset, decoder, image_paths
 from medmo.train.rewards import REWARDS, build_rewards
-from medmo.train.stage import PerModuleAdamW, StageConfig, load_for_training, save_final
+from medmo.train.stage import PerModuleAdamW, StageConfig, keep_freed_memory, load_for_training, save_final
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ def build_trainer(cfg: GRPOConfig, run_dir: Path):
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
         dataset, _ = grpo_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc,
                                   cfg.reasoning)
+    if args.device.type == "cpu":
+        keep_freed_memory()
     processor, model, lrs = load_for_training(cfg, run_dir if args.process_index == 0 else None)
     trainer = GRPOTrainer(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset,

@@ -40,7 +40,7 @@ from medmo.data.schema import Record
 from medmo.model.chat import encode_for_training
 from medmo.train.callbacks import COUNTS, JsonlLogCallback, RunCounts, common_trainer_args, last_checkpoint, plot_curve
 from medmo.train.data import build_dataset, image_paths
-from medmo.train.stage import PerModuleAdamW, StageConfig, load_for_training, save_final
+from medmo.train.stage import PerModuleAdamW, StageConfig, keep_freed_memory, load_for_training, save_final
 # re-exported: callers and tests name the module helpers through medmo.train.sft too
 from medmo.train.stage import MODULES, module_of, set_trainable  # noqa: F401
 
@@ -211,6 +211,8 @@ def build_trainer(cfg: SFTConfig, run_dir: Path):
     args = trl_args(cfg, run_dir)  # before the model: under ZeRO-3 it makes from_pretrained load sharded
     with args.main_process_first(local=False, desc="training set"):  # rank 0 builds it, the others reuse it
         train_dataset, skipped = sft_dataset(cfg.data, run_dir / "dataset", cfg.max_samples, cfg.dataset_num_proc)
+    if args.device.type == "cpu":
+        keep_freed_memory()
     processor, model, lrs = load_for_training(cfg, run_dir if args.process_index == 0 else None)
     collator = SFTCollator(processor, max_length=cfg.max_length)
     if cfg.packing:

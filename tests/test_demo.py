@@ -11,7 +11,8 @@ from medmo.demo import DemoConfig, run
 @pytest.mark.timeout(1800)  # about 5 minutes on a quiet 2-core machine; 10 on the slower ones, more when loaded
 def test_demo_learns_to_localize(tmp_path):
     """The default demo (the README's promise): thresholds are learning checks with margin, below
-    the numbers measured in bench/RESULTS.md (one-cell IoU 0.58-0.59, f1@0.5 0.46, count MAE 0.22)."""
+    the numbers measured on three random starts in bench/RESULTS.md (one-cell IoU 0.82-0.84,
+    set IoU 0.66-0.67, f1@0.5 0.74-0.78, VQA 0.88-0.92), as another CPU's arithmetic may differ."""
     out = run(DemoConfig(out=str(tmp_path / "demo")))
     results = json.loads((out / "results.json").read_text())
     rows = {r["stage"]: r for r in results["stages"]}
@@ -21,9 +22,11 @@ def test_demo_learns_to_localize(tmp_path):
     assert final["mean_iou"] > start["mean_iou"] + 0.4, results["stages"]
     for r in results["stages"]:
         assert all(isinstance(r[k], (int, float)) for k in ("multi_iou", "multi_f1@0.5", "multi_count_mae")), r
-    assert final["multi_f1@0.5"] > start["multi_f1@0.5"] + 0.3, results["stages"]
-    assert final["multi_count_mae"] < 0.6 < start["multi_count_mae"], results["stages"]  # counts: 1.9 -> ~0.2
-    assert final["accuracy"] > 0.3, results["stages"]  # count / presence questions, from 0
+    assert final["mean_iou"] >= 0.6 and final["multi_iou"] > 0.5 and final["multi_f1@0.5"] > 0.6, results["stages"]
+    assert final["multi_count_mae"] < 0.5 < start["multi_count_mae"], results["stages"]  # counts: 1.9 -> ~0.15
+    assert final["accuracy"] > 0.6, results["stages"]  # count / presence questions, from 0
+    seconds = results["data_seconds"] + sum(r["train_seconds"] + r["eval_seconds"] for r in results["stages"])
+    assert seconds <= results["total_seconds"] + 0.5, results  # every phase timed, none twice
     for name in ("results.md", "iou_by_stage.png", "predictions.png", "stage4_grpo/reward.png", "stage1_sft/loss.png"):
         assert (out / name).exists(), name
 
@@ -53,3 +56,17 @@ def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
 
     full = yaml.safe_load((shipped_recipes() / "tiny" / "stage1_sft.yaml").read_text())["max_steps"]
     assert stages[0][1].max_steps == round(full * 5 / 10)  # the recipe's steps at 5 of 10 minutes
+
+
+def test_data_is_the_same_on_one_process_or_two(tmp_path):
+    """make_data draws each set on a worker process when the demo has two threads: the records
+    and image bytes must equal a one-process run's."""
+    from medmo.demo import make_data
+
+    def files(threads: int) -> dict[str, bytes]:
+        root = tmp_path / str(threads)
+        make_data(DemoConfig(out=str(root), threads=threads, n_train=48, n_eval=8), root)
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    one, two = files(1), files(2)
+    assert len(one) > 8 * 2 and one == two  # 8 record files and their images

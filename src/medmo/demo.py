@@ -6,7 +6,7 @@
 It builds the tiny model (medmo.model.tiny; here with a 2-layer language model, which
 runs 1.5x the steps of the default 4 layers in the same minutes and localizes better for it),
 generates synthetic microscopy data
-(medmo.data.synthetic), runs the four stages of recipes/tiny/ through the same code as
+(medmo.data.synthetic; one process per thread), runs the four stages of recipes/tiny/ through the same code as
 the 8B recipes (TRL SFTTrainer for stages 1-3, GRPOTrainer for stage 4), and evaluates
 held-out images after every stage with medmo.eval.runner. Outputs in the run folder:
 results.json and results.md (per stage: one-cell IoU and IoU@0.5; on 1-3-cell images set
@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,9 +84,8 @@ UNTRAINED_MAX_NEW_TOKENS = 16
 
 
 def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
-    """Write every stage's records and the held-out sets; returns {name: jsonl path}."""
-    from medmo.data.synthetic import write_cell_set
-
+    """Write every stage's records and the held-out sets (missing ones only), on as many
+    processes as the demo has threads; returns {name: jsonl path}."""
     s, n = cfg.image_size, cfg.n_train
     # Stages 3 and 4 see about 2k and 300 samples at the default length: their sets are sized
     # near that (generating images is part of the demo's time).
@@ -100,15 +101,24 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
         "eval_grounding_multi": (cfg.n_eval, 0, cfg.max_cells, cfg.seed + 1002),
         "eval_vqa": (0, cfg.n_eval // 2, cfg.max_cells, cfg.seed + 1001),
     }
-    paths = {}
-    for name, (n_ground, n_vqa, max_cells, seed) in specs.items():
-        path = data_dir / f"{name}.jsonl"
-        if not path.exists():
-            split = "test" if name.startswith("eval") else "train"
-            write_cell_set(data_dir, name, n_ground, n_vqa, seed=seed, image_size=s, max_cells=max_cells,
-                           split=split, style=DEMO_CELLS)
-        paths[name] = path
+    paths = {name: data_dir / f"{name}.jsonl" for name in specs}
+    todo = [dict(out_dir=data_dir, name=name, n_grounding=n_ground, n_vqa=n_vqa, seed=seed, image_size=s,
+                 max_cells=max_cells, split="test" if name.startswith("eval") else "train", style=DEMO_CELLS)
+            for name, (n_ground, n_vqa, max_cells, seed) in specs.items() if not paths[name].exists()]
+    workers = min(len(todo), cfg.threads or min(2, os.cpu_count() or 1))
+    if workers > 1:  # each set is drawn from its own seed: the same files in any order, on any worker
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_write_cell_set, todo))
+    else:
+        for kwargs in todo:
+            _write_cell_set(kwargs)
     return paths
+
+
+def _write_cell_set(kwargs: dict) -> Path:
+    from medmo.data.synthetic import write_cell_set
+
+    return write_cell_set(**kwargs)
 
 
 def evaluate_stage(model_dir: Path, data: dict[str, Path], out: Path, batch_size: int = 64,

@@ -1,7 +1,7 @@
 """A training stage killed with SIGKILL resumes from its last checkpoint exactly where it was.
 
 Three runs of the same tiny recipe: a reference that runs straight through, a run killed
-(SIGKILL, no clean-up) soon after a checkpoint is complete, leaving a half-written
+(SIGKILL, no clean-up) once a checkpoint is complete and the next step logged, leaving a half-written
 checkpoint after it, and the same command started again, which resumes from the last
 complete one. The resumed run must reach the same step count, see the same batches
 from the checkpoint on (data position) and log the same loss and learning rate at every
@@ -44,6 +44,19 @@ def _by_step(run_dir: Path) -> dict[int, dict]:
     return {r["step"]: r for r in rows if "loss" in r}
 
 
+def _logged_steps(run_dir: Path) -> set[int]:
+    """Steps with a training row in log.jsonl so far (a line being written is skipped)."""
+    path, steps = run_dir / "log.jsonl", set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "loss" in row:
+            steps.add(row["step"])
+    return steps
+
+
 def _trace(run_dir: Path) -> list[list[str]]:
     return [json.loads(line)["ids"] for line in (run_dir / "sample_ids.rank0.jsonl").read_text().splitlines()]
 
@@ -61,12 +74,13 @@ def test_sigkill_then_resume_continues_exactly(tiny_dir, tmp_path):
 
     proc = subprocess.Popen(_cmd(tiny_dir, data, run_dir), cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # kill once checkpoint 2 is complete AND step 3 is logged, so the kill loses work past the
+    # checkpoint: a condition, not a sleep (a fixed 0.5 s let a faster machine finish all 8 steps)
     deadline = time.time() + 600
-    while not (run_dir / "checkpoint-2" / "trainer_state.json").exists():
+    while not ((run_dir / "checkpoint-2" / "trainer_state.json").exists() and _logged_steps(run_dir) >= {3}):
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.1)
-    time.sleep(0.5)  # let it start the next steps, so the kill loses work past the checkpoint
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run_dir / f"checkpoint-{MAX_STEPS}").exists(), "killed too late to test anything"

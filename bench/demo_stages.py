@@ -57,7 +57,7 @@ def main() -> None:
     out = Path(args.out)
     t0 = time.perf_counter()
     data_dir = Path(args.data) if args.data else out.parent / f"data{args.image_size}"
-    data = demo.make_data(demo.DemoConfig(out=str(out), image_size=args.image_size), data_dir)
+    data = demo.make_data(demo.DemoConfig(out=str(out), image_size=args.image_size), data_dir, workers=args.threads)
     print(json.dumps({"stage": "data", "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     prev = Path(args.model) if args.model else out / "tiny"
     if not (prev / "config.json").exists():

@@ -59,13 +59,13 @@ def test_stage_plan_gives_grpo_grounding_and_questions(tmp_path):
 
 
 def test_data_is_the_same_on_one_process_or_two(tmp_path):
-    """make_data draws each set on a worker process when the demo has two threads: the records
-    and image bytes must equal a one-process run's."""
+    """make_data draws each set on a worker process (the demo gives it one per thread): the
+    records and image bytes must equal a one-process run's."""
     from medmo.demo import make_data
 
-    def files(threads: int) -> dict[str, bytes]:
-        root = tmp_path / str(threads)
-        make_data(DemoConfig(out=str(root), threads=threads, n_train=48, n_eval=8), root)
+    def files(workers: int) -> dict[str, bytes]:
+        root = tmp_path / str(workers)
+        make_data(DemoConfig(out=str(root), n_train=48, n_eval=8), root, workers=workers)
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
     one, two = files(1), files(2)

@@ -55,7 +55,8 @@ class DemoConfig:
     minutes: float = field(default=10.0, metadata={
         "help": "budget on the slower 2-core machines (a fast pair of cores needs about half); scales every "
                 "stage's steps: more minutes, better multi-cell numbers (bench/RESULTS.md)"})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: min(2, cores))"})
+    threads: int | None = field(default=None, metadata={
+        "help": "torch CPU threads, and processes drawing the data (default: min(2, cores))"})
     image_size: int = field(default=DEMO_IMAGE_SIZE, metadata={
         "help": "synthetic image side in pixels (64 px = 4 visual tokens: fast steps on CPU)"})
     max_cells: int = field(default=3, metadata={
@@ -83,9 +84,11 @@ EVAL_MAX_NEW_TOKENS = 80
 UNTRAINED_MAX_NEW_TOKENS = 16
 
 
-def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
-    """Write every stage's records and the held-out sets (missing ones only), on as many
-    processes as the demo has threads; returns {name: jsonl path}."""
+def make_data(cfg: DemoConfig, data_dir: Path, workers: int = 1) -> dict[str, Path]:
+    """Write every stage's records and the held-out sets (missing ones only), on up to
+    `workers` processes; returns {name: jsonl path}."""
+    from medmo.data.synthetic import write_cell_set
+
     s, n = cfg.image_size, cfg.n_train
     # Stages 3 and 4 see about 2k and 300 samples at the default length: their sets are sized
     # near that (generating images is part of the demo's time).
@@ -105,20 +108,15 @@ def make_data(cfg: DemoConfig, data_dir: Path) -> dict[str, Path]:
     todo = [dict(out_dir=data_dir, name=name, n_grounding=n_ground, n_vqa=n_vqa, seed=seed, image_size=s,
                  max_cells=max_cells, split="test" if name.startswith("eval") else "train", style=DEMO_CELLS)
             for name, (n_ground, n_vqa, max_cells, seed) in specs.items() if not paths[name].exists()]
-    workers = min(len(todo), cfg.threads or min(2, os.cpu_count() or 1))
-    if workers > 1:  # each set is drawn from its own seed: the same files in any order, on any worker
+    workers = min(workers, len(todo))
+    if workers > 1:  # each set is drawn from its own seed: the same files on any worker
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_write_cell_set, todo))
+            for done in [pool.submit(write_cell_set, **kwargs) for kwargs in todo]:
+                done.result()
     else:
         for kwargs in todo:
-            _write_cell_set(kwargs)
+            write_cell_set(**kwargs)
     return paths
-
-
-def _write_cell_set(kwargs: dict) -> Path:
-    from medmo.data.synthetic import write_cell_set
-
-    return write_cell_set(**kwargs)
 
 
 def evaluate_stage(model_dir: Path, data: dict[str, Path], out: Path, batch_size: int = 64,
@@ -185,7 +183,7 @@ def run(cfg: DemoConfig) -> Path:
     tiny = out / "tiny"
     if not (tiny / "config.json").exists():
         build_tiny(tiny, TinyConfig(text_layers=cfg.text_layers))
-    data = make_data(cfg, out / "data")
+    data = make_data(cfg, out / "data", workers=threads)
     data_seconds = round(time.perf_counter() - t_start, 1)  # building the tiny model included
     stages = stage_plan(cfg, data, out, tiny)
     t0 = time.perf_counter()
